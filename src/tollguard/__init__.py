@@ -1,0 +1,3 @@
+"""Tollguard: a secure class-4 VoIP softswitch."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,222 @@
+"""Settings: one typed object read from ``<data dir>/tollguard.toml`` with defaults.
+
+Secrets never live in ``tollguard.toml``: ``tollguard init`` writes them to
+``<data dir>/secrets.toml`` (mode 0600). Nothing secret has a default.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field, fields, is_dataclass
+from pathlib import Path
+from typing import Any
+
+DATA_DIR_ENV = "TOLLGUARD_HOME"
+SETTINGS_FILE = "tollguard.toml"
+SECRETS_FILE = "secrets.toml"
+
+
+class ConfigError(Exception):
+    """A settings file that cannot be used; the message names the file and the key."""
+
+
+@dataclass(frozen=True, slots=True)
+class Listen:
+    transport: str  # udp | tcp | tls
+    host: str
+    port: int
+
+    @classmethod
+    def parse(cls, text: str) -> Listen:
+        try:
+            transport, host, port = text.rsplit(":", 2)
+            if transport not in {"udp", "tcp", "tls", "wss"}:
+                raise ValueError(f"unknown transport {transport!r}")
+            return cls(transport, host.strip("[]"), int(port))
+        except ValueError as exc:
+            raise ConfigError(f"sip.listen: {text!r} is not 'transport:host:port' ({exc})") from exc
+
+    def __str__(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{self.transport}:{host}:{self.port}"
+
+
+@dataclass(frozen=True, slots=True)
+class SipSettings:
+    realm: str = "tollguard"
+    listen: tuple[str, ...] = ("udp:0.0.0.0:5060", "tcp:0.0.0.0:5060", "tls:0.0.0.0:5061")
+    # Address written into Via/Contact/SDP towards peers; empty: the listening address.
+    advertised_host: str = ""
+    # No provisional response from a gateway within this time: try the next gateway.
+    gateway_setup_timeout_s: float = 4.0
+    # Ringing without an answer for this long: try the next gateway.
+    gateway_ring_timeout_s: float = 90.0
+    # Which final responses from a gateway make the switch try the next one.
+    failover_codes: tuple[str, ...] = ("408", "5xx")
+    max_forwards: int = 70
+    # Seconds a digest nonce stays valid.
+    nonce_lifetime_s: int = 300
+    user_agent: str = "Tollguard"
+    # RFC 3261 timers, in seconds.
+    t1: float = 0.5
+    t2: float = 4.0
+    t4: float = 5.0
+    # Share the UDP port between worker processes (SO_REUSEPORT). Off by default: it lets
+    # another process silently take a share of the traffic.
+    reuse_port: bool = False
+    workers: int = 1
+
+    @property
+    def listeners(self) -> tuple[Listen, ...]:
+        return tuple(Listen.parse(item) for item in self.listen)
+
+
+@dataclass(frozen=True, slots=True)
+class WebSettings:
+    listen_host: str = "127.0.0.1"
+    listen_port: int = 8443
+    # The admin lives at a path chosen at init; the default path is a honeypot.
+    admin_path: str = ""
+    allowed_hosts: tuple[str, ...] = ("localhost", "127.0.0.1")
+
+
+@dataclass(frozen=True, slots=True)
+class DatabaseSettings:
+    # "sqlite" (embedded default, file in the data dir) or "postgresql".
+    engine: str = "sqlite"
+    name: str = "tollguard.sqlite3"
+    host: str = ""
+    port: int = 5432
+    user: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class CdrSettings:
+    batch_size: int = 500
+    flush_interval_s: float = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class Secrets:
+    django_secret_key: str = ""
+    nonce_secret: str = ""
+    database_password: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    data_dir: Path
+    sip: SipSettings = field(default_factory=SipSettings)
+    web: WebSettings = field(default_factory=WebSettings)
+    database: DatabaseSettings = field(default_factory=DatabaseSettings)
+    cdr: CdrSettings = field(default_factory=CdrSettings)
+    secrets: Secrets = field(default_factory=Secrets)
+
+    @property
+    def settings_path(self) -> Path:
+        return self.data_dir / SETTINGS_FILE
+
+    @property
+    def secrets_path(self) -> Path:
+        return self.data_dir / SECRETS_FILE
+
+    @property
+    def database_path(self) -> Path:
+        return self.data_dir / self.database.name
+
+    @property
+    def tls_cert_path(self) -> Path:
+        return self.data_dir / "tls" / "cert.pem"
+
+    @property
+    def tls_key_path(self) -> Path:
+        return self.data_dir / "tls" / "key.pem"
+
+
+def default_data_dir() -> Path:
+    return Path(os.environ.get(DATA_DIR_ENV, "tollguard-data")).resolve()
+
+
+def _section(cls: type[Any], table: dict[str, Any], where: str) -> Any:
+    known = {f.name: f for f in fields(cls)}
+    values: dict[str, Any] = {}
+    for key, value in table.items():
+        if key not in known:
+            raise ConfigError(f"{where}: unknown setting {key!r}")
+        default = getattr(cls(), key)
+        if isinstance(default, tuple):
+            if not isinstance(value, list):
+                raise ConfigError(f"{where}.{key}: expected a list")
+            value = tuple(str(v) for v in value)
+        elif isinstance(default, bool):
+            if not isinstance(value, bool):
+                raise ConfigError(f"{where}.{key}: expected true or false")
+        elif isinstance(default, int | float) and not isinstance(default, bool):
+            if not isinstance(value, int | float) or isinstance(value, bool):
+                raise ConfigError(f"{where}.{key}: expected a number")
+            value = type(default)(value)
+        elif isinstance(default, str) and not isinstance(value, str):
+            raise ConfigError(f"{where}.{key}: expected a string")
+        values[key] = value
+    return cls(**values)
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        return {}
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: {exc}") from exc
+
+
+_SECTIONS: dict[str, type[Any]] = {
+    "sip": SipSettings,
+    "web": WebSettings,
+    "database": DatabaseSettings,
+    "cdr": CdrSettings,
+}
+
+
+def load(data_dir: Path | None = None) -> Settings:
+    """Read the settings and secrets of ``data_dir`` (missing files mean defaults)."""
+    data_dir = (data_dir or default_data_dir()).resolve()
+    raw = _read_toml(data_dir / SETTINGS_FILE)
+    sections: dict[str, Any] = {}
+    for name, table in raw.items():
+        if name not in _SECTIONS:
+            raise ConfigError(f"{data_dir / SETTINGS_FILE}: unknown section [{name}]")
+        if not isinstance(table, dict):
+            raise ConfigError(f"{data_dir / SETTINGS_FILE}: [{name}] must be a table")
+        sections[name] = _section(_SECTIONS[name], table, name)
+    secrets = _section(Secrets, _read_toml(data_dir / SECRETS_FILE), "secrets")
+    settings = Settings(data_dir=data_dir, secrets=secrets, **sections)
+    for listen in settings.sip.listen:
+        Listen.parse(listen)
+    return settings
+
+
+def dump(settings: Settings) -> str:
+    """``tollguard.toml`` text for ``settings`` (secrets excluded)."""
+    lines: list[str] = []
+    for name in _SECTIONS:
+        section = getattr(settings, name)
+        assert is_dataclass(section)
+        lines.append(f"[{name}]")
+        for f in fields(section):
+            lines.append(f"{f.name} = {_toml_value(getattr(section, f.name))}")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, tuple):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    text = str(value).replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{text}"'

@@ -1,0 +1,65 @@
+"""The call detail record: one per call, with every gateway attempt listed."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Protocol
+
+
+class HangupSide(StrEnum):
+    CALLER = "caller"  # the customer side hung up (BYE or CANCEL from the customer)
+    CALLEE = "callee"  # the provider side hung up or rejected the call
+    SWITCH = "switch"  # Tollguard ended it (max duration, no route, shutdown)
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One try of one gateway."""
+
+    provider_id: int
+    gateway_id: int
+    started_at: datetime
+    sip_code: int  # final response, 408 for a timeout, 0 when cancelled before any answer
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Cdr:
+    call_id: str  # the customer leg's Call-ID
+    started_at: datetime  # INVITE received (UTC)
+    ended_at: datetime
+    answered_at: datetime | None
+    duration_ms: int  # answer to end; 0 when not answered
+    billed_s: int  # seconds billed to the customer after increments
+    customer_id: int | None
+    account_id: int | None
+    source_ip: str
+    source_port: int
+    caller: str  # From user part as received
+    callee_raw: str  # Request-URI user part as received
+    callee: str  # normalized E.164 (digits, no '+'), "" when it could not be normalized
+    destination: str  # destination name from the customer's rate
+    sip_code: int  # final code sent to the customer
+    sip_reason: str
+    q850_cause: int
+    hangup_side: HangupSide
+    provider_id: int | None = None  # the answering (or last tried) provider
+    gateway_id: int | None = None
+    sell_rate: Decimal | None = None  # customer price per minute
+    sell_amount: Decimal = Decimal(0)
+    cost_rate: Decimal | None = None  # provider price per minute
+    cost_amount: Decimal = Decimal(0)
+    margin: Decimal = Decimal(0)  # sell_amount - cost_amount
+    currency: str = "EUR"
+    caller_user_agent: str = ""
+    callee_user_agent: str = ""
+    attempts: tuple[Attempt, ...] = field(default_factory=tuple)
+
+
+class CdrSink(Protocol):
+    """Port: where finished CDRs go (implemented by the web layer, called off the call path)."""
+
+    def write_batch(self, cdrs: list[Cdr]) -> None: ...
