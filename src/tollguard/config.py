@@ -30,7 +30,8 @@ class Listen:
     @classmethod
     def parse(cls, text: str) -> Listen:
         try:
-            transport, host, port = text.rsplit(":", 2)
+            transport, rest = text.split(":", 1)
+            host, port = rest.rsplit(":", 1)
             if transport not in {"udp", "tcp", "tls", "wss"}:
                 raise ValueError(f"unknown transport {transport!r}")
             return cls(transport, host.strip("[]"), int(port))
