@@ -36,8 +36,17 @@ def test_dump_then_load_round_trips(tmp_path: Path) -> None:
         ("[sip]\nlisten = ['udp:127.0.0.1']\n", "is not 'transport:host:port'"),
         ("[sip\n", "tollguard.toml"),
     ],
-    ids=["str", "number", "bool", "list", "unknown-key", "unknown-section", "transport",
-         "listen-shape", "toml-syntax"],
+    ids=[
+        "str",
+        "number",
+        "bool",
+        "list",
+        "unknown-key",
+        "unknown-section",
+        "transport",
+        "listen-shape",
+        "toml-syntax",
+    ],
 )
 def test_bad_settings_name_the_key(tmp_path: Path, text: str, message: str) -> None:
     (tmp_path / config.SETTINGS_FILE).write_text(text)

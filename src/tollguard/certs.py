@@ -18,8 +18,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 
-def write_self_signed(cert_path: Path, key_path: Path, *, hostnames: list[str] | None = None,
-                      days: int = 397) -> None:
+def write_self_signed(
+    cert_path: Path, key_path: Path, *, hostnames: list[str] | None = None, days: int = 397
+) -> None:
     """Write a P-256 key (mode 0600) and a self-signed certificate for ``hostnames``."""
     names = hostnames or [socket.gethostname(), "localhost"]
     key = ec.generate_private_key(ec.SECP256R1())

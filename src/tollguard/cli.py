@@ -11,7 +11,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -186,12 +185,21 @@ def _start_web(settings: config.Settings) -> subprocess.Popen[bytes]:
     env[config.DATA_DIR_ENV] = str(settings.data_dir)
     env["DJANGO_SETTINGS_MODULE"] = "tollguard.web.settings.prod"
     command = [
-        sys.executable, "-m", "uvicorn", "tollguard.web.asgi:application",
-        "--host", settings.web.listen_host,
-        "--port", str(settings.web.listen_port),
-        "--ssl-certfile", str(settings.tls_cert_path),
-        "--ssl-keyfile", str(settings.tls_key_path),
-        "--no-server-header", "--log-level", "warning",
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "tollguard.web.asgi:application",
+        "--host",
+        settings.web.listen_host,
+        "--port",
+        str(settings.web.listen_port),
+        "--ssl-certfile",
+        str(settings.tls_cert_path),
+        "--ssl-keyfile",
+        str(settings.tls_key_path),
+        "--no-server-header",
+        "--log-level",
+        "warning",
     ]
     return subprocess.Popen(command, env=env)
 
@@ -241,28 +249,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return serve(_settings(args), web=not args.no_web)
 
 
-DEMO_PLAN = Path(__file__).parent / "demo" / "plan.yaml"
-
-
 def cmd_demo(args: argparse.Namespace) -> int:
-    data_dir = Path(tempfile.mkdtemp(prefix="tollguard-demo-"))
-    settings, password = init_data_dir(
-        data_dir, bind="127.0.0.1", sip_port=args.sip_port, web_port=args.web_port
-    )
-    from tollguard.web import provisioning
+    from tollguard import demo
 
-    report = provisioning.load_plan_file(DEMO_PLAN, realm=settings.sip.realm)
-    print(f"Demo data directory: {data_dir} (deleted on exit)")
-    print(report.summary())
-    print(
-        f"Admin: https://{settings.web.listen_host}:{settings.web.listen_port}/"
-        f"{settings.web.admin_path}  user 'admin', password {password}"
-    )
-    print(f"Plan loaded from {DEMO_PLAN}; see docs/quickstart.md to place a test call with SIPp.")
-    try:
-        return serve(settings, web=not args.no_web)
-    finally:
-        shutil.rmtree(data_dir, ignore_errors=True)
+    return demo.run(sip_port=args.sip_port, web_port=args.web_port, web=not args.no_web)
 
 
 # --- bench / manage ---------------------------------------------------------------------------
@@ -314,7 +304,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="tollguard", description="Secure class-4 VoIP softswitch."
     )
     parser.add_argument(
-        "--data-dir", type=Path, default=None,
+        "--data-dir",
+        type=Path,
+        default=None,
         help=f"data directory (default ${config.DATA_DIR_ENV} or ./tollguard-data)",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")

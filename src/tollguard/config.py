@@ -142,7 +142,8 @@ def default_data_dir() -> Path:
 def _section(cls: type[Any], table: dict[str, Any], where: str) -> Any:
     known = {f.name: f for f in fields(cls)}
     values: dict[str, Any] = {}
-    for key, value in table.items():
+    for key, raw in table.items():
+        value = raw
         if key not in known:
             raise ConfigError(f"{where}: unknown setting {key!r}")
         default = getattr(cls(), key)

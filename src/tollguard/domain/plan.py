@@ -174,4 +174,3 @@ class PlanSource(Protocol):
     def load(self) -> PlanData:
         """A consistent snapshot of the whole configuration."""
         ...
-

@@ -1,0 +1,1 @@
+"""CDR app: stored call detail records and their export."""

@@ -1,0 +1,72 @@
+"""The stored CDR, one row per :class:`tollguard.domain.cdr.Cdr`.
+
+CDRs are history: deleting a customer or provider must neither delete nor block its
+CDRs, so the foreign keys carry no database constraint and keep the old id.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.db import models
+
+from tollguard.domain.cdr import HangupSide
+from tollguard.web.carriers.models import Gateway, Provider
+from tollguard.web.customers.models import Account, Customer
+
+
+class Cdr(models.Model):
+    call_id = models.CharField(max_length=255, db_index=True)
+    started_at = models.DateTimeField()
+    ended_at = models.DateTimeField()
+    answered_at = models.DateTimeField(null=True, blank=True)
+    duration_ms = models.PositiveBigIntegerField(default=0)
+    billed_s = models.PositiveIntegerField(default=0)
+    customer = models.ForeignKey(
+        Customer, models.DO_NOTHING, db_constraint=False, null=True, blank=True, related_name="+"
+    )
+    account = models.ForeignKey(
+        Account, models.DO_NOTHING, db_constraint=False, null=True, blank=True, related_name="+"
+    )
+    source_ip = models.GenericIPAddressField()
+    source_port = models.PositiveIntegerField()
+    caller = models.CharField(max_length=128, blank=True)
+    callee_raw = models.CharField(max_length=128, blank=True)
+    callee = models.CharField(max_length=32, blank=True)
+    destination = models.CharField(max_length=128, blank=True)
+    sip_code = models.PositiveSmallIntegerField()
+    sip_reason = models.CharField(max_length=128, blank=True)
+    q850_cause = models.PositiveSmallIntegerField(default=0)
+    hangup_side = models.CharField(
+        max_length=6, choices=[(side.value, side.value) for side in HangupSide]
+    )
+    provider = models.ForeignKey(
+        Provider, models.DO_NOTHING, db_constraint=False, null=True, blank=True, related_name="+"
+    )
+    gateway = models.ForeignKey(
+        Gateway, models.DO_NOTHING, db_constraint=False, null=True, blank=True, related_name="+"
+    )
+    sell_rate = models.DecimalField(max_digits=12, decimal_places=6, null=True, blank=True)
+    sell_amount = models.DecimalField(max_digits=16, decimal_places=6, default=Decimal(0))
+    cost_rate = models.DecimalField(max_digits=12, decimal_places=6, null=True, blank=True)
+    cost_amount = models.DecimalField(max_digits=16, decimal_places=6, default=Decimal(0))
+    margin = models.DecimalField(max_digits=16, decimal_places=6, default=Decimal(0))
+    currency = models.CharField(max_length=3, default="EUR")
+    caller_user_agent = models.CharField(max_length=255, blank=True)
+    callee_user_agent = models.CharField(max_length=255, blank=True)
+    # [{"provider_id", "gateway_id", "started_at" (ISO 8601), "sip_code", "reason"}, ...]
+    attempts = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        verbose_name = "CDR"
+        ordering = ("-started_at",)
+        indexes = [
+            models.Index(fields=["started_at"], name="cdr_started_at"),
+            models.Index(fields=["customer", "started_at"], name="cdr_customer_started"),
+            models.Index(fields=["provider", "started_at"], name="cdr_provider_started"),
+            models.Index(fields=["callee"], name="cdr_callee"),
+            models.Index(fields=["sip_code"], name="cdr_sip_code"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.call_id} {self.callee} {self.sip_code}"

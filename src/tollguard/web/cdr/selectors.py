@@ -1,0 +1,117 @@
+"""Reads of CDRs: domain values and streamed CSV/JSON export."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+from collections.abc import Iterator
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, Literal, TextIO
+
+from django.db.models import QuerySet
+
+from tollguard.domain.cdr import Attempt, HangupSide
+from tollguard.domain.cdr import Cdr as DomainCdr
+from tollguard.web.cdr import models
+
+ExportFormat = Literal["csv", "json"]
+
+# Export columns: the fields of the domain CDR, in their declared order.
+EXPORT_FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(DomainCdr))
+EXPORT_CHUNK_SIZE = 2000
+
+
+def cdrs_between(since: datetime | None, until: datetime | None) -> QuerySet[models.Cdr]:
+    """CDRs with ``since <= started_at < until`` (either bound optional), oldest first."""
+    qs = models.Cdr.objects.all()
+    if since is not None:
+        qs = qs.filter(started_at__gte=since)
+    if until is not None:
+        qs = qs.filter(started_at__lt=until)
+    return qs.order_by("started_at", "id")
+
+
+def from_row(row: models.Cdr) -> DomainCdr:
+    return DomainCdr(**_domain_kwargs(_row_values(row)))
+
+
+def _row_values(row: models.Cdr) -> dict[str, Any]:
+    return {name: getattr(row, name) for name in EXPORT_FIELDS}
+
+
+def _domain_kwargs(values: dict[str, Any]) -> dict[str, Any]:
+    values = dict(values)
+    values["hangup_side"] = HangupSide(values["hangup_side"])
+    values["attempts"] = tuple(
+        Attempt(
+            provider_id=a["provider_id"],
+            gateway_id=a["gateway_id"],
+            started_at=datetime.fromisoformat(a["started_at"]),
+            sip_code=a["sip_code"],
+            reason=a.get("reason", ""),
+        )
+        for a in values["attempts"]
+    )
+    return values
+
+
+def _rows(since: datetime | None, until: datetime | None) -> Iterator[dict[str, Any]]:
+    for values in (
+        cdrs_between(since, until)
+        .values_list(*EXPORT_FIELDS)
+        .iterator(chunk_size=EXPORT_CHUNK_SIZE)
+    ):
+        yield dict(zip(EXPORT_FIELDS, values, strict=True))
+
+
+def _text(value: Any) -> Any:
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, list):
+        return json.dumps(value, separators=(",", ":"))
+    return value
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)  # a string keeps the exact amount; floats would not
+    return value
+
+
+def export_cdrs(
+    fmt: ExportFormat,
+    since: datetime | None,
+    until: datetime | None,
+    out: TextIO,
+) -> int:
+    """Write CDRs started in ``[since, until)`` to ``out``; returns how many were written.
+
+    ``csv``: a header line with the domain field names, then one line per CDR (the
+    attempts as a JSON array). ``json``: one JSON array of objects, amounts as strings.
+    Rows are streamed from the database, so memory use does not grow with the range.
+    """
+    count = 0
+    if fmt == "csv":
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(EXPORT_FIELDS)
+        for row in _rows(since, until):
+            writer.writerow([_text(row[name]) for name in EXPORT_FIELDS])
+            count += 1
+        return count
+    if fmt == "json":
+        out.write("[")
+        for row in _rows(since, until):
+            out.write(",\n" if count else "\n")
+            json.dump({k: _json_value(v) for k, v in row.items()}, out, separators=(",", ":"))
+            count += 1
+        out.write("\n]\n" if count else "]\n")
+        return count
+    raise ValueError(f"unknown CDR export format {fmt!r}; use 'csv' or 'json'")

@@ -1,0 +1,1 @@
+"""Core app: the configuration version the switch polls, and first-login password rules."""

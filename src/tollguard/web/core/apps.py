@@ -1,0 +1,17 @@
+"""App configuration for :mod:`tollguard.web.core`."""
+
+from __future__ import annotations
+
+from django.apps import AppConfig
+
+
+class CoreConfig(AppConfig):
+    name = "tollguard.web.core"
+    label = "core"
+    verbose_name = "Tollguard"
+    default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from tollguard.web.core import security
+
+        security.connect()

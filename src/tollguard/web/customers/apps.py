@@ -1,0 +1,18 @@
+"""App configuration for :mod:`tollguard.web.customers`."""
+
+from __future__ import annotations
+
+from django.apps import AppConfig
+
+
+class CustomersConfig(AppConfig):
+    name = "tollguard.web.customers"
+    label = "customers"
+    default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        # Models and signal wiring can only be imported once the app registry is ready.
+        from tollguard.web.core.services import track_config_changes
+        from tollguard.web.customers.models import Account, AclEntry, Customer
+
+        track_config_changes(Customer, Account, AclEntry)

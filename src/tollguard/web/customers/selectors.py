@@ -1,0 +1,84 @@
+"""Customers, accounts and ACL entries from the ORM as domain values."""
+
+from __future__ import annotations
+
+import ipaddress
+from collections import defaultdict
+
+from tollguard.domain.plan import Account, AclEntry, Customer, NumberRules, RoutingStrategy
+from tollguard.web.customers import models
+
+
+def customers() -> tuple[Customer, ...]:
+    allowed: dict[int, list[int]] = defaultdict(list)
+    through = models.Customer.providers.through
+    for customer_id, provider_id in through.objects.order_by(
+        "customer_id", "provider_id"
+    ).values_list("customer_id", "provider_id"):
+        allowed[customer_id].append(provider_id)
+    rows = models.Customer.objects.order_by("id").values_list(
+        "id",
+        "name",
+        "enabled",
+        "sell_card_id",
+        "strategy",
+        "allow_negative_margin",
+        "max_call_duration_s",
+        "country_code",
+        "national_prefix",
+        "international_prefix",
+        "strip_prefix",
+    )
+    return tuple(
+        Customer(
+            id=pk,
+            name=name,
+            enabled=enabled,
+            sell_card_id=sell_card_id,
+            strategy=RoutingStrategy(strategy),
+            allow_negative_margin=allow_negative_margin,
+            max_call_duration_s=max_call_duration_s,
+            number_rules=NumberRules(
+                country_code=country_code,
+                national_prefix=national_prefix,
+                international_prefix=international_prefix,
+                strip_prefix=strip_prefix,
+            ),
+            provider_ids=tuple(allowed.get(pk, ())),
+        )
+        for (
+            pk,
+            name,
+            enabled,
+            sell_card_id,
+            strategy,
+            allow_negative_margin,
+            max_call_duration_s,
+            country_code,
+            national_prefix,
+            international_prefix,
+            strip_prefix,
+        ) in rows
+    )
+
+
+def accounts() -> tuple[Account, ...]:
+    rows = models.Account.objects.order_by("id").values_list(
+        "id", "customer_id", "username", "ha1_md5", "ha1_sha256", "allow_md5", "enabled"
+    )
+    return tuple(Account(*row) for row in rows)
+
+
+def acl() -> tuple[AclEntry, ...]:
+    rows = models.AclEntry.objects.order_by("id").values_list(
+        "id", "customer_id", "network", "tech_prefix"
+    )
+    return tuple(
+        AclEntry(
+            id=pk,
+            customer_id=customer_id,
+            network=ipaddress.ip_network(network),
+            tech_prefix=tech_prefix,
+        )
+        for pk, customer_id, network, tech_prefix in rows
+    )

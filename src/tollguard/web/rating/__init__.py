@@ -1,0 +1,1 @@
+"""Rating app: rate cards (sell and cost) and their per-prefix rates."""

@@ -1,0 +1,64 @@
+"""Rate cards and rates, mirrored by :class:`tollguard.domain.plan.RateCard` and ``Rate``."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
+from django.db import models
+
+from tollguard.domain.plan import Rounding
+
+digits_validator = RegexValidator(r"^[0-9]+$", "Only digits 0-9.")
+currency_validator = RegexValidator(r"^[A-Z]{3}$", "An ISO 4217 code such as EUR.")
+
+
+class RateCardKind(models.TextChoices):
+    SELL = "sell", "sell (customer prices)"
+    COST = "cost", "cost (provider prices)"
+
+
+class RateCard(models.Model):
+    name = models.CharField(max_length=100, unique=True)
+    currency = models.CharField(max_length=3, default="EUR", validators=[currency_validator])
+    rounding = models.CharField(
+        max_length=16,
+        choices=[(r.value, r.value.replace("_", " ")) for r in Rounding],
+        default=Rounding.HALF_UP.value,
+    )
+    decimals = models.PositiveSmallIntegerField(default=4, validators=[MaxValueValidator(6)])
+    kind = models.CharField(max_length=4, choices=RateCardKind.choices, default=RateCardKind.SELL)
+
+    class Meta:
+        ordering = ("name",)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Rate(models.Model):
+    """One prefix of a rate card; the longest matching prefix wins."""
+
+    card = models.ForeignKey(RateCard, on_delete=models.CASCADE, related_name="rates")
+    prefix = models.CharField(max_length=32, validators=[digits_validator])
+    destination = models.CharField(max_length=128, blank=True)
+    price_per_minute = models.DecimalField(
+        max_digits=12, decimal_places=6, validators=[MinValueValidator(Decimal(0))]
+    )
+    connect_fee = models.DecimalField(
+        max_digits=12,
+        decimal_places=6,
+        default=Decimal(0),
+        validators=[MinValueValidator(Decimal(0))],
+    )
+    initial_increment = models.PositiveIntegerField(default=60)
+    next_increment = models.PositiveIntegerField(default=60, validators=[MinValueValidator(1)])
+    effective_from = models.DateTimeField(null=True, blank=True)
+    effective_until = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ("card", "prefix")
+        indexes = [models.Index(fields=["card", "prefix"], name="rating_rate_card_prefix")]
+
+    def __str__(self) -> str:
+        return f"{self.card_id}:{self.prefix} {self.price_per_minute}"

@@ -1,0 +1,123 @@
+"""The admin: every app registered, SIP passwords go in and only digests come out."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from django.conf import settings
+from django.contrib import admin
+from django.contrib.auth import get_user_model
+from django.db.models import Model
+from django.test import Client, override_settings
+from django.urls import URLPattern, URLResolver, path
+
+from tollguard.web.carriers.models import Gateway, Provider
+from tollguard.web.cdr.models import Cdr
+from tollguard.web.core.models import ConfigVersion
+from tollguard.web.customers.models import Account, AclEntry, Customer
+from tollguard.web.customers.services import ha1_digests
+from tollguard.web.rating.models import Rate, RateCard
+
+from . import factories
+
+pytestmark = pytest.mark.usefixtures("db")
+
+urlpatterns: list[URLPattern | URLResolver] = [path("hidden/", admin.site.urls)]
+
+PAGES: list[type[Model]] = [
+    RateCard,
+    Rate,
+    Provider,
+    Gateway,
+    Customer,
+    Account,
+    AclEntry,
+    Cdr,
+    ConfigVersion,
+]
+
+
+@pytest.fixture
+def client() -> Iterator[Client]:
+    # Argon2 is slow on purpose; these tests are about the admin, not the hasher.
+    with override_settings(PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"]):
+        get_user_model().objects.create_superuser("root", password="a long admin passphrase")
+        client = Client()
+        assert client.login(username="root", password="a long admin passphrase")
+        yield client
+
+
+@pytest.mark.parametrize("model", PAGES, ids=[m._meta.label for m in PAGES])
+@override_settings(ROOT_URLCONF=__name__, ALLOWED_HOSTS=["testserver"])
+def test_changelists_render(client: Client, model: type[Model]) -> None:
+    assert admin.site.is_registered(model)
+    opts = model._meta
+    response = client.get(f"/hidden/{opts.app_label}/{opts.model_name}/?q=4")
+    assert response.status_code == 200
+
+
+@override_settings(ROOT_URLCONF=__name__, ALLOWED_HOSTS=["testserver"])
+def test_account_form_stores_only_digests(client: Client) -> None:
+    customer = factories.customer()
+    response = client.post(
+        "/hidden/customers/account/add/",
+        {
+            "customer": customer.pk,
+            "username": "alice",
+            "sip_password": "pa55-word",
+            "allow_md5": "on",
+            "enabled": "on",
+        },
+    )
+    assert response.status_code == 302
+    account = Account.objects.get(username="alice")
+    realm = settings.TOLLGUARD.sip.realm
+    assert (account.ha1_md5, account.ha1_sha256) == ha1_digests("alice", realm, "pa55-word")
+
+
+@override_settings(ROOT_URLCONF=__name__, ALLOWED_HOSTS=["testserver"])
+def test_account_form_needs_a_password_for_a_new_account(client: Client) -> None:
+    customer = factories.customer()
+    response = client.post(
+        "/hidden/customers/account/add/",
+        {"customer": customer.pk, "username": "alice", "enabled": "on"},
+    )
+    assert response.status_code == 200
+    assert "A new account needs a SIP password." in response.content.decode()
+    assert not Account.objects.exists()
+
+
+@override_settings(ROOT_URLCONF=__name__, ALLOWED_HOSTS=["testserver"])
+def test_account_form_keeps_digests_without_a_password(client: Client) -> None:
+    account = factories.account(factories.customer(), "bob", "old")
+    response = client.post(
+        f"/hidden/customers/account/{account.pk}/change/",
+        {"customer": account.customer_id, "username": "bob", "enabled": "on"},
+    )
+    assert response.status_code == 302
+    stored = Account.objects.get(pk=account.pk)
+    assert stored.ha1_sha256 == account.ha1_sha256
+    assert stored.allow_md5 is False
+
+
+@override_settings(ROOT_URLCONF=__name__, ALLOWED_HOSTS=["testserver"])
+def test_renaming_an_account_needs_a_new_password(client: Client) -> None:
+    account = factories.account(factories.customer(), "bob", "old")
+    response = client.post(
+        f"/hidden/customers/account/{account.pk}/change/",
+        {"customer": account.customer_id, "username": "robert", "enabled": "on"},
+    )
+    assert response.status_code == 200
+    assert "Changing the user name needs a new SIP password." in response.content.decode()
+
+
+@override_settings(ROOT_URLCONF=__name__, ALLOWED_HOSTS=["testserver"])
+def test_cdrs_are_read_only(client: Client) -> None:
+    assert client.get("/hidden/cdr/cdr/add/").status_code == 403
+
+
+def test_admin_static_files_are_served() -> None:
+    response = Client().get("/static/admin/css/base.css")
+    assert response.status_code == 200
+    assert b"".join(response.streaming_content).startswith(b"/*")  # type: ignore[attr-defined]
