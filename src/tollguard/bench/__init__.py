@@ -1,0 +1,1 @@
+"""Benchmarks behind ``tollguard bench NAME``: each module offers ``run(...) -> dict``."""
