@@ -76,6 +76,37 @@ def init_data_dir(
         fail(f"{data_dir} is already initialised (use --force to start over)")
     if force and data_dir.exists():
         shutil.rmtree(data_dir)
+    created = not data_dir.exists()
+    try:
+        return _init(
+            data_dir,
+            bind=bind,
+            sip_port=sip_port,
+            tls_port=tls_port,
+            web_port=web_port,
+            realm=realm,
+            admin_user=admin_user,
+        )
+    except BaseException:
+        # A failed init leaves nothing behind, so it can simply be run again.
+        if created:
+            shutil.rmtree(data_dir, ignore_errors=True)
+        else:
+            for name in (config.SETTINGS_FILE, config.SECRETS_FILE):
+                (data_dir / name).unlink(missing_ok=True)
+        raise
+
+
+def _init(
+    data_dir: Path,
+    *,
+    bind: str,
+    sip_port: int,
+    tls_port: int | None,
+    web_port: int,
+    realm: str,
+    admin_user: str,
+) -> tuple[config.Settings, str]:
     data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     os.chmod(data_dir, 0o700)
     tls_port = tls_port if tls_port is not None else (sip_port + 1 if sip_port else 0)
@@ -99,9 +130,9 @@ def init_data_dir(
             admin_path=f"manage-{secrets.token_hex(6)}/",
         ),
     )
-    settings.settings_path.write_text(config.dump(settings))
     _write_secrets(settings.secrets_path)
     certs.write_self_signed(settings.tls_cert_path, settings.tls_key_path)
+    settings.settings_path.write_text(config.dump(settings))
     settings = config.load(data_dir)
 
     from tollguard.web import bootstrap

@@ -1,0 +1,126 @@
+"""The ``tollguard`` command, run as a user runs it: in a child process."""
+
+from __future__ import annotations
+
+import json
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tollguard import config
+
+pytestmark = pytest.mark.integration
+
+
+def tollguard(*args: str, data_dir: Path, check: bool = True) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        [sys.executable, "-m", "tollguard.cli", "--data-dir", str(data_dir), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"tollguard {' '.join(args)} failed:\n{result.stderr}")
+    return result
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("cli") / "data"
+    result = tollguard("init", "--bind", "127.0.0.1", "--sip-port", "0", data_dir=path)
+    assert "password:" in result.stdout
+    return path
+
+
+def test_init_generates_private_secrets_and_a_random_admin_path(data_dir: Path) -> None:
+    settings = config.load(data_dir)
+    assert stat.S_IMODE(settings.secrets_path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(settings.tls_key_path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(data_dir.stat().st_mode) == 0o700
+    assert len(settings.secrets.django_secret_key) >= 50
+    assert len(settings.secrets.nonce_secret) == 64
+    assert settings.web.admin_path.strip("/") not in {"", "admin"}
+    assert settings.database_path.exists()
+    # Nothing secret is written into the settings file.
+    assert settings.secrets.django_secret_key not in settings.settings_path.read_text()
+
+
+def test_two_inits_never_share_secrets(tmp_path: Path, data_dir: Path) -> None:
+    other = tmp_path / "other"
+    tollguard("init", "--bind", "127.0.0.1", "--sip-port", "0", data_dir=other)
+    first, second = config.load(data_dir), config.load(other)
+    assert first.secrets.django_secret_key != second.secrets.django_secret_key
+    assert first.secrets.nonce_secret != second.secrets.nonce_secret
+    assert first.web.admin_path != second.web.admin_path
+
+
+def test_init_refuses_an_initialised_dir(data_dir: Path) -> None:
+    result = tollguard("init", data_dir=data_dir, check=False)
+    assert result.returncode == 1
+    assert "already initialised" in result.stderr
+
+
+def test_commands_refuse_an_uninitialised_dir(tmp_path: Path) -> None:
+    result = tollguard("cdr", "export", data_dir=tmp_path / "nothing", check=False)
+    assert result.returncode == 1
+    assert "run 'tollguard init' first" in result.stderr
+
+
+def test_load_reports_every_error_and_changes_nothing(data_dir: Path, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        "rate_cards:\n"
+        "  - name: retail\n"
+        "    kind: sell\n"
+        "    rates:\n"
+        "      - {prefix: '44', destination: UK, price_per_minute: abc}\n"
+        "customers:\n"
+        "  - name: acme\n"
+        "    sell_card: nowhere\n"
+    )
+    result = tollguard("load", str(bad), data_dir=data_dir, check=False)
+    assert result.returncode == 1
+    assert "nothing was changed" in result.stderr
+    assert "price_per_minute" in result.stderr
+    assert "nowhere" in result.stderr
+    exported = tollguard("cdr", "export", "--format", "json", data_dir=data_dir)
+    assert json.loads(exported.stdout) == []
+
+
+def test_load_then_cdr_export_of_an_empty_database(data_dir: Path) -> None:
+    example = Path(__file__).parents[1] / "docs" / "examples" / "plan.yaml"
+    result = tollguard("load", str(example), data_dir=data_dir)
+    assert "created" in result.stdout
+    again = tollguard("load", str(example), data_dir=data_dir)
+    assert "unchanged" in again.stdout
+    csv_out = tollguard("cdr", "export", "--format", "csv", data_dir=data_dir)
+    assert csv_out.stdout.splitlines()[0].startswith("call_id,")
+
+
+def test_bench_rating_prints_one_json_object(data_dir: Path) -> None:
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tollguard.cli",
+            "bench",
+            "lcr",
+            "--json",
+            "--prefixes",
+            "20000",
+            "--lookups",
+            "20000",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    figures = json.loads(result.stdout)
+    assert figures["name"] == "lcr"
+    assert figures["prefixes"] == 20000
+    assert figures["lookup_us"] > 0
