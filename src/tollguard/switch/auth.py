@@ -1,0 +1,161 @@
+"""Inbound authentication of initial INVITEs: by source address, else by digest.
+
+A call from an address in a customer's IP ACL (optionally with a tech prefix on the
+called number) belongs to that customer. Anything else must answer a proxy challenge
+(RFC 3261 §22.3, RFC 8760): the 407 offers SHA-256 first and MD5 after it, MD5 only when
+the account named in From allows it. An unknown user, a disabled account, a wrong
+password and a malformed header all get the same 403, so that the answer tells an
+attacker nothing about which accounts exist. A stale nonce with the right password gets
+a fresh 407 with ``stale=true`` (RFC 7616 §3.3).
+
+Every failure is one line on the ``tollguard.security`` logger, shaped for fail2ban::
+
+    auth failure: ip=203.0.113.9 port=5060 transport=udp user="bob" reason=bad-credentials
+
+(filter: ``auth failure: ip=<HOST> ``).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from tollguard.domain.plan import Account, Customer
+from tollguard.domain.routing import Plan
+from tollguard.sip.digest import (
+    NonceManager,
+    Verdict,
+    challenge_headers,
+    parse_credentials,
+    verify,
+)
+from tollguard.sip.errors import SipError
+
+__all__ = ["AuthResult", "Authenticated", "Authenticator", "Challenge", "Rejected"]
+
+security_log = logging.getLogger("tollguard.security")
+
+_BOTH = ("SHA-256", "MD5")
+_SHA256_ONLY = ("SHA-256",)
+
+
+@dataclass(frozen=True, slots=True)
+class Authenticated:
+    customer: Customer
+    account: Account | None
+    # The called number with the ACL tech prefix removed (as dialled otherwise).
+    number: str
+
+
+@dataclass(frozen=True, slots=True)
+class Challenge:
+    """Answer 407 with these ``Proxy-Authenticate`` values."""
+
+    values: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    status: int
+    reason: str
+
+
+AuthResult = Authenticated | Challenge | Rejected
+
+_FORBIDDEN = Rejected(403, "Forbidden")
+
+
+def _printable(text: str) -> str:
+    # Attacker-controlled text goes into a log that fail2ban parses: no line breaks,
+    # no quotes, bounded length.
+    return "".join(ch if ch.isprintable() and ch != '"' else "?" for ch in text[:64])
+
+
+class Authenticator:
+    """Authenticates initial INVITEs against the current plan."""
+
+    __slots__ = ("_nonces", "realm")
+
+    def __init__(self, realm: str, nonces: NonceManager) -> None:
+        self.realm = realm
+        self._nonces = nonces
+
+    def authenticate(
+        self,
+        plan: Plan,
+        *,
+        method: str,
+        request_uri: str,
+        from_user: str,
+        called: str,
+        credentials: tuple[str, ...],
+        source: tuple[str, int],
+        transport: str,
+        now: float,
+    ) -> AuthResult:
+        """Decide who is calling; ``credentials`` are the Proxy-Authorization values."""
+        acl = plan.match_acl(source[0], called)
+        if acl is not None:
+            entry, number = acl
+            customer = plan.customer(entry.customer_id)
+            if customer is not None and customer.enabled:
+                return Authenticated(customer, None, number)
+        value = self._ours(credentials)
+        if value is None:
+            return Challenge(self._challenge(plan, from_user, stale=False, now=now))
+        try:
+            creds = parse_credentials(value)
+        except SipError:
+            return self._fail(source, transport, "", "malformed-credentials")
+        account = plan.account_by_username(creds.username)
+        if account is None:
+            return self._fail(source, transport, creds.username, "unknown-user")
+        algorithm = creds.algorithm.upper()
+        if algorithm.startswith("SHA-256"):
+            ha1 = account.ha1_sha256
+        elif algorithm.startswith("MD5") and account.allow_md5:
+            ha1 = account.ha1_md5
+        else:
+            return self._fail(source, transport, creds.username, "algorithm-refused")
+        if creds.uri != request_uri:
+            # RFC 3261 §22.4: the digest must cover this request, not one replayed
+            # from elsewhere.
+            return self._fail(source, transport, creds.username, "uri-mismatch")
+        verdict = verify(creds, method, ha1, self._nonces, now)
+        if verdict is Verdict.STALE:
+            return Challenge(self._challenge(plan, creds.username, stale=True, now=now))
+        if verdict is not Verdict.OK:
+            return self._fail(source, transport, creds.username, "bad-credentials")
+        customer = plan.customer(account.customer_id)
+        if not account.enabled or customer is None or not customer.enabled:
+            return self._fail(source, transport, creds.username, "disabled")
+        return Authenticated(customer, account, called)
+
+    def _ours(self, values: tuple[str, ...]) -> str | None:
+        # A request may carry credentials for several proxies (RFC 3261 §22.3); use the
+        # one for our realm, or the only one.
+        if len(values) == 1:
+            return values[0]
+        needle = f'realm="{self.realm}"'
+        for value in values:
+            if needle in value:
+                return value
+        return None
+
+    def _challenge(self, plan: Plan, username: str, *, stale: bool, now: float) -> tuple[str, ...]:
+        account = plan.account_by_username(username) if username else None
+        algorithms = _SHA256_ONLY if account is not None and not account.allow_md5 else _BOTH
+        nonce = self._nonces.make(self.realm, now)
+        return tuple(challenge_headers(self.realm, nonce, algorithms, stale))
+
+    @staticmethod
+    def _fail(source: tuple[str, int], transport: str, user: str, reason: str) -> Rejected:
+        security_log.warning(
+            'auth failure: ip=%s port=%d transport=%s user="%s" reason=%s',
+            source[0],
+            source[1],
+            transport,
+            _printable(user),
+            reason,
+        )
+        return _FORBIDDEN

@@ -1,0 +1,108 @@
+"""The switch process: listeners, the routing plan, the B2BUA and the CDR writer, wired.
+
+:func:`run_switch` serves until ``stop`` is set or the process gets SIGTERM/SIGINT, then
+stops gracefully: new INVITEs get 503, calls in progress are ended (BYE on both legs of
+answered calls, CANCEL and 503 for the others), and every CDR is written before it
+returns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+from collections.abc import Callable
+
+from tollguard.config import Settings
+from tollguard.domain.cdr import CdrSink
+from tollguard.domain.plan import PlanSource
+from tollguard.switch.b2bua import B2bua
+from tollguard.switch.cdr_writer import CdrWriter
+from tollguard.switch.loader import PlanLoader
+from tollguard.transport import Transports, client_context, server_context
+
+__all__ = ["run_switch"]
+
+log = logging.getLogger(__name__)
+
+# How long a graceful stop waits for the BYEs and CANCELs it sent to be answered.
+_DRAIN_TIMEOUT_S = 4.0
+
+
+def _nonce_secret(settings: Settings) -> bytes:
+    secret = settings.secrets.nonce_secret
+    if secret:
+        return secret.encode()
+    # No configured secret (tests, a first start): nonces from this process only.
+    log.warning("no nonce secret configured; digest nonces will not survive a restart")
+    return os.urandom(32)
+
+
+async def run_switch(
+    settings: Settings,
+    plan_source: PlanSource,
+    cdr_sink: CdrSink,
+    *,
+    on_ready: Callable[[list[str]], None] | None = None,
+    stop: asyncio.Event | None = None,
+) -> None:
+    """Serve SIP until ``stop`` is set (or SIGTERM/SIGINT), then stop gracefully.
+
+    ``on_ready`` gets one line per listener with its bound port, e.g.
+    ``udp:127.0.0.1:40123``, once the plan is loaded and every listener is up.
+    """
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    loader = PlanLoader(plan_source)
+    await loader.load()
+    writer = CdrWriter(
+        cdr_sink, batch_size=settings.cdr.batch_size, flush_interval_s=settings.cdr.flush_interval_s
+    )
+    b2bua = B2bua(settings, lambda: loader.plan, writer, nonce_secret=_nonce_secret(settings))
+    listens = settings.sip.listeners
+    server_ssl = None
+    if any(listen.transport == "tls" for listen in listens):
+        server_ssl = server_context(settings.tls_cert_path, settings.tls_key_path)
+    transports = Transports(
+        b2bua.on_message,
+        reuse_port=settings.sip.reuse_port,
+        server_ssl=server_ssl,
+        client_ssl=client_context(verify=True),
+        on_send_error=b2bua.on_send_error,
+    )
+    installed: list[signal.Signals] = []
+    try:
+        listeners = await transports.start(
+            listen for listen in listens if listen.transport != "wss"
+        )
+        host = settings.sip.advertised_host
+        if not host:
+            wildcard = {"0.0.0.0", "::"}  # noqa: S104 (compared against, not bound)
+            bound = next((item.host for item in listeners if item.host not in wildcard), "")
+            host = bound or "127.0.0.1"
+            if not bound:
+                log.warning("sip.advertised_host is not set; advertising %s", host)
+        b2bua.bind(
+            transports.send, {item.transport: item.port for item in reversed(listeners)}, host
+        )
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.add_signal_handler(signum, stop.set)
+                installed.append(signum)
+        lines = [str(item) for item in listeners]
+        log.info("switch ready: %s", ", ".join(lines))
+        if on_ready is not None:
+            on_ready(lines)
+        await loader.run(stop)
+        log.info("switch stopping: %d calls in progress", b2bua.active_calls)
+        b2bua.drain()
+        await b2bua.wait_settled(_DRAIN_TIMEOUT_S)
+    finally:
+        b2bua.close()
+        for signum in installed:
+            loop.remove_signal_handler(signum)
+        await transports.close()
+        await asyncio.to_thread(writer.close)
+        log.info("switch stopped: %d CDRs written", writer.written)

@@ -1,0 +1,113 @@
+"""Coarse call timers: one event-loop timer per tick instead of one per call timer.
+
+A call arms half a dozen timers (Timer A towards the gateway, the setup and ring
+timeouts, the 2xx retransmission, the duration limit, Timer E for the BYE) and cancels
+nearly all of them within milliseconds. One ``loop.call_at`` handle each costs more than
+the rest of the call's bookkeeping, so the B2BUA files its timers into slots of
+``tick`` seconds and a single loop timer fires the due slots. RFC 3261 timers tolerate
+the granularity: a tick is 10 ms against T1's 500 ms.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import logging
+import math
+from collections.abc import Callable
+from typing import Protocol
+
+__all__ = ["HORIZON_S", "Cancellable", "Timer", "TimerWheel"]
+
+log = logging.getLogger(__name__)
+
+# Longer timers (the call duration limit) go straight to the event loop: a cancelled
+# wheel timer is only dropped when its slot comes up, and hours of cancelled limits
+# would pile up in memory.
+HORIZON_S = 120.0
+
+
+class Cancellable(Protocol):
+    def cancel(self) -> None: ...
+
+
+class Timer:
+    """One armed timer; :meth:`cancel` is idempotent and releases the callback."""
+
+    __slots__ = ("args", "callback")
+
+    def __init__(self, callback: Callable[..., None] | None, args: tuple[object, ...]) -> None:
+        self.callback = callback
+        self.args = args
+
+    def cancel(self) -> None:
+        self.callback = None
+        self.args = ()
+
+    @property
+    def cancelled(self) -> bool:
+        return self.callback is None
+
+
+class TimerWheel:
+    """Timers rounded up to the next ``tick``, fired by one loop timer while any is armed."""
+
+    __slots__ = ("_done", "_due", "_handle", "_loop", "_slots", "_tick")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, tick: float = 0.01) -> None:
+        self._loop = loop
+        self._tick = tick
+        self._slots: dict[int, list[Timer]] = {}
+        self._due: list[int] = []  # heap of the slots in _slots
+        self._done = math.floor(loop.time() / tick)  # every slot up to here has fired
+        self._handle: asyncio.TimerHandle | None = None
+
+    def call_later(self, delay: float, callback: Callable[..., None], *args: object) -> Cancellable:
+        if delay > HORIZON_S:
+            return self._loop.call_at(self._loop.time() + delay, callback, *args)
+        timer = Timer(callback, args)
+        slot = math.ceil((self._loop.time() + delay) / self._tick)
+        slot = max(slot, self._done + 1)
+        bucket = self._slots.get(slot)
+        if bucket is not None:
+            bucket.append(timer)
+            return timer
+        self._slots[slot] = [timer]
+        heapq.heappush(self._due, slot)
+        if self._due[0] == slot:
+            # The earliest slot changed: wake for it instead.
+            if self._handle is not None:
+                self._handle.cancel()
+            self._handle = self._loop.call_at(slot * self._tick, self._fire)
+        return timer
+
+    def _fire(self) -> None:
+        self._handle = None
+        now_slot = math.floor(self._loop.time() / self._tick)
+        slots, due = self._slots, self._due
+        while due and due[0] <= now_slot:
+            bucket = slots.pop(heapq.heappop(due))
+            for timer in bucket:
+                callback = timer.callback
+                if callback is None:
+                    continue
+                args = timer.args
+                timer.cancel()
+                try:
+                    callback(*args)
+                except Exception:
+                    # As the event loop does for its own handles: report, keep going.
+                    log.exception("timer callback %r failed", callback)
+        self._done = max(self._done, now_slot)
+        if due and self._handle is None:
+            self._handle = self._loop.call_at(due[0] * self._tick, self._fire)
+
+    def close(self) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+        self._slots.clear()
+        self._due.clear()
+
+    def __len__(self) -> int:
+        return sum(1 for bucket in self._slots.values() for t in bucket if not t.cancelled)

@@ -1,0 +1,651 @@
+"""End-to-end B2BUA scenarios over loopback UDP: a test UAC, two test gateways, the switch."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from tollguard.config import Listen
+from tollguard.domain.cdr import HangupSide
+from tollguard.domain.plan import SipTransport
+from tollguard.sip import parse_message
+from tollguard.sip.digest import authorization
+from tollguard.sip.message import Request, Response, make_response
+from tollguard.transport import Transports, client_context
+
+from .conftest import (
+    PASSWORD,
+    SDP_ANSWER,
+    SDP_OFFER,
+    Dialog,
+    Harness,
+    answer,
+    plan_data,
+    request,
+    write_certificate,
+)
+
+Run = Callable[..., None]
+
+
+def _is(method: str) -> Callable[[Request | Response], bool]:
+    return lambda m: isinstance(m, Request) and m.method == method
+
+
+async def _bye_from_customer(h: Harness, dialog: Dialog) -> None:
+    h.uac.send(dialog.in_dialog("BYE"), h.switch)
+    bye, addr = await h.gw1.request("BYE")
+    h.gw1.send(make_response(bye, 200), addr)
+    await h.uac.response(200, method="BYE")
+
+
+def test_basic_call_is_relayed_rated_and_recorded(run_scenario: Run) -> None:
+    async def scenario(h: Harness) -> None:
+        dialog = h.invite()
+        trying = await h.uac.response(100)
+        assert trying.call_id == dialog.call_id
+        invite, addr = await h.gw1.request("INVITE")
+        assert invite.body == SDP_OFFER
+        assert str(invite.uri).startswith("sip:442071234567@127.0.0.1:")
+        assert invite.max_forwards == 69
+        answer(h.gw1, invite, addr, 180)
+        ringing = await h.uac.response(180)
+        assert ringing.to.tag
+        answer(h.gw1, invite, addr, 200, body=SDP_ANSWER)
+        ok = await h.uac.response(200)
+        assert ok.body == SDP_ANSWER
+        assert ok.to.tag == ringing.to.tag
+        dialog.ack(ok)
+        await h.gw1.request("ACK")
+        await _bye_from_customer(h, dialog)
+        (cdr,) = await h.sink.wait()
+        assert cdr.call_id == dialog.call_id
+        assert cdr.sip_code == 200
+        assert cdr.q850_cause == 16
+        assert cdr.hangup_side is HangupSide.CALLER
+        assert cdr.callee_raw == "777442071234567"
+        assert cdr.callee == "442071234567"
+        assert cdr.customer_id == 1
+        assert cdr.account_id is None
+        assert cdr.provider_id == 1
+        assert cdr.gateway_id == 1
+        assert [a.sip_code for a in cdr.attempts] == [200]
+        assert cdr.caller_user_agent == "test-uac"
+        assert cdr.callee_user_agent == "test-gw"
+        assert cdr.answered_at is not None
+        assert cdr.margin == cdr.sell_amount - cdr.cost_amount
+
+    run_scenario(scenario)
+
+
+def test_topology_hiding_both_ways(run_scenario: Run) -> None:
+    async def scenario(h: Harness) -> None:
+        dialog = h.invite(extra=(("Record-Route", "<sip:edge.customer.example;lr>"),))
+        invite, addr = await h.gw1.request("INVITE")
+        raw = h.gw1.raw[-1]
+        uac_port = str(h.uac.port).encode()
+        assert b"customer.example" not in raw
+        assert b"alice@127.0.0.1:" + uac_port not in raw  # customer's Contact
+        assert all(str(v.port) != str(h.uac.port) for v in invite.vias)
+        assert invite.call_id != dialog.call_id
+        assert invite.from_.tag != dialog.from_tag
+        assert len(invite.vias) == 1
+        answer(
+            h.gw1,
+            invite,
+            addr,
+            200,
+            body=SDP_ANSWER,
+            headers=(("Record-Route", "<sip:core.carrier.example;lr>"),),
+        )
+        ok = await h.uac.response(200)
+        back = next(r for r in reversed(h.uac.raw) if r.startswith(b"SIP/2.0 200"))
+        assert b"carrier.example" not in back
+        assert b"gw@127.0.0.1" not in back
+        assert ok.headers.get("Contact") is not None
+        dialog.ack(ok)
+        await h.gw1.request("ACK")
+        await _bye_from_customer(h, dialog)
+
+    run_scenario(scenario)
+
+
+def test_failover_on_503_tries_the_next_gateway(run_scenario: Run) -> None:
+    async def scenario(h: Harness) -> None:
+        dialog = h.invite()
+        invite, addr = await h.gw1.request("INVITE")
+        answer(h.gw1, invite, addr, 503)
+        await h.gw1.request("ACK")
+        invite2, addr2 = await h.gw2.request("INVITE")
+        assert invite2.call_id != invite.call_id
+        answer(h.gw2, invite2, addr2, 200, body=SDP_ANSWER)
+        ok = await h.uac.response(200)
+        dialog.ack(ok)
+        await h.gw2.request("ACK")
+        h.uac.send(dialog.in_dialog("BYE"), h.switch)
+        bye, baddr = await h.gw2.request("BYE")
+        h.gw2.send(make_response(bye, 200), baddr)
+        (cdr,) = await h.sink.wait()
+        assert [(a.gateway_id, a.sip_code) for a in cdr.attempts] == [(1, 503), (2, 200)]
+        assert cdr.gateway_id == 2
+
+    run_scenario(scenario)
+
+
+@pytest.mark.parametrize("status", [486, 603], ids=["busy", "decline"])
+def test_no_failover_on_busy_or_6xx(run_scenario: Run, status: int) -> None:
+    async def scenario(h: Harness) -> None:
+        h.invite()
+        invite, addr = await h.gw1.request("INVITE")
+        answer(h.gw1, invite, addr, status)
+        final = await h.uac.response()
+        assert final.status == status
+        (cdr,) = await h.sink.wait()
+        assert cdr.sip_code == status
+        assert cdr.hangup_side is HangupSide.CALLEE
+        assert h.gw2.nothing(lambda m: True)
+
+    run_scenario(scenario)
+
+
+def test_last_failure_code_goes_to_the_customer(run_scenario: Run) -> None:
+    async def scenario(h: Harness) -> None:
+        h.invite()
+        invite, addr = await h.gw1.request("INVITE")
+        answer(h.gw1, invite, addr, 503)
+        invite2, addr2 = await h.gw2.request("INVITE")
+        answer(h.gw2, invite2, addr2, 502)
+        final = await h.uac.response()
+        assert final.status == 502
+        (cdr,) = await h.sink.wait()
+        assert cdr.q850_cause == 38
+
+    run_scenario(scenario)
+
+
+def test_setup_timeout_fails_over(run_scenario: Run) -> None:
+    async def scenario(h: Harness) -> None:
+        dialog = h.invite()
+        await h.gw1.request("INVITE")  # gateway 1 stays silent
+        invite2, addr2 = await h.gw2.request("INVITE", timeout=2.0)
+        answer(h.gw2, invite2, addr2, 486)
+        final = await h.uac.response()
+        assert final.status == 486
+        (cdr,) = await h.sink.wait()
+        assert [(a.gateway_id, a.sip_code) for a in cdr.attempts] == [(1, 408), (2, 486)]
+        assert cdr.call_id == dialog.call_id
+
+    run_scenario(scenario, sip={"gateway_setup_timeout_s": 0.3})
+
+
+def test_ring_timeout_cancels_and_fails_over(run_scenario: Run) -> None:
+    async def scenario(h: Harness) -> None:
+        h.invite()
+        invite, addr = await h.gw1.request("INVITE")
+        answer(h.gw1, invite, addr, 180)
+        await h.uac.response(180)
+        cancel, caddr = await h.gw1.request("CANCEL", timeout=2.0)
+        assert cancel.vias[0].branch == invite.vias[0].branch
+        h.gw1.send(make_response(cancel, 200), caddr)
+        answer(h.gw1, invite, addr, 487)
+        invite2, addr2 = await h.gw2.request("INVITE")
+        answer(h.gw2, invite2, addr2, 404)
+        assert (await h.uac.response()).status == 404
+
+    run_scenario(scenario, sip={"gateway_ring_timeout_s": 0.3})
+
+
+def test_cancel_before_answer(run_scenario: Run) -> None:
+    async def scenario(h: Harness) -> None:
+        dialog = h.invite()
+        invite, addr = await h.gw1.request("INVITE")
+        answer(h.gw1, invite, addr, 180)
+        await h.uac.response(180)
+        dialog.cancel()
+        assert (await h.uac.response(200, method="CANCEL")).status == 200
+        assert (await h.uac.response(487)).status == 487
+        cancel, caddr = await h.gw1.request("CANCEL")
+        h.gw1.send(make_response(cancel, 200), caddr)
+        answer(h.gw1, invite, addr, 487)
+        await h.gw1.request("ACK")
+        (cdr,) = await h.sink.wait()
+        assert cdr.sip_code == 487
+        assert cdr.hangup_side is HangupSide.CALLER
+        assert cdr.attempts[0].sip_code == 0
+        assert h.gw2.nothing(lambda m: True)
+
+    run_scenario(scenario)
+
+
+def test_bye_from_the_provider(run_scenario: Run) -> None:
+    async def scenario(h: Harness) -> None:
+        dialog, invite, addr = await h.connected()
+        to = invite.headers.get("To") or ""
+        bye = Request(
+            "BYE",
+            invite.from_.uri,
+            invite.headers.remove("Max-Forwards")
+            .replace("CSeq", "1 BYE")
+            .replace("From", f"{to};tag=x1")
+            .replace("To", invite.headers.get("From") or "")
+            .replace("Via", f"SIP/2.0/UDP 127.0.0.1:{h.gw1.port};branch=z9hG4bKbye1"),
+        )
+        h.gw1.send(bye, addr)
+        await h.gw1.response(200, method="BYE")
+        cbye, caddr = await h.uac.request("BYE")
+        assert cbye.call_id == dialog.call_id
+        h.uac.send(make_response(cbye, 200), caddr)
+        (cdr,) = await h.sink.wait()
+        assert cdr.hangup_side is HangupSide.CALLEE
+
+    run_scenario(scenario)
+
+
+def test_reinvite_is_relayed_both_ways(run_scenario: Run) -> None:
+    async def scenario(h: Harness) -> None:
+        dialog, _, _ = await h.connected()
+        h.uac.send(dialog.in_dialog("INVITE", body=SDP_OFFER), h.switch)
+        reinvite, addr = await h.gw1.request("INVITE")
+        h.gw1.send(
+            make_response(
+                reinvite, 200, body=SDP_ANSWER, headers=(("Content-Type", "application/sdp"),)
+            ),
+            addr,
+        )
+        ok = await h.uac.response(200)
+        assert ok.body == SDP_ANSWER
+        await h.gw1.request("ACK")
+        h.uac.send(dialog.in_dialog("INFO"), h.switch)
+        info, iaddr = await h.gw1.request("INFO")
+        h.gw1.send(make_response(info, 200), iaddr)
+        await h.uac.response(200, method="INFO")
+        await _bye_from_customer(h, dialog)
+
+    run_scenario(scenario)
+
+
+@pytest.mark.parametrize(
+    ("user", "algorithm"),
+    [("alice", "MD5"), ("alice", "SHA-256"), ("bob", "SHA-256")],
+    ids=["md5", "sha256", "sha256-only-account"],
+)
+def test_digest_auth(run_scenario: Run, user: str, algorithm: str) -> None:
+    async def scenario(h: Harness) -> None:
+        dialog = h.invite(number="442071234567")
+        challenge = await h.uac.response(407)
+        values = challenge.headers.get_all("Proxy-Authenticate")
+        offered = [v for v in values if f"algorithm={algorithm}," in v]
+        assert offered
+        creds = authorization(offered[0], user, PASSWORD, "INVITE", dialog.uri, "c1")
+        h.invite(number="442071234567", extra=(("Proxy-Authorization", creds),))
+        invite, addr = await h.gw1.request("INVITE")
+        answer(h.gw1, invite, addr, 486)
+        assert (await h.uac.response(486)).status == 486
+        (cdr,) = await h.sink.wait()
+        assert cdr.account_id == (1 if user == "alice" else 2)
+
+    run_scenario(scenario)
+
+
+def test_md5_is_not_offered_to_a_sha256_only_account(run_scenario: Run) -> None:
+    async def scenario(h: Harness) -> None:
+        invite = h.invite(number="442071234567")
+        del invite
+        # From user is alice in every test request; build bob's challenge via the 407.
+        challenge = await h.uac.response(407)
+        assert any("MD5" in v for v in challenge.headers.get_all("Proxy-Authenticate"))
+
+    run_scenario(scenario)
+
+
+@pytest.mark.parametrize(
+    ("user", "password", "algorithm"),
+    [
+        ("alice", "wrong", "SHA-256"),
+        ("mallory", PASSWORD, "SHA-256"),
+        ("bob", PASSWORD, "MD5"),
+    ],
+    ids=["wrong-password", "unknown-user", "md5-refused"],
+)
+def test_digest_failures_get_the_same_403(
+    run_scenario: Run, user: str, password: str, algorithm: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def scenario(h: Harness) -> None:
+        dialog = h.invite(number="442071234567")
+        challenge = await h.uac.response(407)
+        value = next(
+            v
+            for v in challenge.headers.get_all("Proxy-Authenticate")
+            if f"algorithm={algorithm}," in v
+        )
+        creds = authorization(value, user, password, "INVITE", dialog.uri, "c1")
+        h.invite(number="442071234567", extra=(("Proxy-Authorization", creds),))
+        rejected = await h.uac.response(403)
+        assert (rejected.status, rejected.reason) == (403, "Forbidden")
+        assert set(rejected.headers.items) - {
+            (n, v)
+            for n, v in rejected.headers.items
+            if n in ("Via", "From", "To", "Call-ID", "CSeq")
+        } == {("Content-Length", "0")}
+        assert h.gw1.nothing(lambda m: True)
+
+    caplog.set_level("WARNING", logger="tollguard.security")
+    run_scenario(scenario)
+    lines = [r.getMessage() for r in caplog.records if r.name == "tollguard.security"]
+    assert any(line.startswith("auth failure: ip=127.0.0.1 port=") for line in lines)
+
+
+def test_unnormalizable_number_gets_484(run_scenario: Run) -> None:
+    async def scenario(h: Harness) -> None:
+        h.invite(number="777ab12")
+        final = await h.uac.response()
+        assert final.status == 484
+        (cdr,) = await h.sink.wait()
+        assert cdr.hangup_side is HangupSide.SWITCH
+        assert cdr.q850_cause == 28
+        assert cdr.attempts == ()
+
+    run_scenario(scenario)
+
+
+def test_no_route_answers_with_the_q850_reason(run_scenario: Run) -> None:
+    async def scenario(h: Harness) -> None:
+        h.invite(number="777331234567")  # France: not on the customer's rate card
+        final = await h.uac.response()
+        assert final.status == 404
+        reason = final.headers.get("Reason") or ""
+        assert reason.startswith("Q.850;cause=3;text=")
+        (cdr,) = await h.sink.wait()
+        assert cdr.q850_cause == 3
+        assert h.gw1.nothing(lambda m: True)
+
+    run_scenario(scenario)
+
+
+def test_gateway_at_max_channels_is_skipped(run_scenario: Run) -> None:
+    async def scenario(h: Harness) -> None:
+        old = plan_data((h.gw1.port, h.gw2.port))
+        limited = replace(old.gateways[0], max_channels=1)
+        await h.source.swap(replace(old, version=2, gateways=(limited, old.gateways[1])))
+        first = h.invite()
+        invite1, addr1 = await h.gw1.request("INVITE")
+        answer(h.gw1, invite1, addr1, 180)
+        await h.uac.response(180)
+        h.invite()  # gateway 1 is busy with the first call: straight to gateway 2
+        invite2, addr2 = await h.gw2.request("INVITE")
+        answer(h.gw2, invite2, addr2, 486)
+        await h.uac.response(486)
+        first.cancel()
+        cancel, caddr = await h.gw1.request("CANCEL")
+        h.gw1.send(make_response(cancel, 200), caddr)
+        answer(h.gw1, invite1, addr1, 487)
+        await h.sink.wait(2)
+
+    run_scenario(scenario)
+
+
+def test_max_duration_ends_both_legs(run_scenario: Run) -> None:
+    async def scenario(h: Harness) -> None:
+        dialog, _, _ = await h.connected()
+        bye_b, baddr = await h.gw1.request("BYE", timeout=3.0)
+        h.gw1.send(make_response(bye_b, 200), baddr)
+        bye_a, aaddr = await h.uac.request("BYE")
+        assert bye_a.call_id == dialog.call_id
+        h.uac.send(make_response(bye_a, 200), aaddr)
+        (cdr,) = await h.sink.wait()
+        assert cdr.hangup_side is HangupSide.SWITCH
+        assert 900 <= cdr.duration_ms <= 2500
+
+    run_scenario(scenario, customer={"max_call_duration_s": 1})
+
+
+def test_options_unknown_method_and_register(run_scenario: Run) -> None:
+    async def scenario(h: Harness) -> None:
+        for method, status in (("OPTIONS", 200), ("FOO", 501), ("REGISTER", 501)):
+            h.uac.send(
+                request(
+                    method,
+                    f"sip:127.0.0.1:{h.switch[1]}",
+                    local_port=h.uac.port,
+                    call_id=f"o-{method}",
+                    from_tag="x",
+                ),
+                h.switch,
+            )
+            response = await h.uac.response(method=method)
+            assert response.status == status
+            if method == "OPTIONS":
+                assert "INVITE" in (response.headers.get("Allow") or "")
+
+    run_scenario(scenario)
+
+
+def test_max_forwards_zero_and_loop(run_scenario: Run) -> None:
+    async def scenario(h: Harness) -> None:
+        req = request(
+            "INVITE",
+            f"sip:777442071234567@127.0.0.1:{h.switch[1]}",
+            local_port=h.uac.port,
+            call_id="mf0",
+            from_tag="x",
+        )
+        h.uac.send(req.with_headers(req.headers.replace("Max-Forwards", "0")), h.switch)
+        assert (await h.uac.response(483)).status == 483
+
+    run_scenario(scenario)
+
+
+def test_plan_hot_swap_routes_new_calls_on_the_new_plan(run_scenario: Run) -> None:
+    async def scenario(h: Harness) -> None:
+        old = plan_data((h.gw1.port, h.gw2.port))
+        # Version 2: gateway 1 disabled; new calls go to gateway 2 only.
+        new = replace(
+            old, version=2, gateways=(replace(old.gateways[0], enabled=False), old.gateways[1])
+        )
+        await h.source.swap(new)
+        h.invite()
+        invite, addr = await h.gw2.request("INVITE")
+        answer(h.gw2, invite, addr, 486)
+        await h.uac.response(486)
+        assert h.gw1.nothing(_is("INVITE"))
+
+    run_scenario(scenario)
+
+
+def test_graceful_stop_ends_calls_and_flushes_cdrs(run_scenario: Run) -> None:
+    async def scenario(h: Harness) -> None:
+        dialog, _, _ = await h.connected()
+        h.stop.set()
+        bye_b, baddr = await h.gw1.request("BYE")
+        h.gw1.send(make_response(bye_b, 200), baddr)
+        bye_a, aaddr = await h.uac.request("BYE")
+        h.uac.send(make_response(bye_a, 200), aaddr)
+        async with asyncio.timeout(5):
+            await h.task
+        assert [c.call_id for c in h.sink.cdrs] == [dialog.call_id]
+        assert h.sink.cdrs[0].hangup_side is HangupSide.SWITCH
+
+    run_scenario(scenario)
+
+
+def test_new_invites_get_503_while_stopping(run_scenario: Run) -> None:
+    async def scenario(h: Harness) -> None:
+        dialog, _, _ = await h.connected()
+        h.stop.set()
+        await h.gw1.request("BYE")  # not answered: the switch waits for it, then stops
+        h.invite()
+        assert (await h.uac.response(503)).status == 503
+        del dialog
+
+    run_scenario(scenario)
+
+
+def test_bye_in_the_early_dialog_ends_the_call_like_cancel(run_scenario: Run) -> None:
+    async def scenario(h: Harness) -> None:
+        dialog = h.invite()
+        invite, addr = await h.gw1.request("INVITE")
+        answer(h.gw1, invite, addr, 180)
+        ringing = await h.uac.response(180)
+        dialog.to = ringing.headers.get("To") or ""
+        h.uac.send(dialog.in_dialog("BYE"), h.switch)
+        await h.uac.response(200, method="BYE")
+        assert (await h.uac.response(487)).status == 487
+        cancel, caddr = await h.gw1.request("CANCEL")
+        h.gw1.send(make_response(cancel, 200), caddr)
+        (cdr,) = await h.sink.wait()
+        assert cdr.hangup_side is HangupSide.CALLER
+
+    run_scenario(scenario)
+
+
+class StreamGateway:
+    """A provider gateway listening on TCP, built on the switch's own transports."""
+
+    def __init__(self) -> None:
+        self.inbox: list[tuple[Request | Response, tuple[str, int], int]] = []
+        self.event = asyncio.Event()
+        self.transports = Transports(self._received)
+
+    def _received(self, data: bytes, source: tuple[str, int], transport: str, conn: int) -> None:
+        self.inbox.append((parse_message(data), source, conn))
+        self.event.set()
+
+    async def request(self, method: str) -> tuple[Request, tuple[str, int], int]:
+        async with asyncio.timeout(3):
+            while True:
+                for index, (message, source, conn) in enumerate(self.inbox):
+                    if isinstance(message, Request) and message.method == method:
+                        del self.inbox[index]
+                        return message, source, conn
+                self.event.clear()
+                await self.event.wait()
+
+
+def test_provider_leg_over_tcp(run_scenario: Run) -> None:
+    async def scenario(h: Harness) -> None:
+        gateway = StreamGateway()
+        (listener,) = await gateway.transports.start([Listen("tcp", "127.0.0.1", 0)])
+        old = plan_data((h.gw1.port, h.gw2.port))
+        tcp_gw = replace(old.gateways[0], port=listener.port, transport=SipTransport.TCP)
+        await h.source.swap(replace(old, version=2, gateways=(tcp_gw,)))
+        dialog = h.invite()
+        invite, source, conn = await gateway.request("INVITE")
+        assert str(invite.uri).endswith(";transport=tcp")
+        assert invite.vias[0].transport.upper() == "TCP"
+        ok = make_response(
+            invite,
+            200,
+            to_tag="tcpgw",
+            headers=(("Contact", f"<sip:gw@127.0.0.1:{listener.port};transport=tcp>"),),
+            body=SDP_ANSWER,
+        )
+        gateway.transports.send(
+            ok.with_headers(ok.headers.append("Content-Type", "application/sdp")).to_bytes(),
+            "tcp",
+            source,
+            conn,
+        )
+        answered = await h.uac.response(200)
+        dialog.ack(answered)
+        await gateway.request("ACK")
+        h.uac.send(dialog.in_dialog("BYE"), h.switch)
+        bye, bsource, bconn = await gateway.request("BYE")
+        assert bconn == conn  # the same connection carries the whole dialog
+        gateway.transports.send(make_response(bye, 200).to_bytes(), "tcp", bsource, bconn)
+        await h.uac.response(200, method="BYE")
+        (cdr,) = await h.sink.wait()
+        assert cdr.sip_code == 200
+        await gateway.transports.close()
+
+    run_scenario(scenario, sip={"listen": ("udp:127.0.0.1:0", "tcp:127.0.0.1:0")})
+
+
+def test_retransmissions_over_udp(run_scenario: Run) -> None:
+    async def scenario(h: Harness) -> None:
+        dialog = h.invite()
+        first, addr = await h.gw1.request("INVITE")
+        again, _ = await h.gw1.request("INVITE")  # Timer A: same transaction, resent
+        assert again.vias[0].branch == first.vias[0].branch
+        h.uac.send(dialog.invite, h.switch)  # the customer retransmits: 100 again
+        await h.uac.response(100)
+        answer(h.gw1, first, addr, 200, body=SDP_ANSWER)
+        ok = await h.uac.response(200)
+        again_ok = await h.uac.response(200)  # no ACK yet: the 2xx is resent
+        assert again_ok.to.tag == ok.to.tag
+        await h.gw1.request("ACK")  # the switch acknowledged the gateway's 2xx itself
+        # The customer never ACKs: after 64*T1 the switch hangs up both legs.
+        bye_b, baddr = await h.gw1.request("BYE")
+        h.gw1.send(make_response(bye_b, 200), baddr)
+        bye_a, aaddr = await h.uac.request("BYE")
+        h.uac.send(make_response(bye_a, 200), aaddr)
+        (cdr,) = await h.sink.wait()
+        assert cdr.hangup_side is HangupSide.SWITCH
+
+    run_scenario(scenario, sip={"t1": 0.02, "t2": 0.08})
+
+
+def test_malformed_request_gets_400_and_garbage_is_dropped(run_scenario: Run) -> None:
+    async def scenario(h: Harness) -> None:
+        broken = (
+            "INVITE sip:1@127.0.0.1 SIP/2.0\r\n"
+            f"Via: SIP/2.0/UDP 127.0.0.1:{h.uac.port};branch=z9hG4bKm\r\n"
+            "From: <sip:a@127.0.0.1>;tag=1\r\nTo: <sip:b@127.0.0.1>\r\nCall-ID: bad-1\r\n"
+            "CSeq: 1 BYE\r\nContent-Length: 0\r\n\r\n"
+        ).encode()
+        h.uac.send(b"\x00\x01garbage that is not SIP at all\r\n\r\n", h.switch)
+        h.uac.send(broken, h.switch)
+        response = await h.uac.response(400, method="BYE")
+        assert response.call_id == "bad-1"
+
+    run_scenario(scenario)
+
+
+def test_graceful_stop_cancels_calls_still_ringing(run_scenario: Run) -> None:
+    async def scenario(h: Harness) -> None:
+        h.invite()
+        invite, addr = await h.gw1.request("INVITE")
+        answer(h.gw1, invite, addr, 180)
+        await h.uac.response(180)
+        h.stop.set()
+        assert (await h.uac.response(503)).status == 503
+        cancel, caddr = await h.gw1.request("CANCEL")
+        h.gw1.send(make_response(cancel, 200), caddr)
+        answer(h.gw1, invite, addr, 487)
+        async with asyncio.timeout(5):
+            await h.task
+        (cdr,) = h.sink.cdrs
+        assert (cdr.sip_code, cdr.hangup_side) == (503, HangupSide.SWITCH)
+        assert cdr.attempts[0].reason == "shutdown"
+
+    run_scenario(scenario)
+
+
+def test_tls_listener_uses_the_data_dir_certificate(run_scenario: Run, tmp_path: Path) -> None:
+    cert = write_certificate(tmp_path / "tls")
+
+    async def scenario(h: Harness) -> None:
+        tls_line = next(line for line in h.ready if line.startswith("tls:"))
+        port = int(tls_line.rsplit(":", 1)[1])
+        received = asyncio.Queue[bytes]()
+        client = Transports(
+            lambda data, *_: received.put_nowait(data), client_ssl=client_context(cafile=cert)
+        )
+        options = request(
+            "OPTIONS",
+            f"sip:127.0.0.1:{port};transport=tls",
+            local_port=1,
+            call_id="t1",
+            from_tag="x",
+        )
+        client.send(options.to_bytes(), "tls", ("127.0.0.1", port))
+        async with asyncio.timeout(3):
+            reply = parse_message(await received.get())
+        assert isinstance(reply, Response)
+        assert reply.status == 200
+        await client.close()
+
+    run_scenario(scenario, sip={"listen": ("udp:127.0.0.1:0", "tls:127.0.0.1:0")})
