@@ -71,3 +71,14 @@ def test_listen_parse_and_format(text: str, expected: config.Listen) -> None:
 def test_data_dir_from_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(config.DATA_DIR_ENV, str(tmp_path))
     assert config.default_data_dir() == tmp_path.resolve()
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["[]", "['SHA-512']", "['MD5', 'MD5']"],
+    ids=["empty", "unknown", "duplicate"],
+)
+def test_digest_algorithms_are_checked(tmp_path: Path, value: str) -> None:
+    (tmp_path / config.SETTINGS_FILE).write_text(f"[sip]\ndigest_algorithms = {value}\n")
+    with pytest.raises(config.ConfigError, match=r"sip\.digest_algorithms"):
+        config.load(tmp_path)

@@ -56,6 +56,10 @@ class SipSettings:
     # Which final responses from a gateway make the switch try the next one.
     failover_codes: tuple[str, ...] = ("408", "5xx")
     max_forwards: int = 70
+    # Digest algorithms offered in a 407, in order. RFC 8760 wants SHA-256 first; clients
+    # that answer only the first challenge (SIPp, some phones) need MD5 first. MD5 is
+    # accepted only from accounts that allow it, whatever the order.
+    digest_algorithms: tuple[str, ...] = ("SHA-256", "MD5")
     # Seconds a digest nonce stays valid.
     nonce_lifetime_s: int = 300
     user_agent: str = "Tollguard"
@@ -63,6 +67,10 @@ class SipSettings:
     t1: float = 0.5
     t2: float = 4.0
     t4: float = 5.0
+    # Verify the TLS certificates of gateways reached over TLS (against the system CAs,
+    # or tls_ca_file when set). Turn off only for a lab gateway with a self-signed one.
+    tls_verify_gateways: bool = True
+    tls_ca_file: str = ""
     # Share the UDP port between worker processes (SO_REUSEPORT). Off by default: it lets
     # another process silently take a share of the traffic.
     reuse_port: bool = False
@@ -73,6 +81,16 @@ class SipSettings:
         return tuple(Listen.parse(item) for item in self.listen)
 
 
+PRIVATE_NETWORKS: tuple[str, ...] = (
+    "127.0.0.0/8",
+    "::1/128",
+    "10.0.0.0/8",
+    "172.16.0.0/12",
+    "192.168.0.0/16",
+    "fc00::/7",
+)
+
+
 @dataclass(frozen=True, slots=True)
 class WebSettings:
     listen_host: str = "127.0.0.1"
@@ -80,6 +98,18 @@ class WebSettings:
     # The admin lives at a path chosen at init; the default path is a honeypot.
     admin_path: str = ""
     allowed_hosts: tuple[str, ...] = ("localhost", "127.0.0.1")
+    # HSTS preload binds the whole domain in browsers for months: operators opt in.
+    hsts_preload: bool = False
+    # Who may reach the admin (CIDR): loopback and private ranges by default, so a
+    # public address must be allowed on purpose.
+    admin_allow: tuple[str, ...] = PRIVATE_NETWORKS
+    # Who may reach the REST API (CIDR). Customers call it from their own networks and
+    # every API key carries its own address list, so the default is everyone.
+    api_allow: tuple[str, ...] = ("0.0.0.0/0", "::/0")
+    # Optional country rules (ISO 3166-1 alpha-2) through a MaxMind country database.
+    geoip_database: str = ""
+    allow_countries: tuple[str, ...] = ()
+    deny_countries: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +133,8 @@ class Secrets:
     django_secret_key: str = ""
     nonce_secret: str = ""
     database_password: str = ""
+    # Error reports go to Sentry only when a DSN is set; the DSN carries a key.
+    sentry_dsn: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,6 +229,15 @@ def load(data_dir: Path | None = None) -> Settings:
     settings = Settings(data_dir=data_dir, secrets=secrets, **sections)
     for listen in settings.sip.listen:
         Listen.parse(listen)
+    algorithms = settings.sip.digest_algorithms
+    if (
+        not algorithms
+        or not set(algorithms) <= {"SHA-256", "MD5"}
+        or len(set(algorithms)) != len(algorithms)
+    ):
+        raise ConfigError(
+            f"sip.digest_algorithms: {list(algorithms)!r} must name 'SHA-256' and/or 'MD5' once"
+        )
     return settings
 
 

@@ -2,8 +2,12 @@
 
 A call from an address in a customer's IP ACL (optionally with a tech prefix on the
 called number) belongs to that customer. Anything else must answer a proxy challenge
-(RFC 3261 §22.3, RFC 8760): the 407 offers SHA-256 first and MD5 after it, MD5 only when
-the account named in From allows it. An unknown user, a disabled account, a wrong
+(RFC 3261 §22.3, RFC 8760): the 407 offers the algorithms of ``sip.digest_algorithms`` in
+that order (SHA-256 first by default, as RFC 8760 §2.4 asks; some clients, SIPp among
+them, answer only the first challenge, so an operator can put MD5 first). The challenge
+is the same for every caller — it never depends on the account named in From, which
+would tell a scanner which accounts exist — and MD5 answers are accepted only for
+accounts that allow MD5. An unknown user, a disabled account, a wrong
 password and a malformed header all get the same 403, so that the answer tells an
 attacker nothing about which accounts exist. A stale nonce with the right password gets
 a fresh 407 with ``stale=true`` (RFC 7616 §3.3).
@@ -35,8 +39,7 @@ __all__ = ["AuthResult", "Authenticated", "Authenticator", "Challenge", "Rejecte
 
 security_log = logging.getLogger("tollguard.security")
 
-_BOTH = ("SHA-256", "MD5")
-_SHA256_ONLY = ("SHA-256",)
+DEFAULT_ALGORITHMS = ("SHA-256", "MD5")
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,11 +77,17 @@ def _printable(text: str) -> str:
 class Authenticator:
     """Authenticates initial INVITEs against the current plan."""
 
-    __slots__ = ("_nonces", "realm")
+    __slots__ = ("_algorithms", "_nonces", "realm")
 
-    def __init__(self, realm: str, nonces: NonceManager) -> None:
+    def __init__(
+        self,
+        realm: str,
+        nonces: NonceManager,
+        algorithms: tuple[str, ...] = DEFAULT_ALGORITHMS,
+    ) -> None:
         self.realm = realm
         self._nonces = nonces
+        self._algorithms = algorithms
 
     def authenticate(
         self,
@@ -102,7 +111,7 @@ class Authenticator:
                 return Authenticated(customer, None, number)
         value = self._ours(credentials)
         if value is None:
-            return Challenge(self._challenge(plan, from_user, stale=False, now=now))
+            return Challenge(self._challenge(stale=False, now=now))
         try:
             creds = parse_credentials(value)
         except SipError:
@@ -123,7 +132,7 @@ class Authenticator:
             return self._fail(source, transport, creds.username, "uri-mismatch")
         verdict = verify(creds, method, ha1, self._nonces, now)
         if verdict is Verdict.STALE:
-            return Challenge(self._challenge(plan, creds.username, stale=True, now=now))
+            return Challenge(self._challenge(stale=True, now=now))
         if verdict is not Verdict.OK:
             return self._fail(source, transport, creds.username, "bad-credentials")
         customer = plan.customer(account.customer_id)
@@ -142,11 +151,9 @@ class Authenticator:
                 return value
         return None
 
-    def _challenge(self, plan: Plan, username: str, *, stale: bool, now: float) -> tuple[str, ...]:
-        account = plan.account_by_username(username) if username else None
-        algorithms = _SHA256_ONLY if account is not None and not account.allow_md5 else _BOTH
+    def _challenge(self, *, stale: bool, now: float) -> tuple[str, ...]:
         nonce = self._nonces.make(self.realm, now)
-        return tuple(challenge_headers(self.realm, nonce, algorithms, stale))
+        return tuple(challenge_headers(self.realm, nonce, self._algorithms, stale))
 
     @staticmethod
     def _fail(source: tuple[str, int], transport: str, user: str, reason: str) -> Rejected:

@@ -14,6 +14,7 @@ import logging
 import os
 import signal
 from collections.abc import Callable
+from pathlib import Path
 
 from tollguard.config import Settings
 from tollguard.domain.cdr import CdrSink
@@ -69,7 +70,10 @@ async def run_switch(
         b2bua.on_message,
         reuse_port=settings.sip.reuse_port,
         server_ssl=server_ssl,
-        client_ssl=client_context(verify=True),
+        client_ssl=client_context(
+            verify=settings.sip.tls_verify_gateways,
+            cafile=Path(settings.sip.tls_ca_file) if settings.sip.tls_ca_file else None,
+        ),
         on_send_error=b2bua.on_send_error,
     )
     installed: list[signal.Signals] = []
