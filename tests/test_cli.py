@@ -124,3 +124,18 @@ def test_bench_rating_prints_one_json_object(data_dir: Path) -> None:
     assert figures["name"] == "lcr"
     assert figures["prefixes"] == 20000
     assert figures["lookup_us"] > 0
+
+
+def test_demo_places_calls_that_fail_over_and_are_rated(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "tollguard.cli", "demo", "--no-web", "--sip-port", "0", "--once"],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "5 calls completed, 0 failed" in result.stdout
+    # Every call went to the answering carrier after the cheap one's 503.
+    assert result.stdout.count("backupcarrier") == 5

@@ -283,7 +283,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from tollguard import demo
 
-    return demo.run(sip_port=args.sip_port, web_port=args.web_port, web=not args.no_web)
+    return demo.run(
+        sip_port=args.sip_port, web_port=args.web_port, web=not args.no_web, once=args.once
+    )
 
 
 # --- bench / manage ---------------------------------------------------------------------------
@@ -360,6 +362,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sip-port", type=int, default=5080)
     p.add_argument("--web-port", type=int, default=8443)
     p.add_argument("--no-web", action="store_true")
+    p.add_argument("--once", action="store_true", help="exit after the demo calls")
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("load", help="declarative provisioning from a YAML plan")

@@ -18,7 +18,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager, suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -160,19 +160,23 @@ def demo_plan(cheap_port: int, backup_port: int) -> DemoPlan:
 
 
 @contextmanager
-def _switch(data_dir: Path, *, web: bool) -> Iterator[subprocess.Popen[str]]:
+def _switch(data_dir: Path, *, web: bool) -> Iterator[tuple[subprocess.Popen[str], int]]:
+    """Run ``tollguard serve``; yield the process and the UDP port it listens on."""
     command = [sys.executable, "-m", "tollguard.cli", "--data-dir", str(data_dir), "serve"]
     if not web:
         command.append("--no-web")
     process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
     try:
         assert process.stdout is not None
-        deadline = time.monotonic() + 30
+        port = 0
         for line in process.stdout:
             print(line, end="", flush=True)
-            if line.startswith("switch listening on udp:") or time.monotonic() > deadline:
+            if line.startswith("switch listening on udp:"):
+                port = int(line.rsplit(":", 1)[1])
                 break
-        yield process
+        if not port:
+            raise RuntimeError("the switch stopped before it listened on UDP")
+        yield process, port
     finally:
         if process.poll() is None:
             process.terminate()
@@ -182,10 +186,11 @@ def _switch(data_dir: Path, *, web: bool) -> Iterator[subprocess.Popen[str]]:
                 process.kill()
 
 
-def _print_cdrs() -> None:
+def _print_cdrs() -> int:
     from rich.console import Console
     from rich.table import Table
 
+    from tollguard.web.carriers.models import Provider
     from tollguard.web.cdr.models import Cdr
 
     table = Table(title="CDRs written by the switch")
@@ -201,31 +206,41 @@ def _print_cdrs() -> None:
         "margin",
     ):
         table.add_column(column)
-    for cdr in Cdr.objects.order_by("started_at"):
+    providers = dict(Provider.objects.values_list("id", "name"))
+    cdrs = list(Cdr.objects.order_by("started_at"))
+    for cdr in cdrs:
         table.add_row(
             cdr.callee,
             cdr.destination,
             str(cdr.sip_code),
             str(len(cdr.attempts or [])),
-            str(cdr.provider_id or "-"),
+            providers.get(cdr.provider_id, "-"),
             str(cdr.billed_s),
             str(cdr.sell_amount),
             str(cdr.cost_amount),
             str(cdr.margin),
         )
-    Console().print(table)
+    Console(width=140).print(table)
+    return len(cdrs)
 
 
-def run(*, sip_port: int, web_port: int, web: bool) -> int:
-    from tollguard import cli
+def run(*, sip_port: int, web_port: int, web: bool, once: bool = False) -> int:
+    """Run the demo; with ``once``, exit after the demo calls (status 1 if any failed)."""
+    from tollguard import cli, config
     from tollguard.bench import sippctl
-    from tollguard.web import provisioning
 
     data_dir = Path(tempfile.mkdtemp(prefix="tollguard-demo-"))
     try:
         settings, admin_password = cli.init_data_dir(
             data_dir, bind="127.0.0.1", sip_port=sip_port, web_port=web_port
         )
+        # The demo caller is SIPp, which answers only the first challenge and only MD5.
+        settings = replace(
+            settings, sip=replace(settings.sip, digest_algorithms=("MD5", "SHA-256"))
+        )
+        settings.settings_path.write_text(config.dump(settings))
+        from tollguard.web import provisioning  # Django is set up by init_data_dir
+
         cheap_port, backup_port = sippctl.free_udp_ports(2)
         plan = demo_plan(cheap_port, backup_port)
         plan_path = data_dir / "demo-plan.yaml"
@@ -240,23 +255,27 @@ def run(*, sip_port: int, web_port: int, web: bool) -> int:
             )
         print(f"SIP account: {plan.username} / {plan.password} (realm {settings.sip.realm!r})")
         with ExitStack() as stack:
-            switch = stack.enter_context(_switch(data_dir, web=web))
+            switch, udp_port = stack.enter_context(_switch(data_dir, web=web))
             if shutil.which("sipp"):
-                _play_calls(
+                completed = _play_calls(
                     stack,
                     data_dir=data_dir,
-                    sip_port=sip_port,
+                    sip_port=udp_port,
                     cheap_port=cheap_port,
                     backup_port=backup_port,
                     plan=plan,
                 )
-                _print_cdrs()
+                written = _print_cdrs()
+                if once:
+                    return 0 if completed == written == DEMO_CALLS else 1
             else:
                 print(
                     "SIPp is not installed (Debian: apt-get install sip-tester): the demo "
                     "carriers and caller are skipped. Point a SIP client at "
-                    f"127.0.0.1:{sip_port} with the account above."
+                    f"127.0.0.1:{udp_port} with the account above."
                 )
+                if once:
+                    return 1
             print("The switch keeps serving; Ctrl-C stops it.", flush=True)
             with suppress(KeyboardInterrupt):
                 switch.wait()
@@ -273,7 +292,7 @@ def _play_calls(
     cheap_port: int,
     backup_port: int,
     plan: DemoPlan,
-) -> None:
+) -> int:
     from tollguard.bench import sippctl
 
     work = data_dir / "sipp"
@@ -318,3 +337,4 @@ def _play_calls(
         result = caller.wait(timeout_s=60)
     print(f"Customer side: {result.successful} calls completed, {result.failed} failed.")
     time.sleep(2)  # the switch writes CDRs in batches, at most one flush interval later
+    return result.successful

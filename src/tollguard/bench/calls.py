@@ -1,0 +1,709 @@
+"""``tollguard bench calls``: the highest call rate a SIP system holds with no failed call.
+
+Setup, the same for every system: a SIPp caller sends calls to the system under test on
+127.0.0.1, which relays them to a SIPp gateway answering every call. Each call is
+INVITE, 100, 180, 200, ACK, a short hold (``pause_ms``), BYE, 200. Tollguard runs from a
+throw-away data directory (``tollguard init`` + ``load`` of a one-customer, one-gateway
+plan, then ``tollguard serve --no-web``), with its customer authenticated by digest (MD5,
+so each call also carries a 407 challenge and a second INVITE) or by source address
+(``auth="acl"``). The references (:mod:`tollguard.bench.references`) get the plain call.
+SIPp 3.6 answers only an MD5 challenge listed first (:func:`sipp_digest_settings`);
+when the switch lists SHA-256 first and SIPp gives up, the run measures the ACL
+customer instead and says so in ``auth_fallback``.
+
+Rate search, per system:
+
+1. *ramp*: hold ``start_rate``, then double it, up to ``max_rate``, each for ``ramp_s``
+   seconds, until a hold fails;
+2. *confirm*: hold the last good ramp rate for ``duration_s``; if it fails, halve it
+   (at most ``confirm_tries`` holds);
+3. *refine*: bisect between the confirmed rate and the first failed rate, on multiples
+   of ``step``, each candidate held for ``duration_s`` (at most ``refine_holds``).
+
+A hold succeeds when every call completed, none failed, and SIPp created them all
+within ``duration * 1.25 + 3 s`` (so a system that slows the caller down does not pass).
+Between holds the system gets ``settle_s`` to drain. The time per system is bounded by
+``ramp holds * (ramp_s + pause + settle_s + 1) + (confirm_tries + refine_holds) *
+(duration_s + pause + settle_s + 1)`` plus the drain of a failing hold (at most
+``recv_timeout_ms`` more); with the defaults (``duration_s=20``, 8 ramp steps) about
+three minutes per system.
+
+CPU time is user + system time of the system's process tree (``/proc/<pid>/stat``,
+children included), measured over the reported hold and its settle time, divided by the
+calls of that hold.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Protocol
+
+import yaml
+
+from tollguard import config
+from tollguard.bench import references as refs
+from tollguard.bench.sippctl import (
+    LOOPBACK,
+    Sipp,
+    SippAuthUnsupported,
+    SippError,
+    SippResult,
+    free_udp_ports,
+    wait_until_listening,
+)
+
+__all__ = [
+    "BenchError",
+    "Hold",
+    "RateSearch",
+    "TollguardServer",
+    "bench_plan",
+    "process_tree_cpu_s",
+    "run",
+    "search_rate",
+    "sipp_digest_settings",
+]
+
+logger = logging.getLogger(__name__)
+
+CALLED_NUMBER = "00442079460000"  # a UK number dialled internationally
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+class BenchError(Exception):
+    """A system under test could not be set up or stopped."""
+
+
+# --- CPU accounting -------------------------------------------------------------------------
+
+
+def _stat_fields(pid: int) -> list[str] | None:
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return None
+    # The command name (field 2) is in parentheses and may contain spaces (proc(5)).
+    return text[text.rindex(")") + 2 :].split()
+
+
+def process_tree_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of ``pid``, its reaped children and its live descendants."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        fields = _stat_fields(int(entry.name))
+        if fields is not None:
+            children.setdefault(int(fields[1]), []).append(int(entry.name))
+    total_ticks = 0
+    stack = [pid]
+    while stack:
+        current = stack.pop()
+        fields = _stat_fields(current)
+        if fields is None:
+            continue
+        # Fields 14-17 of proc(5) (utime, stime, cutime, cstime) are 11-14 after the name.
+        total_ticks += sum(int(value) for value in fields[11:15])
+        stack.extend(children.get(current, ()))
+    return total_ticks / CLOCK_TICKS
+
+
+# --- systems under test ---------------------------------------------------------------------
+
+
+class System(Protocol):
+    name: str
+
+    def start(self, workdir: Path, gateway_port: int) -> int:
+        """Start relaying calls to the gateway; return the SIP port to call."""
+        ...
+
+    @property
+    def pid(self) -> int: ...
+
+    def stop(self) -> None: ...
+
+
+def _stop_process(process: subprocess.Popen[bytes] | None, grace_s: float = 10.0) -> int | None:
+    if process is None:
+        return None
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=grace_s)
+        except subprocess.TimeoutExpired:
+            logger.warning("pid %s ignored SIGTERM for %s s; killing it", process.pid, grace_s)
+            process.kill()
+            process.wait()
+    return process.returncode
+
+
+def _wait_ready(process: subprocess.Popen[bytes], port: int, what: str, log: Path) -> None:
+    if not wait_until_listening(port, timeout_s=15.0) or process.poll() is not None:
+        _stop_process(process)
+        tail = log.read_text(errors="replace")[-1500:] if log.exists() else ""
+        raise BenchError(f"{what} did not start listening on udp:{LOOPBACK}:{port}: {tail}")
+
+
+@dataclass
+class _Reference:
+    name: str
+    _process: subprocess.Popen[bytes] | None = None
+
+    def start(self, workdir: Path, gateway_port: int) -> int:
+        (port,) = free_udp_ports(1)
+        starter = refs.start_kamailio if self.name == "kamailio" else refs.start_sippy
+        self._process = starter(
+            workdir,
+            listen_host=LOOPBACK,
+            listen_port=port,
+            gateway_host=LOOPBACK,
+            gateway_port=gateway_port,
+        )
+        _wait_ready(self._process, port, self.name, workdir / f"{self.name}.log")
+        return port
+
+    @property
+    def pid(self) -> int:
+        assert self._process is not None
+        return self._process.pid
+
+    def stop(self) -> None:
+        _stop_process(self._process)
+
+
+def bench_plan(gateway_port: int, *, auth: str, username: str, password: str) -> dict[str, Any]:
+    """A one-customer, one-provider plan whose gateway is the SIPp UAS."""
+    customer: dict[str, Any] = {
+        "name": "bench-customer",
+        "sell_card": "bench-sell",
+        "strategy": "lcr",
+        "numbering": {"country_code": "44"},
+    }
+    if auth == "acl":
+        customer["acl"] = [{"network": f"{LOOPBACK}/32"}]
+    else:
+        customer["accounts"] = [{"username": username, "password": password, "allow_md5": True}]
+
+    def card(name: str, kind: str, price: str) -> dict[str, Any]:
+        rate = {
+            "prefix": "44",
+            "destination": "United Kingdom",
+            "price_per_minute": price,
+            "connect_fee": "0",
+            "initial_increment": 1,
+            "next_increment": 1,
+        }
+        return {"name": name, "kind": kind, "currency": "EUR", "rates": [rate]}
+
+    return {
+        "rate_cards": [card("bench-sell", "sell", "0.0500"), card("bench-cost", "cost", "0.0200")],
+        "providers": [
+            {
+                "name": "bench-carrier",
+                "cost_card": "bench-cost",
+                "priority": 10,
+                "gateways": [
+                    {"name": "bench-gw", "host": LOOPBACK, "port": gateway_port, "transport": "udp"}
+                ],
+            }
+        ],
+        "customers": [customer],
+    }
+
+
+def sipp_digest_settings() -> dict[str, dict[str, Any]]:
+    """Settings that let SIPp answer the switch's digest challenge.
+
+    SIPp answers only the first challenge and only with MD5 (see
+    :class:`~tollguard.bench.sippctl.SippAuthUnsupported`), so the benchmark's data
+    directory offers MD5 first.
+    """
+    return {"sip": {"digest_algorithms": ("MD5", "SHA-256")}}
+
+
+def tollguard_command() -> list[str]:
+    """How to run the ``tollguard`` command of this installation."""
+    script = Path(sys.executable).with_name("tollguard")
+    if script.is_file():
+        return [str(script)]
+    return [sys.executable, "-c", "import sys; from tollguard.cli import main; sys.exit(main())"]
+
+
+class TollguardServer:
+    """A ``tollguard serve --no-web`` subprocess on its own data directory.
+
+    ``init()`` creates the data directory (UDP only, on ``sip_port``) and applies
+    ``settings`` overrides (``{"sip": {"gateway_setup_timeout_s": 1.0}}``); ``load()``
+    provisions a plan; ``start()`` waits for the "switch listening" line; ``stop()``
+    sends SIGTERM so the switch flushes its CDRs; ``cdrs()`` exports them as JSON.
+    """
+
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        sip_port: int,
+        host: str = LOOPBACK,
+        settings: Mapping[str, Mapping[str, Any]] | None = None,
+        command: Sequence[str] | None = None,
+    ) -> None:
+        self.data_dir = data_dir
+        self.sip_port = sip_port
+        self.host = host
+        self.settings_overrides = dict(settings or {})
+        self.command = list(command or tollguard_command())
+        self.log_path = data_dir.parent / f"{data_dir.name}-serve.log"
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def _cli(self, *args: str, timeout_s: float = 120.0) -> str:
+        command = [*self.command, "--data-dir", str(self.data_dir), *args]
+        try:
+            done = subprocess.run(
+                command, capture_output=True, text=True, timeout=timeout_s, check=False
+            )
+        except subprocess.TimeoutExpired as exc:
+            raise BenchError(f"tollguard {' '.join(args)}: no answer in {timeout_s} s") from exc
+        if done.returncode != 0:
+            raise BenchError(
+                f"tollguard {' '.join(args)} exited {done.returncode}: "
+                f"{(done.stderr or done.stdout)[-2000:]}"
+            )
+        return done.stdout
+
+    def init(self) -> None:
+        # serve --no-web never binds the web port, but init wants one.
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            probe.bind((self.host, 0))
+            web_port = probe.getsockname()[1]
+        self._cli(
+            "init", "--bind", self.host, "--sip-port", str(self.sip_port),
+            "--web-port", str(web_port),
+        )  # fmt: skip
+        settings = config.load(self.data_dir)
+        # UDP only: the TCP/TLS ports init picks were never checked to be free.
+        sip = replace(settings.sip, listen=(f"udp:{self.host}:{self.sip_port}",))
+        sections: dict[str, Any] = {"sip": sip}
+        for section, values in self.settings_overrides.items():
+            sections[section] = replace(sections.get(section, getattr(settings, section)), **values)
+        settings = replace(settings, **sections)
+        settings.settings_path.write_text(config.dump(settings))
+
+    def load(self, plan: Mapping[str, Any]) -> str:
+        path = self.data_dir / "plan.yaml"
+        path.write_text(yaml.safe_dump(dict(plan), sort_keys=False))
+        return self._cli("load", str(path))
+
+    def start(self, timeout_s: float = 60.0) -> None:
+        ready = f"switch listening on udp:{self.host}:{self.sip_port}"
+        with self.log_path.open("wb") as log:
+            self._process = subprocess.Popen(
+                [*self.command, "--data-dir", str(self.data_dir), "serve", "--no-web"],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if ready in self.log_path.read_text(errors="replace"):
+                return
+            if self._process.poll() is not None:
+                break
+            time.sleep(0.05)
+        self.stop()
+        raise BenchError(f"tollguard serve did not print {ready!r}: {self.log()[-2000:]}")
+
+    @property
+    def pid(self) -> int:
+        if self._process is None:
+            raise BenchError("tollguard serve is not running")
+        return self._process.pid
+
+    def running(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    def stop(self, timeout_s: float = 30.0) -> int | None:
+        """SIGTERM (the switch flushes every CDR), then SIGKILL after ``timeout_s``."""
+        return _stop_process(self._process, timeout_s)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def cdrs(self) -> list[dict[str, Any]]:
+        exported = json.loads(self._cli("cdr", "export", "--format", "json") or "[]")
+        if not isinstance(exported, list):
+            raise BenchError("tollguard cdr export --format json did not print a JSON array")
+        return exported
+
+
+@dataclass
+class _Tollguard:
+    auth: str = "digest"
+    name: str = "tollguard"
+    username: str = "bench"
+    password: str = field(default_factory=lambda: secrets.token_urlsafe(12))
+    server: TollguardServer | None = None
+
+    def start(self, workdir: Path, gateway_port: int) -> int:
+        (port,) = free_udp_ports(1)
+        self.server = TollguardServer(
+            workdir / "data", sip_port=port, settings=sipp_digest_settings()
+        )
+        self.server.init()
+        plan = bench_plan(
+            gateway_port, auth=self.auth, username=self.username, password=self.password
+        )
+        self.server.load(plan)
+        self.server.start()
+        return port
+
+    @property
+    def pid(self) -> int:
+        assert self.server is not None
+        return self.server.pid
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.stop()
+
+
+# --- rate search ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Hold:
+    rate: float
+    seconds: float
+    calls: int
+    successful: int
+    failed: int
+    elapsed_s: float
+    cpu_s: float
+    held: bool
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "rate": _plain(self.rate),
+            "seconds": _plain(self.seconds),
+            "calls": self.calls,
+            "successful": self.successful,
+            "failed": self.failed,
+            "elapsed_s": round(self.elapsed_s, 3),
+            "held": self.held,
+            "cpu_ms_per_call": round(1000 * self.cpu_s / self.calls, 3) if self.calls else None,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class RateSearch:
+    best: Hold | None  # the highest rate held for the full duration
+    holds: tuple[Hold, ...]
+
+    def as_dict(self, duration_s: float) -> dict[str, Any]:
+        best = self.best
+        if best is None:
+            lowest = min(self.holds, key=lambda h: h.rate) if self.holds else None
+            return {
+                "cps": 0,
+                "failed": lowest.failed if lowest else None,
+                "cpu_ms_per_call": None,
+                "calls": 0,
+                "duration_s": duration_s,
+                "search": [h.as_dict() for h in self.holds],
+            }
+        return {
+            "cps": _plain(best.rate),
+            "failed": best.failed,
+            "cpu_ms_per_call": round(1000 * best.cpu_s / best.calls, 3),
+            "calls": best.calls,
+            "duration_s": _plain(best.seconds),
+            "search": [h.as_dict() for h in self.holds],
+        }
+
+
+def _plain(value: float) -> int | float:
+    """Whole numbers print as integers in the JSON (400, not 400.0)."""
+    return int(value) if float(value).is_integer() else value
+
+
+HoldFn = Callable[[float, float], Hold]
+
+
+def search_rate(
+    hold: HoldFn,
+    *,
+    duration_s: float,
+    start_rate: float,
+    max_rate: float,
+    step: float,
+    ramp_s: float,
+    confirm_tries: int = 3,
+    refine_holds: int = 3,
+) -> RateSearch:
+    """Find the highest rate ``hold(rate, seconds)`` sustains; see the module docstring."""
+    holds: list[Hold] = []
+
+    def run_hold(rate: float, seconds: float) -> Hold:
+        result = hold(rate, seconds)
+        holds.append(result)
+        logger.info(
+            "rate %s for %s s: %s/%s calls, %s failed, %.1f s elapsed: %s",
+            rate, seconds, result.successful, result.calls, result.failed, result.elapsed_s,
+            "held" if result.held else "not held",
+        )  # fmt: skip
+        return result
+
+    ramp_s = min(ramp_s, duration_s)
+    good: float | None = None
+    bad: float | None = None
+    rate = min(start_rate, max_rate)
+    while True:
+        if run_hold(rate, ramp_s).held:
+            good = rate
+        else:
+            bad = rate
+            break
+        if rate >= max_rate:
+            break
+        rate = min(max_rate, rate * 2)
+    if good is None:
+        return RateSearch(best=None, holds=tuple(holds))
+
+    best: Hold | None = None
+    if ramp_s >= duration_s:
+        best = next(h for h in reversed(holds) if h.rate == good and h.held)
+    else:
+        candidate: float = good
+        for _ in range(confirm_tries):
+            result = run_hold(candidate, duration_s)
+            if result.held:
+                best = result
+                break
+            bad = candidate
+            candidate = max(1.0, _on_grid(candidate / 2, step))
+            if candidate >= bad:
+                break
+        if best is None:
+            return RateSearch(best=None, holds=tuple(holds))
+
+    for _ in range(refine_holds):
+        if bad is None or bad - best.rate <= step:
+            break
+        middle = _on_grid((best.rate + bad) / 2, step)
+        if middle <= best.rate or middle >= bad:
+            break
+        result = run_hold(middle, duration_s)
+        if result.held:
+            best = result
+        else:
+            bad = middle
+    return RateSearch(best=best, holds=tuple(holds))
+
+
+def _on_grid(rate: float, step: float) -> float:
+    return float(max(step, math.floor(rate / step) * step))
+
+
+@dataclass
+class _Caller:
+    """Runs one hold of SIPp calls against a system and accounts for its CPU."""
+
+    workdir: Path
+    target_port: int
+    pid: int
+    scenario: str
+    pause_ms: int
+    auth: tuple[str, str] | None
+    recv_timeout_ms: int
+    settle_s: float
+    runs: int = 0
+
+    def __call__(self, rate: float, seconds: float) -> Hold:
+        calls = max(1, round(rate * seconds))
+        self.runs += 1
+        (port,) = free_udp_ports(1)
+        sipp = Sipp(
+            self.scenario,
+            workdir=self.workdir,
+            name=f"hold{self.runs:02d}-{rate:g}cps",
+            local_port=port,
+            remote=(LOOPBACK, self.target_port),
+            service=CALLED_NUMBER,
+            auth=self.auth,
+            calls=calls,
+            rate=rate,
+            # Ten seconds' worth of calls: far above what a 100 ms call needs, so SIPp
+            # never throttles a slow system; capped below SIPp's open-file limit.
+            limit=min(int(rate * 10) + 100, 15_000),
+            pause_ms=self.pause_ms,
+            recv_timeout_ms=self.recv_timeout_ms,
+            log_codes=False,
+        )
+        budget_s = seconds * 1.25 + 3 + self.pause_ms / 1000
+        cpu_before = process_tree_cpu_s(self.pid)
+        sipp.start()
+        try:
+            result: SippResult | None = sipp.wait(budget_s + self.recv_timeout_ms / 1000 + 10)
+        except SippAuthUnsupported:
+            raise
+        except SippError as exc:
+            logger.warning("hold at %s cps: %s", rate, exc)
+            result = None
+        time.sleep(self.settle_s)
+        cpu_s = process_tree_cpu_s(self.pid) - cpu_before
+        if result is None or result.stats is None:
+            return Hold(rate, seconds, calls, 0, calls, 0.0, cpu_s, held=False)
+        stats = result.stats
+        failed = result.failed + max(0, calls - stats.created)
+        held = (
+            failed == 0
+            and stats.successful == calls
+            and stats.elapsed_s <= budget_s + self.pause_ms / 1000 + 1
+        )
+        return Hold(rate, seconds, calls, stats.successful, failed, stats.elapsed_s, cpu_s, held)
+
+
+def _measure(
+    system: System,
+    workdir: Path,
+    *,
+    scenario: str,
+    auth: tuple[str, str] | None,
+    duration_s: float,
+    start_rate: float,
+    max_rate: float,
+    step: float,
+    ramp_s: float,
+    pause_ms: int,
+    recv_timeout_ms: int,
+    settle_s: float,
+) -> dict[str, Any]:
+    workdir.mkdir(parents=True, exist_ok=True)
+    (gateway_port,) = free_udp_ports(1)
+    gateway = Sipp("uas_answer", workdir=workdir, name="gateway", local_port=gateway_port)
+    try:
+        gateway.start()
+        if not wait_until_listening(gateway_port):
+            raise BenchError(f"the SIPp gateway did not start: {gateway.result().errors}")
+        port = system.start(workdir / system.name, gateway_port)
+        try:
+            caller = _Caller(
+                workdir=workdir / "caller",
+                target_port=port,
+                pid=system.pid,
+                scenario=scenario,
+                pause_ms=pause_ms,
+                auth=auth,
+                recv_timeout_ms=recv_timeout_ms,
+                settle_s=settle_s,
+            )
+            search = search_rate(
+                caller,
+                duration_s=duration_s,
+                start_rate=start_rate,
+                max_rate=max_rate,
+                step=step,
+                ramp_s=ramp_s,
+            )
+        finally:
+            system.stop()
+    except SippAuthUnsupported:
+        raise
+    except (BenchError, SippError, refs.ReferenceUnavailable, OSError) as exc:
+        logger.warning("%s: %s", system.name, exc)
+        return {"cps": None, "failed": None, "cpu_ms_per_call": None, "error": str(exc)}
+    finally:
+        gateway.kill()
+    return search.as_dict(duration_s)
+
+
+def _measure_tollguard(auth: str, workdir: Path, common: Mapping[str, Any]) -> dict[str, Any]:
+    system = _Tollguard(auth=auth)
+    return _measure(
+        system,
+        workdir,
+        scenario="uac_auth" if auth == "digest" else "uac_basic",
+        auth=(system.username, system.password) if auth == "digest" else None,
+        **common,
+    )
+
+
+def run(
+    duration_s: float = 20,
+    start_rate: float = 25,
+    max_rate: float = 3000,
+    step: float = 25,
+    references: bool = True,
+    *,
+    auth: str = "digest",
+    pause_ms: int = 100,
+    ramp_s: float = 3.0,
+    recv_timeout_ms: int = 5000,
+    settle_s: float = 1.0,
+    systems: Sequence[str] | None = None,
+    workdir: Path | None = None,
+    keep_workdir: bool = False,
+) -> dict[str, Any]:
+    """Measure Tollguard (and the references) and return the benchmark's JSON object.
+
+    Rates are calls per second; ``pause_ms`` is how long each call stays up;
+    ``recv_timeout_ms`` fails a call waiting longer for a message; ``systems`` limits the
+    run to some of ``tollguard``, ``sippy``, ``kamailio``; ``auth`` is ``digest`` (MD5
+    challenge on every call) or ``acl``. A quick smoke run: ``duration_s=2,
+    start_rate=5, max_rate=10``.
+    """
+    if auth not in {"digest", "acl"}:
+        raise ValueError(f"auth must be 'digest' or 'acl', not {auth!r}")
+    wanted = set(systems or ("tollguard", "sippy", "kamailio"))
+    if not references:
+        wanted &= {"tollguard"}
+    root = workdir or Path(tempfile.mkdtemp(prefix="tollguard-bench-calls-"))
+    common: dict[str, Any] = {
+        "duration_s": duration_s,
+        "start_rate": start_rate,
+        "max_rate": max_rate,
+        "step": step,
+        "ramp_s": ramp_s,
+        "pause_ms": pause_ms,
+        "recv_timeout_ms": recv_timeout_ms,
+        "settle_s": settle_s,
+    }
+    result: dict[str, Any] = {"name": "calls"}
+    try:
+        if "tollguard" in wanted:
+            try:
+                measured = _measure_tollguard(auth, root / "tollguard", common)
+            except SippAuthUnsupported as exc:
+                logger.warning("digest not measurable with this SIPp (%s); using the ACL", exc)
+                result["auth_fallback"] = f"SIPp cannot answer the digest challenge: {exc.reason}"
+                auth = "acl"
+                measured = _measure_tollguard(auth, root / "tollguard-acl", common)
+        else:
+            measured = {"cps": None, "failed": None, "cpu_ms_per_call": None, "skipped": True}
+        result.update(measured)
+        result.setdefault("duration_s", duration_s)
+        result["auth"] = auth
+        result["pause_ms"] = pause_ms
+        result["references"] = {
+            name: _measure(_Reference(name), root / name, scenario="uac_basic", auth=None, **common)
+            for name in ("sippy", "kamailio")
+            if name in wanted
+        }
+    finally:
+        if not keep_workdir and workdir is None:
+            shutil.rmtree(root, ignore_errors=True)
+    return result

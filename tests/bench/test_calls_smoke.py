@@ -1,0 +1,150 @@
+"""A quick run of ``tollguard bench calls``: the JSON shape, and calls really completed."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+
+from tollguard.bench import calls, references
+
+needs_sipp = pytest.mark.skipif(shutil.which("sipp") is None, reason="sipp is not installed")
+
+MAX_RATE = 10
+
+
+def smoke_run(**options: Any) -> dict[str, Any]:
+    """Two-second holds at 5 and 10 calls a second: about 10 s per system."""
+    return calls.run(duration_s=2, start_rate=5, max_rate=MAX_RATE, step=5, settle_s=0.3, **options)
+
+
+def assert_measured(entry: dict[str, Any], *, max_rate: float) -> None:
+    assert "error" not in entry, entry.get("error")
+    assert isinstance(entry["cps"], int | float)
+    assert 0 < entry["cps"] <= max_rate
+    assert entry["failed"] == 0
+    assert entry["calls"] == round(entry["cps"] * entry["duration_s"])
+    assert entry["cpu_ms_per_call"] is not None
+    assert entry["cpu_ms_per_call"] >= 0
+    held = [hold for hold in entry["search"] if hold["held"]]
+    assert held, entry["search"]
+    assert all(hold["successful"] == hold["calls"] for hold in held)
+
+
+@pytest.mark.integration
+@needs_sipp
+def test_references_smoke() -> None:
+    result = smoke_run(systems=["sippy", "kamailio"])
+    json.dumps(result)  # what the CLI prints must be plain JSON
+    assert result["name"] == "calls"
+    assert result["cps"] is None  # Tollguard was not asked for
+    assert set(result["references"]) == {"sippy", "kamailio"}
+    for entry in result["references"].values():
+        assert_measured(entry, max_rate=MAX_RATE)
+
+
+@pytest.mark.integration
+@needs_sipp
+@pytest.mark.parametrize("auth", ["digest", "acl"], ids=["digest-md5", "acl"])
+def test_tollguard_smoke(auth: str) -> None:
+    result = smoke_run(systems=["tollguard"], auth=auth)
+    json.dumps(result)
+    assert result["name"] == "calls"
+    assert result["references"] == {}
+    assert_measured(result, max_rate=MAX_RATE)
+    assert "auth_fallback" not in result
+    assert result["auth"] == auth
+
+
+def test_search_stops_at_first_failure_and_bisects() -> None:
+    # The rate search alone, against a fake system that holds up to 37 calls a second.
+    tried: list[tuple[float, float]] = []
+
+    def hold(rate: float, seconds: float) -> calls.Hold:
+        tried.append((rate, seconds))
+        ok = rate <= 37
+        n = round(rate * seconds)
+        return calls.Hold(rate, seconds, n, n if ok else n - 1, 0 if ok else 1, seconds, 0.1, ok)
+
+    search = calls.search_rate(
+        hold, duration_s=10, start_rate=5, max_rate=100, step=5, ramp_s=2, refine_holds=3
+    )
+    assert search.best is not None
+    assert search.best.rate == 35
+    assert search.best.seconds == 10
+    assert tried[:4] == [(5, 2), (10, 2), (20, 2), (40, 2)]  # ramp, stops at 40
+    assert all(seconds == 10 for _, seconds in tried[4:])  # confirm and refine hold fully
+    assert len(tried) <= 4 + 1 + 3
+
+
+def test_search_reports_nothing_when_the_first_rate_fails() -> None:
+    def hold(rate: float, seconds: float) -> calls.Hold:
+        n = round(rate * seconds)
+        return calls.Hold(rate, seconds, n, 0, n, seconds, 0.0, held=False)
+
+    search = calls.search_rate(hold, duration_s=10, start_rate=5, max_rate=100, step=5, ramp_s=2)
+    assert search.best is None
+    assert len(search.holds) == 1
+    shown = search.as_dict(10)
+    assert (shown["cps"], shown["failed"], shown["calls"]) == (0, 10, 0)
+
+
+def test_search_confirms_lower_when_the_full_hold_fails() -> None:
+    # Short holds pass up to 40, full holds only up to 12.
+    def hold(rate: float, seconds: float) -> calls.Hold:
+        ok = rate <= (40 if seconds < 10 else 12)
+        n = round(rate * seconds)
+        return calls.Hold(rate, seconds, n, n if ok else 0, 0 if ok else n, seconds, 0.0, ok)
+
+    search = calls.search_rate(
+        hold, duration_s=10, start_rate=5, max_rate=40, step=1, ramp_s=2, refine_holds=5
+    )
+    assert search.best is not None
+    assert search.best.seconds == 10
+    assert search.best.rate <= 12
+    assert search.best.rate >= 10  # halved from 40 to 20, then 10, then bisected upwards
+
+
+def test_unknown_auth_mode_is_refused() -> None:
+    with pytest.raises(ValueError, match="auth must be"):
+        calls.run(auth="cleartext", systems=[])
+
+
+def test_process_tree_cpu_counts_children() -> None:
+    before = calls.process_tree_cpu_s(os.getpid())
+    # A child burning CPU for a bounded loop; it is reaped before the second reading.
+    subprocess.run(
+        [sys.executable, "-c", "sum(i * i for i in range(3_000_000))"], check=True, timeout=60
+    )
+    after = calls.process_tree_cpu_s(os.getpid())
+    assert after - before > 0.05
+    assert calls.process_tree_cpu_s(2**22 + 12345) == 0.0  # no such process
+
+
+def test_kamailio_config_fills_every_placeholder() -> None:
+    text = references.kamailio_config(
+        listen_host="127.0.0.1", listen_port=40001, gateway_host="127.0.0.1",
+        gateway_port=40002, children=3, module_path="/modules",
+    )  # fmt: skip
+    assert "listen=udp:127.0.0.1:40001" in text
+    assert '$du = "sip:127.0.0.1:40002";' in text
+    assert "children=3" in text
+    assert 'mpath="/modules"' in text
+    assert "@" not in text.replace("@...@", "")
+
+
+def test_bench_plan_by_auth_mode() -> None:
+    digest = calls.bench_plan(40002, auth="digest", username="bench", password="pw")
+    (customer,) = digest["customers"]
+    assert customer["accounts"] == [{"username": "bench", "password": "pw", "allow_md5": True}]
+    assert "acl" not in customer
+    acl = calls.bench_plan(40002, auth="acl", username="bench", password="pw")
+    (customer,) = acl["customers"]
+    assert customer["acl"] == [{"network": "127.0.0.1/32"}]
+    (provider,) = acl["providers"]
+    assert provider["gateways"][0]["port"] == 40002

@@ -1,0 +1,243 @@
+"""Plan, gateways and helpers for the SIPp tests through a real ``tollguard serve``.
+
+The session fixture (``conftest.py``) runs one switch: a fresh data directory
+(``tollguard init``), this plan loaded with ``tollguard load``, its gateways SIPp UAS
+processes on ports chosen at run time, then ``tollguard serve --no-web``.
+
+Routes: the called number picks the providers through their cost cards.
+
+======  ===============================================  ================================
+prefix  providers, in least-cost order                   gateway behaviour
+======  ===============================================  ================================
+4410    alpha                                            answers
+4420    reject503, beta                                  503; answers
+4430    busy, gamma                                      486 (no failover); answers
+4440    silent, delta                                    never answers (setup timeout)
+4450    ringer                                           rings until CANCEL
+4460    hanger                                           answers, hangs up after 1 s
+======  ===============================================  ================================
+
+Customers: ``trunk`` is recognised by its source address (SIPp bound to 127.0.0.3),
+``retail`` by digest (account ``alice``, MD5 allowed).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import subprocess
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from tollguard.bench.calls import TollguardServer
+from tollguard.bench.sippctl import (
+    LOOPBACK,
+    Sipp,
+    SippResult,
+    free_udp_ports,
+    status_line,
+)
+
+TRUNK_HOST = "127.0.0.3"  # the ACL customer's address
+STRANGER_HOST = "127.0.0.2"  # in no ACL
+ALICE = ("alice", "correct-horse-battery")
+SETUP_TIMEOUT_S = 1.0
+HANGUP_AFTER_MS = 1000
+
+SELL_PER_MINUTE = Decimal("0.6000")  # 0.01 a second: amounts are exact
+SELL_CONNECT_FEE = Decimal("0.0100")
+
+
+@dataclass(frozen=True)
+class Provider:
+    """A provider of the test plan: its one gateway is a SIPp UAS running ``scenario``."""
+
+    scenario: str
+    prefix: str  # the route its cost card covers
+    cost_per_minute: Decimal
+    keys: Mapping[str, str] = field(default_factory=dict)
+    pause_ms: int = 0
+
+
+PROVIDERS: dict[str, Provider] = {
+    "alpha": Provider("uas_answer", "4410", Decimal("0.3000")),
+    "reject503": Provider("uas_reject", "4420", Decimal("0.1200"), {"status": status_line(503)}),
+    "beta": Provider("uas_answer", "4420", Decimal("0.2400")),
+    "busy": Provider("uas_reject", "4430", Decimal("0.1200"), {"status": status_line(486)}),
+    "gamma": Provider("uas_answer", "4430", Decimal("0.2400")),
+    "silent": Provider("uas_silent", "4440", Decimal("0.1200")),
+    "delta": Provider("uas_answer", "4440", Decimal("0.2400")),
+    "ringer": Provider("uas_ring_cancel", "4450", Decimal("0.3000")),
+    "hanger": Provider("uas_hangup", "4460", Decimal("0.3000"), pause_ms=HANGUP_AFTER_MS),
+}
+
+
+def number(prefix: str) -> str:
+    """A called number for a route, dialled with the international prefix."""
+    return f"00{prefix}{'0' * (12 - len(prefix))}1"
+
+
+def rate(prefix: str, price: Decimal, *, connect_fee: Decimal = Decimal(0)) -> dict[str, Any]:
+    return {
+        "prefix": prefix,
+        "destination": f"Route {prefix}",
+        "price_per_minute": str(price),
+        "connect_fee": str(connect_fee),
+        "initial_increment": 1,
+        "next_increment": 1,
+    }
+
+
+def build_plan(gateway_ports: Mapping[str, int]) -> dict[str, Any]:
+    cards = [
+        {
+            "name": "retail-sell",
+            "kind": "sell",
+            "currency": "EUR",
+            "rates": [rate("44", SELL_PER_MINUTE, connect_fee=SELL_CONNECT_FEE)],
+        }
+    ]
+    providers = []
+    for priority, (name, provider) in enumerate(PROVIDERS.items(), start=1):
+        prefix, cost = provider.prefix, provider.cost_per_minute
+        cards.append(
+            {
+                "name": f"{name}-cost",
+                "kind": "cost",
+                "currency": "EUR",
+                "rates": [rate(prefix, cost)],
+            }
+        )
+        providers.append(
+            {
+                "name": name,
+                "cost_card": f"{name}-cost",
+                "priority": priority,
+                "gateways": [
+                    {
+                        "name": f"{name}-gw",
+                        "host": LOOPBACK,
+                        "port": gateway_ports[name],
+                        "transport": "udp",
+                    }
+                ],
+            }
+        )
+    numbering = {"country_code": "44"}
+    return {
+        "rate_cards": cards,
+        "providers": providers,
+        "customers": [
+            {
+                "name": "trunk",
+                "sell_card": "retail-sell",
+                "strategy": "lcr",
+                "numbering": numbering,
+                "acl": [{"network": f"{TRUNK_HOST}/32"}],
+            },
+            {
+                "name": "retail",
+                "sell_card": "retail-sell",
+                "strategy": "lcr",
+                "numbering": numbering,
+                "accounts": [{"username": ALICE[0], "password": ALICE[1], "allow_md5": True}],
+            },
+        ],
+    }
+
+
+@dataclass
+class Switch:
+    """The running switch, its gateways, and helpers to place calls and read CDRs."""
+
+    server: TollguardServer
+    workdir: Path
+    gateways: dict[str, Sipp]
+    provider_ids: dict[str, int] = field(default_factory=dict)
+    gateway_ids: dict[str, int] = field(default_factory=dict)
+    customer_ids: dict[str, int] = field(default_factory=dict)
+    _runs: Iterator[int] = field(default_factory=lambda: itertools.count(1))
+
+    @property
+    def port(self) -> int:
+        return self.server.sip_port
+
+    def call(
+        self,
+        scenario: str,
+        called: str,
+        *,
+        host: str = TRUNK_HOST,
+        calls: int = 1,
+        rate: float = 10,
+        limit: int | None = None,
+        pause_ms: int = 0,
+        keys: Mapping[str, str] | None = None,
+        auth: tuple[str, str] | None = None,
+        timeout_s: float = 30,
+    ) -> tuple[str, SippResult]:
+        """Run a SIPp caller to the end; return its Call-ID tag and what it did."""
+        run = next(self._runs)
+        tag = f"it{run}x{time.monotonic_ns() % 1_000_000}"
+        (port,) = free_udp_ports(1, host=host)
+        sipp = Sipp(
+            scenario,
+            workdir=self.workdir,
+            name=f"caller-{run:02d}-{scenario}",
+            local_host=host,
+            local_port=port,
+            remote=(LOOPBACK, self.port),
+            service=called,
+            keys=keys,
+            auth=auth,
+            calls=calls,
+            rate=rate,
+            limit=limit,
+            pause_ms=pause_ms,
+            recv_timeout_ms=10_000,
+            # Call-IDs "<n>-<tag>@<ip>" let a test pick out its own CDRs.
+            call_id=f"%u-{tag}@%s",
+        )
+        with sipp:
+            return tag, sipp.wait(timeout_s)
+
+    def cdrs(self, tag: str, count: int, timeout_s: float = 20) -> list[dict[str, Any]]:
+        """The CDRs of the calls tagged ``tag``, once ``count`` of them are written."""
+        if count == 0:
+            # Nothing to wait for: give the writer one flush interval or more to be sure.
+            time.sleep(min(timeout_s, 1.5))
+        deadline = time.monotonic() + timeout_s
+        mine: list[dict[str, Any]] = []
+        while time.monotonic() < deadline:
+            mine = [c for c in self.server.cdrs() if f"-{tag}@" in str(c.get("call_id", ""))]
+            if len(mine) >= count:
+                # Let a late duplicate show up before the test counts them.
+                time.sleep(0.3)
+                return [c for c in self.server.cdrs() if f"-{tag}@" in str(c.get("call_id", ""))]
+            time.sleep(0.5)
+        return mine
+
+
+def provisioned_ids(server: TollguardServer) -> dict[str, dict[str, int]]:
+    code = (
+        "import json\n"
+        "from tollguard.web.carriers.models import Gateway, Provider\n"
+        "from tollguard.web.customers.models import Customer\n"
+        "print(json.dumps({"
+        "'providers': {p.name: p.pk for p in Provider.objects.all()},"
+        "'gateways': {g.name: g.pk for g in Gateway.objects.all()},"
+        "'customers': {c.name: c.pk for c in Customer.objects.all()}}))\n"
+    )
+    done = subprocess.run(
+        [*server.command, "--data-dir", str(server.data_dir), "manage", "shell", "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    ids: dict[str, dict[str, int]] = json.loads(done.stdout.strip().splitlines()[-1])
+    return ids
