@@ -7,9 +7,10 @@ throw-away data directory (``tollguard init`` + ``load`` of a one-customer, one-
 plan, then ``tollguard serve --no-web``), with its customer authenticated by digest (MD5,
 so each call also carries a 407 challenge and a second INVITE) or by source address
 (``auth="acl"``). The references (:mod:`tollguard.bench.references`) get the plain call.
-SIPp 3.6 answers only an MD5 challenge listed first (:func:`sipp_digest_settings`);
-when the switch lists SHA-256 first and SIPp gives up, the run measures the ACL
-customer instead and says so in ``auth_fallback``.
+SIPp 3.6 answers only an MD5 challenge listed first, so the benchmark's data directory
+sets ``sip.digest_algorithms`` to MD5 first (:func:`sipp_digest_settings`); should SIPp
+still give up on the challenge, the run measures the ACL customer instead and says so
+in ``auth_fallback``.
 
 Rate search, per system:
 
