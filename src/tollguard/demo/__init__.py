@@ -214,7 +214,7 @@ def _print_cdrs() -> int:
             cdr.destination,
             str(cdr.sip_code),
             str(len(cdr.attempts or [])),
-            providers.get(cdr.provider_id, "-"),
+            providers.get(cdr.provider_id or 0, "-"),
             str(cdr.billed_s),
             str(cdr.sell_amount),
             str(cdr.cost_amount),
