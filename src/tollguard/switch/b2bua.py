@@ -339,7 +339,9 @@ class B2bua:
         self._cdrs = cdr_writer
         self._wall = wall_clock
         self._ids = IdFactory()
-        self._auth = Authenticator(sip.realm, NonceManager(nonce_secret, sip.nonce_lifetime_s))
+        self._auth = Authenticator(
+            sip.realm, NonceManager(nonce_secret, sip.nonce_lifetime_s), sip.digest_algorithms
+        )
         self._failover = failover_policy(sip.failover_codes)
         self._t1 = sip.t1
         self._t2 = sip.t2
