@@ -58,6 +58,26 @@ def test_two_inits_never_share_secrets(tmp_path: Path, data_dir: Path) -> None:
     assert first.web.admin_path != second.web.admin_path
 
 
+def test_check_passes_on_a_fresh_data_dir_and_warns_about_the_certificate(
+    data_dir: Path,
+) -> None:
+    result = tollguard("check", data_dir=data_dir)
+    assert "no problems found" in result.stdout
+    assert "self-signed" in result.stdout
+
+
+def test_check_fails_on_a_weakened_configuration(tmp_path: Path) -> None:
+    weak = tmp_path / "weak"
+    tollguard("init", "--bind", "127.0.0.1", "--sip-port", "0", data_dir=weak)
+    settings_path = weak / config.SETTINGS_FILE
+    text = settings_path.read_text()
+    admin_line = next(line for line in text.splitlines() if line.startswith("admin_path"))
+    settings_path.write_text(text.replace(admin_line, 'admin_path = "admin/"'))
+    result = tollguard("check", data_dir=weak, check=False)
+    assert result.returncode == 1
+    assert "security.E" in result.stdout
+
+
 def test_init_refuses_an_initialised_dir(data_dir: Path) -> None:
     result = tollguard("init", data_dir=data_dir, check=False)
     assert result.returncode == 1

@@ -319,6 +319,23 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_check(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    _require_initialised(settings)
+    _setup_django(settings)
+    from tollguard.web.security import selfcheck
+
+    status = selfcheck.run(sys.stdout)
+    if certs.is_self_signed(settings.tls_cert_path):
+        print(
+            f"warning: {settings.tls_cert_path} is the self-signed certificate made by "
+            "'tollguard init': replace it with one a browser and your peers trust"
+        )
+    if status == 0:
+        print("tollguard check: no problems found")
+    return status
+
+
 def cmd_manage(args: argparse.Namespace) -> int:
     settings = _settings(args)
     _require_initialised(settings)
@@ -388,6 +405,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-rate", type=int, default=3000, help="calls: highest rate to try")
     p.add_argument("--no-references", action="store_true", help="calls: skip sippy/Kamailio")
     p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("check", help="configuration and security self-check")
+    p.set_defaults(func=cmd_check)
 
     p = sub.add_parser("manage", help="Django management commands")
     p.add_argument("args", nargs=argparse.REMAINDER)

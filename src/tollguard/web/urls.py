@@ -1,13 +1,14 @@
 """URL configuration: the admin lives at the random path chosen by ``tollguard init``.
 
-An empty ``web.admin_path`` means the admin is not mounted at all.
+An empty ``web.admin_path`` means the admin is not mounted at all. ``/admin/`` is a
+honeypot that looks like the admin's login page.
 """
 
 from __future__ import annotations
 
 from django.conf import settings
 from django.contrib import admin
-from django.urls import URLPattern, URLResolver, path
+from django.urls import URLPattern, URLResolver, include, path
 
 
 def admin_prefix(admin_path: str) -> str:
@@ -16,8 +17,17 @@ def admin_prefix(admin_path: str) -> str:
     return f"{cleaned}/" if cleaned else ""
 
 
-urlpatterns: list[URLPattern | URLResolver] = []
+urlpatterns: list[URLPattern | URLResolver] = [
+    path("api/v1/", include("tollguard.web.api.urls")),
+    path("portal/", include("tollguard.web.portal.urls")),
+]
 
 _prefix = admin_prefix(settings.TOLLGUARD.web.admin_path)
 if _prefix:
     urlpatterns.append(path(_prefix, admin.site.urls))
+if _prefix != "admin/":
+    # The default admin path is a decoy that records and bans (security.urls).
+    urlpatterns.append(path("", include("tollguard.web.security.urls")))
+
+# Permission denials are security events (tollguard.security logger).
+handler403 = "tollguard.web.security.views.permission_denied"

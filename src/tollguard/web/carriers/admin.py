@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from django.contrib import admin
+from django.db.models import Count, Q, QuerySet
+from django.http import HttpRequest
 
 from tollguard.web.carriers.models import Gateway, Provider
 
@@ -10,20 +12,70 @@ from tollguard.web.carriers.models import Gateway, Provider
 class GatewayInline(admin.TabularInline[Gateway, Provider]):
     model = Gateway
     extra = 0
+    fields = (
+        "name",
+        "host",
+        "port",
+        "transport",
+        "strip_digits",
+        "add_prefix",
+        "max_channels",
+        "enabled",
+    )
+    show_change_link = True
 
 
 @admin.register(Provider)
 class ProviderAdmin(admin.ModelAdmin[Provider]):
-    list_display = ("name", "enabled", "cost_card", "priority", "weight")
-    list_filter = ("enabled",)
+    list_display = (
+        "name",
+        "enabled",
+        "cost_card",
+        "priority",
+        "weight",
+        "gateway_count",
+        "enabled_gateway_count",
+    )
+    list_filter = ("enabled", "cost_card")
     list_select_related = ("cost_card",)
-    search_fields = ("name",)
+    search_fields = ("name", "gateways__name", "gateways__host")
+    ordering = ("priority", "name")
     inlines = (GatewayInline,)
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Provider]:
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                gateway_total=Count("gateways"),
+                gateway_enabled=Count("gateways", filter=Q(gateways__enabled=True)),
+            )
+        )
+
+    @admin.display(description="gateways", ordering="gateway_total")
+    def gateway_count(self, obj: Provider) -> int:
+        return int(getattr(obj, "gateway_total", 0))
+
+    @admin.display(description="enabled gateways", ordering="gateway_enabled")
+    def enabled_gateway_count(self, obj: Provider) -> int:
+        return int(getattr(obj, "gateway_enabled", 0))
 
 
 @admin.register(Gateway)
 class GatewayAdmin(admin.ModelAdmin[Gateway]):
-    list_display = ("name", "provider", "host", "port", "transport", "enabled", "max_channels")
+    list_display = (
+        "name",
+        "provider",
+        "host",
+        "port",
+        "transport",
+        "strip_digits",
+        "add_prefix",
+        "enabled",
+        "max_channels",
+    )
     list_filter = ("enabled", "transport", "provider")
     list_select_related = ("provider",)
     search_fields = ("name", "host", "provider__name")
+    ordering = ("provider__name", "name")
+    autocomplete_fields = ("provider",)

@@ -10,8 +10,3 @@ class CoreConfig(AppConfig):
     label = "core"
     verbose_name = "Tollguard"
     default_auto_field = "django.db.models.BigAutoField"
-
-    def ready(self) -> None:
-        from tollguard.web.core import security
-
-        security.connect()

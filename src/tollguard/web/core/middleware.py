@@ -23,10 +23,14 @@ class PasswordChangeRequiredMiddleware:
                     marker.delete()
                 else:
                     try:
+                        # The second factor comes first (security.otp), then the
+                        # new password.
                         allowed = {
                             reverse("admin:password_change"),
                             reverse("admin:password_change_done"),
                             reverse("admin:logout"),
+                            reverse("admin:otp_enrol"),
+                            reverse("admin:otp_verify"),
                         }
                     except NoReverseMatch:
                         allowed = set()

@@ -6,11 +6,13 @@ The data directory is the one handed to :func:`tollguard.web.bootstrap.setup`, o
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import django_stubs_ext
 from django.core.exceptions import ImproperlyConfigured
+from django.utils.csp import CSP
 
 from tollguard import config
 from tollguard.web import bootstrap
@@ -25,29 +27,55 @@ DEBUG = False
 ALLOWED_HOSTS = list(TOLLGUARD.web.allowed_hosts)
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    # Before the admin: its admin/index.html adds the dashboard link to the admin's.
+    "tollguard.web.dashboard",
+    # django.contrib.admin with the two-factor admin site as admin.site.
+    "tollguard.web.security.apps.TollguardAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "axes",
+    "auditlog",
     "tollguard.web.core",
+    "tollguard.web.security",
     "tollguard.web.rating",
     "tollguard.web.carriers",
     "tollguard.web.customers",
     "tollguard.web.cdr",
+    "rest_framework",
+    "django_filters",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "tollguard.web.api",
+    "tollguard.web.portal",
 ]
 
+# Headers first so every answer carries them, static files included; then the ban list
+# and the address rules, before any session is loaded; the second factor after the
+# user is known; axes last, as its documentation requires.
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "django.middleware.csp.ContentSecurityPolicyMiddleware",
+    "tollguard.web.security.middleware.SecurityHeadersMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "tollguard.web.security.middleware.BannedAddressMiddleware",
+    "tollguard.web.security.middleware.AddressRestrictionMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "tollguard.web.security.middleware.SessionLifetimeMiddleware",
+    "django_otp.middleware.OTPMiddleware",
+    "tollguard.web.security.middleware.OTPRequiredMiddleware",
     "tollguard.web.core.middleware.PasswordChangeRequiredMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "auditlog.middleware.AuditlogMiddleware",
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "tollguard.web.urls"
@@ -64,6 +92,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "django.template.context_processors.csp",
             ],
         },
     },
@@ -132,15 +161,48 @@ PASSWORD_HASHERS = [
     "django.contrib.auth.hashers.PBKDF2SHA1PasswordHasher",
     "django.contrib.auth.hashers.ScryptPasswordHasher",
 ]
+# NIST SP 800-63B 3.1.1.2: length, a list of known-bad passwords, and no composition
+# rules; an all-digit password is refused only when it is a common one.
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {
         "NAME": "django.contrib.auth.password_validation.MinimumLengthValidator",
         "OPTIONS": {"min_length": 12},
     },
+    {
+        "NAME": "tollguard.web.security.validators.MaximumLengthValidator",
+        "OPTIONS": {"max_length": 128},
+    },
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
-    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+
+# Axes sees the password step only: the backend must come first (ASVS 6.3.1).
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_ENABLED = True
+AXES_FAILURE_LIMIT = 5
+AXES_COOLOFF_TIME = timedelta(minutes=15)
+# Lock the pair: an attacker cannot lock a user out from everywhere, and one address
+# cannot try one user more than the limit.
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_CLIENT_IP_CALLABLE = "tollguard.web.security.network.client_address"
+AXES_VERBOSE = False
+
+# Two-factor sign-in for every staff user (tollguard.web.security.otp).
+TOLLGUARD_OTP_REQUIRED = True
+OTP_TOTP_ISSUER = "Tollguard"
+OTP_TOTP_THROTTLE_FACTOR = 1
+OTP_STATIC_THROTTLE_FACTOR = 1
+# Decoy logins at /admin/ ban their address for this long.
+TOLLGUARD_HONEYPOT_BAN_SECONDS = 24 * 3600
+# A session ends this long after sign-in, however active (the idle limit is below).
+TOLLGUARD_SESSION_ABSOLUTE_AGE = 12 * 3600
+
+# Audit trail: who changed what and when, with the address of the request.
+AUDITLOG_INCLUDE_ALL_MODELS = False
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
@@ -153,12 +215,44 @@ STATIC_URL = "static/"
 STATIC_ROOT = None
 WHITENOISE_USE_FINDERS = True
 
+# The web process only speaks HTTPS (even in development), so cookies are Secure
+# everywhere. The __Host- prefix makes browsers refuse them unless Secure, for path /
+# and with no Domain: a sibling subdomain cannot plant or override them.
+SESSION_COOKIE_NAME = "__Host-sessionid"
+SESSION_COOKIE_SECURE = True
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Strict"
+SESSION_COOKIE_PATH = "/"
+SESSION_COOKIE_DOMAIN = None
+# Idle timeout: 30 minutes without a request ends the session.
+SESSION_COOKIE_AGE = 30 * 60
+SESSION_SAVE_EVERY_REQUEST = True
+CSRF_COOKIE_NAME = "__Host-csrftoken"
+CSRF_COOKIE_SECURE = True
+CSRF_COOKIE_HTTPONLY = True
 CSRF_COOKIE_SAMESITE = "Strict"
+CSRF_COOKIE_PATH = "/"
+CSRF_COOKIE_DOMAIN = None
+
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+
+# Every asset is served by this process: nothing may load from anywhere else. A nonce
+# source appears in the header only on pages that use one.
+SECURE_CSP: dict[str, list[str]] = {
+    "default-src": [CSP.NONE],
+    "script-src": [CSP.SELF, CSP.NONCE],
+    "style-src": [CSP.SELF, CSP.NONCE],
+    "img-src": [CSP.SELF, "data:"],
+    "font-src": [CSP.SELF],
+    "connect-src": [CSP.SELF],
+    "frame-ancestors": [CSP.NONE],
+    "object-src": [CSP.NONE],
+    "base-uri": [CSP.NONE],
+    "form-action": [CSP.SELF],
+}
 
 LOGGING: dict[str, Any] = {
     "version": 1,
@@ -171,5 +265,38 @@ LOGGING: dict[str, Any] = {
     },
     "loggers": {
         "tollguard": {"handlers": ["console"], "level": "INFO", "propagate": False},
+        # Security events go to fail2ban and the operator whatever the root level.
+        "tollguard.security": {"handlers": ["console"], "level": "INFO", "propagate": False},
     },
+}
+
+# The REST API (tollguard.web.api): JSON only (the browsable API needs inline scripts),
+# deny by default, scoped keys with their own rate limits.
+REST_FRAMEWORK: dict[str, Any] = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "tollguard.web.api.authentication.ApiKeyAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["tollguard.web.api.access.ApiAccess"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_THROTTLE_CLASSES": [
+        "tollguard.web.api.throttles.ApiKeyRateThrottle",
+        "rest_framework.throttling.UserRateThrottle",
+    ],
+    "DEFAULT_THROTTLE_RATES": {"user": "1200/min"},
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+}
+SPECTACULAR_SETTINGS: dict[str, Any] = {
+    "TITLE": "Tollguard API",
+    "DESCRIPTION": "Provisioning, CDRs and statistics. Authenticate with 'Bearer <API key>'.",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SCHEMA_PATH_PREFIX": "/api/v1/",
+    # Separate request and response components: write-only fields appear in requests only.
+    "COMPONENT_SPLIT_REQUEST": True,
+    # Swagger UI's files come from drf-spectacular-sidecar: nothing loads from outside.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }

@@ -1,0 +1,253 @@
+"""Serializers of the provisioning objects, CDRs and statistics.
+
+SIP passwords are write-only: they become HA1 digests through
+:func:`tollguard.web.customers.services.set_sip_password`, and neither the password nor
+the digests (which authenticate as well as the password does) are ever returned.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import transaction
+from rest_framework import serializers
+
+from tollguard.web.carriers.models import Gateway, Provider
+from tollguard.web.cdr.models import Cdr
+from tollguard.web.customers import services as customer_services
+from tollguard.web.customers.fields import parse_network
+from tollguard.web.customers.models import Account, AclEntry, Customer
+from tollguard.web.rating.models import Rate, RateCard
+
+SIP_PASSWORD_MIN_LENGTH = 12
+
+
+class RateCardSerializer(serializers.ModelSerializer[RateCard]):
+    class Meta:
+        model = RateCard
+        fields = ("id", "name", "currency", "rounding", "decimals", "kind")
+
+
+class RateSerializer(serializers.ModelSerializer[Rate]):
+    class Meta:
+        model = Rate
+        fields = (
+            "id",
+            "card",
+            "prefix",
+            "destination",
+            "price_per_minute",
+            "connect_fee",
+            "initial_increment",
+            "next_increment",
+            "effective_from",
+            "effective_until",
+        )
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        start, end = attrs.get("effective_from"), attrs.get("effective_until")
+        if start is not None and end is not None and end <= start:
+            raise serializers.ValidationError(
+                {"effective_until": "Must be later than effective_from."}
+            )
+        return attrs
+
+
+class ProviderSerializer(serializers.ModelSerializer[Provider]):
+    class Meta:
+        model = Provider
+        fields = ("id", "name", "enabled", "cost_card", "priority", "weight")
+
+
+class GatewaySerializer(serializers.ModelSerializer[Gateway]):
+    class Meta:
+        model = Gateway
+        fields = (
+            "id",
+            "provider",
+            "name",
+            "host",
+            "port",
+            "transport",
+            "strip_digits",
+            "add_prefix",
+            "enabled",
+            "max_channels",
+        )
+
+
+class CustomerSerializer(serializers.ModelSerializer[Customer]):
+    class Meta:
+        model = Customer
+        fields = (
+            "id",
+            "name",
+            "enabled",
+            "sell_card",
+            "strategy",
+            "allow_negative_margin",
+            "max_call_duration_s",
+            "country_code",
+            "national_prefix",
+            "international_prefix",
+            "strip_prefix",
+            "providers",
+        )
+
+
+class CustomerViewSerializer(serializers.ModelSerializer[Customer]):
+    """What a customer sees of itself: no routing internals."""
+
+    class Meta:
+        model = Customer
+        fields = ("id", "name", "enabled", "sell_card", "max_call_duration_s")
+        read_only_fields = fields
+
+
+class AccountSerializer(serializers.ModelSerializer[Account]):
+    password = serializers.CharField(
+        write_only=True,
+        required=False,
+        min_length=SIP_PASSWORD_MIN_LENGTH,
+        max_length=128,
+        trim_whitespace=False,
+        style={"input_type": "password"},
+        help_text="Write-only; stored as HA1 digests for the configured realm.",
+    )
+
+    class Meta:
+        model = Account
+        fields = ("id", "customer", "username", "allow_md5", "enabled", "password")
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        password = attrs.get("password")
+        if self.instance is None and not password:
+            raise serializers.ValidationError({"password": "A new account needs a password."})
+        if (
+            self.instance is not None
+            and "username" in attrs
+            and attrs["username"] != self.instance.username
+            and not password
+        ):
+            # The digests cover the user name: a rename without a password breaks them.
+            raise serializers.ValidationError(
+                {"password": "Changing the user name needs a new password."}
+            )
+        return attrs
+
+    def create(self, validated_data: dict[str, Any]) -> Account:
+        password = validated_data.pop("password")
+        account = Account(**validated_data)
+        with transaction.atomic():
+            customer_services.set_sip_password(account, password, settings.TOLLGUARD.sip.realm)
+        return account
+
+    def update(self, instance: Account, validated_data: dict[str, Any]) -> Account:
+        password = validated_data.pop("password", None)
+        with transaction.atomic():
+            for name, value in validated_data.items():
+                setattr(instance, name, value)
+            instance.save()
+            if password:
+                customer_services.set_sip_password(instance, password, settings.TOLLGUARD.sip.realm)
+        return instance
+
+
+class AclEntrySerializer(serializers.ModelSerializer[AclEntry]):
+    network = serializers.CharField(max_length=43, help_text="CIDR, host bits zero.")
+
+    class Meta:
+        model = AclEntry
+        fields = ("id", "customer", "network", "tech_prefix")
+
+    def validate_network(self, value: str) -> str:
+        try:
+            return str(parse_network(value))
+        except DjangoValidationError as exc:
+            raise serializers.ValidationError(exc.messages) from exc
+
+
+_CDR_CUSTOMER_FIELDS = (
+    "id",
+    "call_id",
+    "started_at",
+    "answered_at",
+    "ended_at",
+    "duration_ms",
+    "billed_s",
+    "customer",
+    "account",
+    "source_ip",
+    "caller",
+    "callee",
+    "destination",
+    "sip_code",
+    "sip_reason",
+    "hangup_side",
+    "sell_rate",
+    "sell_amount",
+    "currency",
+)
+
+
+class CustomerCdrSerializer(serializers.ModelSerializer[Cdr]):
+    """A CDR as its customer sees it: no provider, cost or margin."""
+
+    class Meta:
+        model = Cdr
+        fields = _CDR_CUSTOMER_FIELDS
+        read_only_fields = fields
+
+
+class CdrSerializer(serializers.ModelSerializer[Cdr]):
+    class Meta:
+        model = Cdr
+        fields = (
+            *_CDR_CUSTOMER_FIELDS,
+            "source_port",
+            "callee_raw",
+            "q850_cause",
+            "provider",
+            "gateway",
+            "cost_rate",
+            "cost_amount",
+            "margin",
+            "caller_user_agent",
+            "callee_user_agent",
+            "attempts",
+        )
+        read_only_fields = fields
+
+
+class StatsQuerySerializer(serializers.Serializer[Any]):
+    since = serializers.DateTimeField()
+    until = serializers.DateTimeField()
+    group_by = serializers.ChoiceField(choices=("customer", "provider", "destination"))
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if attrs["until"] <= attrs["since"]:
+            raise serializers.ValidationError({"until": "Must be later than since."})
+        return attrs
+
+
+class TrafficStatsSerializer(serializers.Serializer[Any]):
+    key = serializers.CharField(help_text="Customer or provider id, or destination name.")
+    name = serializers.CharField()
+    calls = serializers.IntegerField()
+    answered = serializers.IntegerField()
+    asr = serializers.DecimalField(max_digits=7, decimal_places=2, help_text="Percent.")
+    acd_s = serializers.DecimalField(max_digits=12, decimal_places=1)
+    minutes = serializers.DecimalField(max_digits=16, decimal_places=2)
+    billed_minutes = serializers.DecimalField(max_digits=16, decimal_places=2)
+    sell = serializers.DecimalField(max_digits=20, decimal_places=6)
+    cost = serializers.DecimalField(max_digits=20, decimal_places=6, required=False)
+    margin = serializers.DecimalField(max_digits=20, decimal_places=6, required=False)
+
+
+class StatsSerializer(serializers.Serializer[Any]):
+    since = serializers.DateTimeField()
+    until = serializers.DateTimeField()
+    group_by = serializers.CharField()
+    rows = TrafficStatsSerializer(many=True)

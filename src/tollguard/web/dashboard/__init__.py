@@ -1,0 +1,1 @@
+"""The operators' dashboard: traffic, quality, margin and security events as charts."""

@@ -1,0 +1,350 @@
+"""What the dashboard shows, computed by the database with ORM aggregates.
+
+Definitions match the statistics API: ASR is answered calls over all calls, in percent;
+ACD is the mean talk time of answered calls, in seconds; margin is sell minus cost as
+rated. Calls per second over a bucket is the bucket's calls divided by its length, so it
+is an average, not a peak.
+
+There is no live call count: the switch does not publish its live state to the web
+process. The calls whose CDR was written in the last minute stand in for it, and the
+data says so.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any, Literal
+
+from django.apps import apps
+from django.db.models import Count, DateTimeField, Max, Q, QuerySet, Sum
+from django.db.models.functions import Trunc
+
+from tollguard.web.carriers.models import Provider
+from tollguard.web.cdr.models import Cdr
+from tollguard.web.customers.models import Customer
+
+__all__ = [
+    "PERIODS",
+    "Breakdown",
+    "GroupBy",
+    "Period",
+    "SecurityEvent",
+    "Totals",
+    "breakdown",
+    "calls_ended_between",
+    "dashboard_data",
+    "security_events",
+    "series",
+    "totals",
+]
+
+GroupBy = Literal["customer", "provider", "destination"]
+Unit = Literal["minute", "hour", "day"]
+
+
+@dataclass(frozen=True, slots=True)
+class Period:
+    """A choice of the dashboard: how far back, and the width of one chart bucket."""
+
+    length: timedelta
+    unit: Unit
+
+    @property
+    def bucket(self) -> timedelta:
+        return {"minute": timedelta(minutes=1), "hour": timedelta(hours=1)}.get(
+            self.unit, timedelta(days=1)
+        )
+
+
+PERIODS: dict[str, Period] = {
+    "1h": Period(timedelta(hours=1), "minute"),
+    "24h": Period(timedelta(days=1), "hour"),
+    "7d": Period(timedelta(days=7), "hour"),
+    "30d": Period(timedelta(days=30), "day"),
+}
+
+_GROUP_FIELD: dict[str, str] = {
+    "customer": "customer_id",
+    "provider": "provider_id",
+    "destination": "destination",
+}
+_ANSWERED = Q(answered_at__isnull=False)
+DEFAULT_LONGEST_CALL_S = 7200
+# RFC 3261 §16.6 timer C: a proxy gives up on an unanswered INVITE after 3 minutes at
+# least; an hour leaves room for any setup the switch allows.
+SETUP_ALLOWANCE = timedelta(hours=1)
+_ZERO = Decimal(0)
+_MONEY = Decimal("0.0001")
+
+
+@dataclass(frozen=True, slots=True)
+class Totals:
+    calls: int
+    answered: int
+    asr: Decimal
+    acd_s: Decimal
+    sell: Decimal
+    cost: Decimal
+    margin: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class Breakdown:
+    key: str
+    name: str
+    calls: int
+    answered: int
+    asr: Decimal
+    acd_s: Decimal
+    margin: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class Bucket:
+    start: datetime
+    calls: int
+    answered: int
+    cps: Decimal
+    asr: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class SecurityEvent:
+    at: datetime
+    kind: str
+    address: str
+    username: str
+
+
+def _ratio(numerator: Decimal | int, denominator: Decimal | int, places: str) -> Decimal:
+    if not denominator:
+        return Decimal(places) * 0
+    return (Decimal(numerator) / Decimal(denominator)).quantize(
+        Decimal(places), rounding=ROUND_HALF_UP
+    )
+
+
+def _asr(answered: int, calls: int) -> Decimal:
+    return _ratio(answered * 100, calls, "0.01")
+
+
+def _acd(talk_ms: int | None, answered: int) -> Decimal:
+    return _ratio((talk_ms or 0) / Decimal(1000), answered, "0.1")
+
+
+def cdrs_between(since: datetime, until: datetime) -> QuerySet[Cdr]:
+    """CDRs of calls started in ``[since, until)``, in no particular order."""
+    return Cdr.objects.filter(started_at__gte=since, started_at__lt=until).order_by()
+
+
+def totals(cdrs: QuerySet[Cdr]) -> Totals:
+    row = cdrs.aggregate(
+        calls=Count("id"),
+        answered=Count("id", filter=_ANSWERED),
+        talk_ms=Sum("duration_ms", filter=_ANSWERED),
+        sell=Sum("sell_amount"),
+        cost=Sum("cost_amount"),
+        margin=Sum("margin"),
+    )
+    return Totals(
+        calls=row["calls"],
+        answered=row["answered"],
+        asr=_asr(row["answered"], row["calls"]),
+        acd_s=_acd(row["talk_ms"], row["answered"]),
+        sell=(row["sell"] or _ZERO).quantize(_MONEY),
+        cost=(row["cost"] or _ZERO).quantize(_MONEY),
+        margin=(row["margin"] or _ZERO).quantize(_MONEY),
+    )
+
+
+def breakdown(cdrs: QuerySet[Cdr], group_by: GroupBy, limit: int = 10) -> list[Breakdown]:
+    """The ``limit`` groups of ``cdrs`` with the most calls, most first."""
+    field = _GROUP_FIELD[group_by]
+    rows = list(
+        cdrs.values(field)
+        .annotate(
+            calls=Count("id"),
+            answered=Count("id", filter=_ANSWERED),
+            talk_ms=Sum("duration_ms", filter=_ANSWERED),
+            margin_total=Sum("margin"),
+        )
+        .order_by("-calls", field)[:limit]
+    )
+    names = _names(group_by, [row[field] for row in rows])
+    return [
+        Breakdown(
+            key="" if row[field] is None else str(row[field]),
+            name=names(row[field]),
+            calls=row["calls"],
+            answered=row["answered"],
+            asr=_asr(row["answered"], row["calls"]),
+            acd_s=_acd(row["talk_ms"], row["answered"]),
+            margin=(row["margin_total"] or _ZERO).quantize(_MONEY),
+        )
+        for row in rows
+    ]
+
+
+def _names(group_by: GroupBy, keys: list[Any]) -> Callable[[Any], str]:
+    if group_by == "destination":
+        return lambda key: key or "(unknown)"
+    model = Customer if group_by == "customer" else Provider
+    found = dict(
+        model._default_manager.filter(pk__in=[k for k in keys if k is not None]).values_list(
+            "pk", "name"
+        )
+    )
+    none = "(none)" if group_by == "provider" else "(unauthenticated)"
+    return lambda key: none if key is None else found.get(key, f"#{key} (deleted)")
+
+
+def series(cdrs: QuerySet[Cdr], since: datetime, until: datetime, period: Period) -> list[Bucket]:
+    """Calls, calls per second and ASR per bucket, zero-filled from ``since`` to ``until``."""
+    rows = (
+        cdrs.annotate(bucket=Trunc("started_at", period.unit, output_field=DateTimeField()))
+        .values("bucket")
+        .annotate(calls=Count("id"), answered=Count("id", filter=_ANSWERED))
+        .order_by("bucket")
+    )
+    found = {row["bucket"]: (row["calls"], row["answered"]) for row in rows}
+    seconds = int(period.bucket.total_seconds())
+    start = _truncate(since, period)
+    buckets: list[Bucket] = []
+    while start < until:
+        calls, answered = found.get(start, (0, 0))
+        buckets.append(
+            Bucket(
+                start=start,
+                calls=calls,
+                answered=answered,
+                cps=_ratio(calls, seconds, "0.001"),
+                asr=_asr(answered, calls),
+            )
+        )
+        start += period.bucket
+    return buckets
+
+
+def _truncate(moment: datetime, period: Period) -> datetime:
+    moment = moment.replace(second=0, microsecond=0)
+    if period.unit in {"hour", "day"}:
+        moment = moment.replace(minute=0)
+    if period.unit == "day":
+        moment = moment.replace(hour=0)
+    return moment
+
+
+def calls_ended_between(since: datetime, until: datetime) -> int:
+    """Calls whose CDR says they ended in ``[since, until)``.
+
+    ``ended_at`` has no index, so the rows are first narrowed by the indexed start time:
+    a call that ended after ``since`` started at most the longest allowed call plus
+    :data:`SETUP_ALLOWANCE` (ringing) before it.
+    """
+    longest = Customer.objects.aggregate(longest=Max("max_call_duration_s"))["longest"]
+    window = timedelta(seconds=longest or DEFAULT_LONGEST_CALL_S) + SETUP_ALLOWANCE
+    return Cdr.objects.filter(
+        started_at__gte=since - window, ended_at__gte=since, ended_at__lt=until
+    ).count()
+
+
+def security_events(limit: int = 20) -> list[SecurityEvent] | None:
+    """The latest honeypot hits and failed sign-ins, newest first; None without the apps."""
+    events: list[SecurityEvent] = []
+    found = False
+    if apps.is_installed("tollguard.web.security"):
+        found = True
+        honeypot = apps.get_model("security", "HoneypotAttempt")
+        for at, address, username in honeypot.objects.order_by("-created_at").values_list(
+            "created_at", "address", "username"
+        )[:limit]:
+            events.append(SecurityEvent(at, "honeypot login", address, username))
+    if apps.is_installed("axes"):
+        found = True
+        failures = apps.get_model("axes", "AccessFailureLog")
+        for at, address, username, locked in failures.objects.order_by("-attempt_time").values_list(
+            "attempt_time", "ip_address", "username", "locked_out"
+        )[:limit]:
+            kind = "lockout" if locked else "sign-in failure"
+            events.append(SecurityEvent(at, kind, address or "", username or ""))
+    if not found:
+        return None
+    events.sort(key=lambda event: event.at, reverse=True)
+    return events[:limit]
+
+
+def _money(value: Decimal) -> str:
+    return str(value)  # a string keeps the exact amount; the chart parses it
+
+
+def dashboard_data(period_name: str, until: datetime, limit: int = 10) -> dict[str, Any]:
+    """Everything the dashboard draws, as JSON-ready values."""
+    period = PERIODS[period_name]
+    since = until - period.length
+    cdrs = cdrs_between(since, until)
+    total = totals(cdrs)
+    events = security_events()
+
+    def rows(group_by: GroupBy) -> list[dict[str, Any]]:
+        return [
+            {
+                "key": row.key,
+                "name": row.name,
+                "calls": row.calls,
+                "answered": row.answered,
+                "asr": str(row.asr),
+                "acd_s": str(row.acd_s),
+                "margin": _money(row.margin),
+            }
+            for row in breakdown(cdrs, group_by, limit)
+        ]
+
+    return {
+        "period": period_name,
+        "since": since.isoformat(),
+        "until": until.isoformat(),
+        "bucket_seconds": int(period.bucket.total_seconds()),
+        "live": {
+            "available": False,
+            "note": "Live call state is not available to the web process yet; shown are "
+            "calls whose CDR was written in the last minute.",
+            "calls_last_minute": calls_ended_between(until - timedelta(minutes=1), until),
+        },
+        "totals": {
+            "calls": total.calls,
+            "answered": total.answered,
+            "asr": str(total.asr),
+            "acd_s": str(total.acd_s),
+            "sell": _money(total.sell),
+            "cost": _money(total.cost),
+            "margin": _money(total.margin),
+        },
+        "series": [
+            {
+                "start": bucket.start.isoformat(),
+                "calls": bucket.calls,
+                "answered": bucket.answered,
+                "cps": str(bucket.cps),
+                "asr": str(bucket.asr),
+            }
+            for bucket in series(cdrs, since, until, period)
+        ],
+        "by_customer": rows("customer"),
+        "by_provider": rows("provider"),
+        "by_destination": rows("destination"),
+        "security": {
+            "available": events is not None,
+            "events": [
+                {
+                    "at": event.at.isoformat(),
+                    "kind": event.kind,
+                    "address": event.address,
+                    "username": event.username,
+                }
+                for event in events or ()
+            ],
+        },
+    }

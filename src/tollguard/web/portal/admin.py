@@ -1,0 +1,15 @@
+"""Admin registration for customer users."""
+
+from __future__ import annotations
+
+from django.contrib import admin
+
+from tollguard.web.portal.models import CustomerUser
+
+
+@admin.register(CustomerUser)
+class CustomerUserAdmin(admin.ModelAdmin[CustomerUser]):
+    list_display = ("user", "customer", "created_at")
+    list_select_related = ("user", "customer")
+    search_fields = ("user__username", "customer__name")
+    raw_id_fields = ("user",)

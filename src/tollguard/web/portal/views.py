@@ -1,0 +1,231 @@
+"""Portal pages. Every page but the login is for customer users only.
+
+Anonymous visitors are sent to the portal login; signed-in users without a customer
+link (operators) get 403: the portal shows one customer's data, and an operator has
+none of its own. Objects are always looked up within the customer, so another
+customer's id is a 404.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime
+from functools import wraps
+from typing import Any, Concatenate
+
+from django.contrib import messages
+from django.contrib.auth import views as auth_views
+from django.contrib.auth.views import redirect_to_login
+from django.core.exceptions import PermissionDenied
+from django.http import (
+    HttpRequest,
+    HttpResponse,
+    HttpResponseBase,
+    HttpResponseRedirect,
+    StreamingHttpResponse,
+)
+from django.shortcuts import get_object_or_404, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_POST
+
+from tollguard.web.api.errors import KeyRequestError
+from tollguard.web.api.keys import create_api_key, revoke_api_key
+from tollguard.web.api.models import ApiKey
+from tollguard.web.cdr.models import Cdr
+from tollguard.web.customers.models import Account, Customer
+from tollguard.web.portal import exports, services
+from tollguard.web.portal.forms import ApiKeyForm, CdrFilterForm, older_than
+from tollguard.web.portal.selectors import customer_of
+
+security_log = logging.getLogger("tollguard.security")
+
+CDR_PAGE_SIZE = 50
+
+type CustomerView = Callable[Concatenate[HttpRequest, Customer, ...], HttpResponseBase]
+
+
+def customer_required(view: CustomerView) -> Callable[..., HttpResponseBase]:
+    """Pass the user's customer to ``view``; anonymous: login, operator: 403."""
+
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        if not request.user.is_authenticated:
+            return redirect_to_login(request.get_full_path(), reverse("portal:login"))
+        customer = customer_of(request.user)
+        if customer is None:
+            security_log.warning(
+                "portal permission denied: ip=%s user_id=%s path=%s reason=no customer",
+                request.META.get("REMOTE_ADDR") or "-",
+                request.user.pk,
+                request.path[:128].encode("unicode_escape").decode(),
+            )
+            raise PermissionDenied("This page is for customer users.")
+        response = view(request, customer, *args, **kwargs)
+        # Pages show call records and credentials: never cache them anywhere.
+        response["Cache-Control"] = "no-store"
+        return response
+
+    return wrapper
+
+
+class LoginView(auth_views.LoginView):
+    template_name = "portal/login.html"
+    redirect_authenticated_user = True
+
+    def get_default_redirect_url(self) -> str:
+        return reverse("portal:home")
+
+
+class LogoutView(auth_views.LogoutView):
+    def get_default_redirect_url(self) -> str:
+        return reverse("portal:login")
+
+
+@customer_required
+@require_GET
+def home(request: HttpRequest, customer: Customer) -> HttpResponse:
+    return render(request, "portal/home.html", {"customer": customer})
+
+
+def _cursor(value: str) -> tuple[datetime, int] | None:
+    """``<ISO time>_<id>`` as (started_at, id), or ``None`` when it is not one."""
+    moment, sep, pk = value.rpartition("_")
+    if not sep or not pk.isdigit():
+        return None
+    try:
+        started = datetime.fromisoformat(moment)
+    except ValueError:
+        return None
+    if started.tzinfo is None:
+        return None
+    return started, int(pk)
+
+
+@customer_required
+@require_GET
+def cdr_list(request: HttpRequest, customer: Customer) -> HttpResponse:
+    form = CdrFilterForm(request.GET)
+    cdrs = Cdr.objects.filter(customer=customer)
+    rows: list[Cdr] = []
+    next_cursor = ""
+    if form.is_valid():
+        cdrs = form.filter(cdrs).order_by("-started_at", "-id")
+        position = _cursor(request.GET.get("after", ""))
+        if position is not None:
+            cdrs = older_than(cdrs, *position)
+        rows = list(cdrs[: CDR_PAGE_SIZE + 1])
+        if len(rows) > CDR_PAGE_SIZE:
+            rows = rows[:CDR_PAGE_SIZE]
+            last = rows[-1]
+            next_cursor = f"{last.started_at.isoformat()}_{last.pk}"
+    query = request.GET.copy()
+    query.pop("after", None)
+    next_query = query.copy()
+    if next_cursor:
+        next_query["after"] = next_cursor
+    return render(
+        request,
+        "portal/cdrs.html",
+        {
+            "customer": customer,
+            "form": form,
+            "rows": rows,
+            "filters": query.urlencode(),
+            "next_query": next_query.urlencode() if next_cursor else "",
+            "first_page": "after" in request.GET,
+        },
+    )
+
+
+@customer_required
+@require_GET
+def cdr_export(request: HttpRequest, customer: Customer) -> HttpResponseBase:
+    form = CdrFilterForm(request.GET)
+    if not form.is_valid():
+        return render(request, "portal/cdrs.html", {"customer": customer, "form": form}, status=400)
+    cdrs = form.filter(Cdr.objects.filter(customer=customer))
+    response = StreamingHttpResponse(exports.cdr_csv(cdrs), content_type="text/csv")
+    stamp = timezone.now().strftime("%Y%m%dT%H%M%SZ")
+    response["Content-Disposition"] = f'attachment; filename="cdrs-{stamp}.csv"'
+    return response
+
+
+@customer_required
+@require_GET
+def rate_card(request: HttpRequest, customer: Customer) -> HttpResponseBase:
+    card = customer.sell_card
+    if card is None:
+        return render(request, "portal/no_rate_card.html", {"customer": customer}, status=404)
+    response = StreamingHttpResponse(exports.rate_card_csv(card), content_type="text/csv")
+    response["Content-Disposition"] = 'attachment; filename="rate-card.csv"'
+    return response
+
+
+@customer_required
+@require_GET
+def account_list(request: HttpRequest, customer: Customer) -> HttpResponse:
+    accounts = Account.objects.filter(customer=customer).order_by("username")
+    return render(request, "portal/accounts.html", {"customer": customer, "accounts": accounts})
+
+
+@customer_required
+@require_POST
+def account_reset(request: HttpRequest, customer: Customer, pk: int) -> HttpResponse:
+    account = get_object_or_404(Account, pk=pk, customer=customer)
+    password = services.reset_sip_password(account)
+    security_log.info(
+        "portal sip password reset: ip=%s user_id=%s account=%s",
+        request.META.get("REMOTE_ADDR") or "-",
+        request.user.pk,
+        account.pk,
+    )
+    return render(
+        request,
+        "portal/account_reset.html",
+        {"customer": customer, "account": account, "password": password},
+    )
+
+
+@customer_required
+def api_key_list(request: HttpRequest, customer: Customer) -> HttpResponse:
+    keys = ApiKey.objects.filter(customer=customer, owner_id=request.user.pk)
+    if request.method == "POST":
+        form = ApiKeyForm(request.POST)
+        if form.is_valid():
+            try:
+                issued = create_api_key(
+                    owner=request.user,
+                    customer=customer,
+                    name=form.cleaned_data["name"],
+                    scopes=form.cleaned_data["scopes"],
+                    expires_at=form.cleaned_data["expires_on"],
+                    allowed_networks=form.cleaned_data["allowed_networks"],
+                )
+            except KeyRequestError as exc:
+                form.add_error(None, str(exc))
+            else:
+                return render(
+                    request,
+                    "portal/api_key_created.html",
+                    {"customer": customer, "key": issued.key, "secret": issued.secret},
+                )
+    elif request.method == "GET":
+        form = ApiKeyForm()
+    else:
+        return HttpResponse(status=405, headers={"Allow": "GET, POST"})
+    return render(
+        request,
+        "portal/api_keys.html",
+        {"customer": customer, "keys": keys, "form": form, "now": timezone.now()},
+    )
+
+
+@customer_required
+@require_POST
+def api_key_revoke(request: HttpRequest, customer: Customer, pk: int) -> HttpResponse:
+    key = get_object_or_404(ApiKey, pk=pk, customer=customer, owner_id=request.user.pk)
+    revoke_api_key(key, now=timezone.now())
+    messages.success(request, f"Key {key.name} revoked.")
+    return HttpResponseRedirect(reverse("portal:api_keys"))

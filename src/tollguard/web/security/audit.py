@@ -1,0 +1,41 @@
+"""Audit trail: every configuration model registered with django-auditlog.
+
+Each change made through the admin or the API is stored with its actor, time, address
+and changed fields, and shown read-only in the admin. Secret material is masked or left
+out: password hashes and SIP digests are never copied into the trail. Rates are
+tracked too; bulk imports (``rating.services.sync_rates``) send no signals and are
+recorded as one configuration version bump instead of millions of rows.
+"""
+
+from __future__ import annotations
+
+from auditlog.registry import auditlog
+from django.apps import apps
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+
+# (app label, model name, fields left out of the trail)
+TRACKED: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    ("customers", "Customer", ()),
+    ("customers", "Account", ("ha1_md5", "ha1_sha256")),
+    ("customers", "AclEntry", ()),
+    ("carriers", "Provider", ()),
+    ("carriers", "Gateway", ()),
+    ("rating", "RateCard", ()),
+    ("rating", "Rate", ()),
+    ("security", "BannedAddress", ()),
+)
+
+
+def register() -> None:
+    for app_label, model_name, excluded in TRACKED:
+        model = apps.get_model(app_label, model_name)
+        if not auditlog.contains(model):
+            auditlog.register(model, exclude_fields=list(excluded))
+    user_model = get_user_model()
+    if not auditlog.contains(user_model):
+        auditlog.register(
+            user_model, exclude_fields=["password", "last_login"], m2m_fields={"groups"}
+        )
+    if not auditlog.contains(Group):
+        auditlog.register(Group, m2m_fields={"permissions"})

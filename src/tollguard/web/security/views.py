@@ -1,0 +1,69 @@
+"""The honeypot at ``/admin/`` and the 403 handler."""
+
+from __future__ import annotations
+
+from urllib.parse import urlencode
+
+from django import forms
+from django.contrib.auth.forms import UsernameField
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import csrf_protect
+from django.views.decorators.debug import sensitive_post_parameters
+from django.views.defaults import permission_denied as django_permission_denied
+
+from tollguard.web.security import events, services
+
+# Django's own wording, so the decoy cannot be told from a real admin by its errors.
+_INVALID_LOGIN = (
+    "Please enter the correct username and password for a staff account. "
+    "Note that both fields may be case-sensitive."
+)
+
+
+class DecoyLoginForm(forms.Form):
+    """Field for field the admin's login form; it never checks a password."""
+
+    username = UsernameField(widget=forms.TextInput(attrs={"autofocus": True}), max_length=150)
+    password = forms.CharField(
+        label="Password",
+        strip=False,
+        widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}),
+    )
+
+
+@never_cache
+def honeypot_redirect(request: HttpRequest) -> HttpResponse:
+    """Like the admin: any page sends an anonymous visitor to the login form."""
+    return HttpResponseRedirect(f"/admin/login/?{urlencode({'next': request.path})}")
+
+
+@sensitive_post_parameters()
+@csrf_protect
+@never_cache
+def honeypot_login(request: HttpRequest) -> HttpResponse:
+    """Look like the admin's login page; record and ban whoever tries to sign in."""
+    form = DecoyLoginForm(request.POST or None)
+    if request.method == "POST":
+        services.record_honeypot_attempt(request, str(request.POST.get("username", "")))
+        form.is_valid()
+        form.add_error(None, _INVALID_LOGIN)
+    return TemplateResponse(
+        request,
+        "security/honeypot_login.html",
+        {
+            "form": form,
+            "title": "Log in",
+            "site_title": "Django site admin",
+            "site_header": "Django administration",
+            "app_path": request.get_full_path(),
+            "next": request.GET.get("next", ""),
+        },
+    )
+
+
+def permission_denied(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    """Django's 403 page, with a security log line first (``handler403``)."""
+    events.permission_denied(request)
+    return django_permission_denied(request, exception or Exception())

@@ -1,0 +1,256 @@
+"""The CDR admin: read-only, filtered, searched, exported, and never counting the table."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from django.contrib import admin
+from django.db import connection
+from django.test import Client, RequestFactory
+from django.test.utils import CaptureQueriesContext
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tollguard.web.cdr import admin as cdr_admin
+from tollguard.web.cdr.models import Cdr
+from tollguard.web.cdr.selectors import EXPORT_FIELDS
+from tollguard.web.customers.models import Customer
+
+from .. import factories
+
+pytestmark = pytest.mark.usefixtures("db")
+
+T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+LIST = "/hidden/cdr/cdr/"
+
+
+def cdr(call_id: str, customer: Customer | None = None, **values: Any) -> Cdr:
+    fields: dict[str, Any] = {
+        "call_id": call_id,
+        "started_at": T0,
+        "ended_at": T0 + timedelta(seconds=30),
+        "source_ip": "192.0.2.1",
+        "source_port": 5060,
+        "sip_code": 200,
+        "hangup_side": "caller",
+        "customer": customer,
+    }
+    fields.update(values)
+    return Cdr.objects.create(**fields)
+
+
+@pytest.fixture
+def calls() -> dict[str, Cdr]:
+    acme, zeta = factories.customer("acme"), factories.customer("zeta")
+    provider = factories.provider("carrier-a")
+    return {
+        "berlin": cdr(
+            "call-berlin",
+            acme,
+            callee="4930123",
+            caller="4940111",
+            destination="Germany Berlin",
+            provider=provider,
+            answered_at=T0,
+            sell_amount=Decimal("0.02"),
+        ),
+        "busy": cdr(
+            "call-busy", acme, callee="4989777", destination="Germany Munich", sip_code=486
+        ),
+        "london": cdr(
+            "call-london",
+            zeta,
+            callee="442071",
+            destination="United Kingdom",
+            sip_code=503,
+            started_at=T0 - timedelta(days=40),
+        ),
+    }
+
+
+def listed(client: Client, query: str) -> set[str]:
+    response = client.get(f"{LIST}?{query}")
+    assert response.status_code == 200, response.content[:500]
+    found = set()
+    for row in Cdr.objects.all():
+        if f"{LIST}{row.pk}/change/" in response.content.decode():
+            found.add(row.call_id)
+    return found
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("", {"call-berlin", "call-busy", "call-london"}),
+        ("sip=2xx", {"call-berlin"}),
+        ("sip=5xx", {"call-london"}),
+        ("sip=486", {"call-busy"}),
+        ("sip_code=503", {"call-london"}),
+        ("destination=Germany", {"call-berlin", "call-busy"}),
+        ("callee_prefix=4989", {"call-busy"}),
+        ("q=call-busy", {"call-busy"}),
+        ("q=4930", {"call-berlin"}),
+        ("q=4940", {"call-berlin"}),
+        ("q=call", set()),  # the Call-ID must match exactly
+        ("started_at__year=2026&started_at__month=3", {"call-berlin", "call-busy"}),
+        ("hangup_side__exact=caller&sip=4xx", {"call-busy"}),
+    ],
+    ids=lambda v: v if isinstance(v, str) else None,
+)
+def test_filters_and_search(
+    client: Client, calls: dict[str, Cdr], query: str, expected: set[str]
+) -> None:
+    assert listed(client, query) == expected
+
+
+def test_customer_and_provider_filters(client: Client, calls: dict[str, Cdr]) -> None:
+    acme = calls["berlin"].customer
+    provider = calls["berlin"].provider
+    assert acme is not None and provider is not None
+    assert listed(client, f"customer__id__exact={acme.pk}") == {"call-berlin", "call-busy"}
+    assert listed(client, f"provider__id__exact={provider.pk}") == {"call-berlin"}
+
+
+def test_text_filter_keeps_the_other_parameters(client: Client, calls: dict[str, Cdr]) -> None:
+    body = client.get(f"{LIST}?sip=4xx&q=4989&p=1").content.decode()
+    assert '<input type="hidden" name="sip" value="4xx">' in body
+    assert '<input type="hidden" name="q" value="4989">' in body
+    assert 'name="p"' not in body
+
+
+def test_nobody_adds_changes_or_deletes_a_cdr(
+    client: Client, superuser: Any, calls: dict[str, Cdr]
+) -> None:
+    row = calls["berlin"]
+    model_admin = admin.site._registry[Cdr]
+    request = RequestFactory().get("/")
+    request.user = superuser  # even a superuser
+    assert model_admin.has_add_permission(request) is False
+    assert model_admin.has_change_permission(request, row) is False
+    assert model_admin.has_delete_permission(request, row) is False
+    assert client.get(f"{LIST}add/").status_code == 403
+    assert client.get(f"{LIST}{row.pk}/delete/").status_code == 403
+    assert client.post(f"{LIST}{row.pk}/delete/", {"post": "yes"}).status_code == 403
+    body = client.get(f"{LIST}{row.pk}/change/").content.decode()
+    assert 'name="_save"' not in body
+    changelist = client.get(LIST).content.decode()
+    assert "delete_selected" not in changelist
+    assert Cdr.objects.filter(pk=row.pk).exists()
+
+
+def test_the_list_never_counts_the_whole_table(client: Client, calls: dict[str, Cdr]) -> None:
+    with CaptureQueriesContext(connection) as queries:
+        assert client.get(f"{LIST}?sip=4xx").status_code == 200
+        assert client.get(LIST).status_code == 200
+    counts = [q["sql"] for q in queries.captured_queries if "COUNT(" in q["sql"].upper()]
+    cdr_counts = [sql for sql in counts if '"cdr_cdr"' in sql]
+    assert cdr_counts
+    assert all("LIMIT" in sql.upper() for sql in cdr_counts), cdr_counts
+
+
+def test_the_count_stops_at_the_limit(
+    monkeypatch: pytest.MonkeyPatch, calls: dict[str, Cdr]
+) -> None:
+    monkeypatch.setattr(cdr_admin, "COUNT_LIMIT", 2)
+    paginator = cdr_admin.CappedCountPaginator(Cdr.objects.order_by("pk"), 1)
+    assert paginator.count == 2
+    assert paginator.num_pages == 2
+
+
+def export(client: Client, query: str) -> list[dict[str, str]]:
+    response = client.get(f"{LIST}export/?{query}")
+    assert response.status_code == 200
+    assert response.streaming
+    assert response["Content-Type"] == "text/csv"
+    assert response["Content-Disposition"].startswith('attachment; filename="cdrs-')
+    text = response.getvalue().decode()
+    reader = csv.DictReader(io.StringIO(text))
+    assert tuple(reader.fieldnames or ()) == EXPORT_FIELDS
+    return list(reader)
+
+
+def test_export_follows_the_filters(client: Client, calls: dict[str, Cdr]) -> None:
+    rows = export(client, "destination=Germany")
+    assert [r["call_id"] for r in rows] == ["call-berlin", "call-busy"]
+    berlin = rows[0]
+    assert berlin["callee"] == "4930123"
+    assert Decimal(berlin["sell_amount"]) == Decimal("0.02")
+    assert berlin["started_at"] == T0.isoformat()
+    assert berlin["attempts"] == "[]"
+    assert {r["call_id"] for r in export(client, "")} == {
+        "call-berlin",
+        "call-busy",
+        "call-london",
+    }
+    assert [r["call_id"] for r in export(client, "q=call-london")] == ["call-london"]
+
+
+def test_list_links_the_export_with_its_filters(client: Client, calls: dict[str, Cdr]) -> None:
+    body = client.get(f"{LIST}?sip=4xx").content.decode()
+    assert f'href="{LIST}export/?sip=4xx"' in body
+
+
+def test_export_needs_view_permission(admin_urls: None, calls: dict[str, Cdr]) -> None:
+    from django.contrib.auth import get_user_model
+
+    staff = get_user_model().objects.create(username="staff", is_staff=True)
+    client = Client()
+    client.force_login(staff)
+    assert client.get(f"{LIST}export/").status_code == 403
+
+
+@given(
+    number=st.from_regex(r"[0-9]{0,12}", fullmatch=True),
+    prefix=st.from_regex(r"[0-9]{1,6}", fullmatch=True),
+)
+def test_digit_prefix_range_is_startswith(number: str, prefix: str) -> None:
+    condition = cdr_admin.digit_prefix("callee", prefix)
+    bounds: dict[str, str] = dict(condition.children)  # type: ignore[arg-type]
+    inside = bounds["callee__gte"] <= number and (
+        "callee__lt" not in bounds or number < bounds["callee__lt"]
+    )
+    assert inside == number.startswith(prefix)
+
+
+@pytest.mark.parametrize(
+    ("prefix", "upper"),
+    [("4930", "4931"), ("4939", "494"), ("499", "5"), ("99", None)],
+    ids=["plain", "carry", "double-carry", "no-upper"],
+)
+def test_digit_prefix_bounds(prefix: str, upper: str | None) -> None:
+    bounds: dict[str, str] = dict(cdr_admin.digit_prefix("callee", prefix).children)  # type: ignore[arg-type]
+    assert bounds.get("callee__lt") == upper
+
+
+def test_a_call_id_search_does_not_look_at_callers(client: Client, calls: dict[str, Cdr]) -> None:
+    cdr("x@host", caller="x@host-not-a-call-id")
+    assert listed(client, "q=x@host") == {"x@host"}
+    # Without "@" the term is also a caller prefix.
+    assert listed(client, "q=x") == {"x@host"}
+
+
+@pytest.mark.parametrize(
+    ("query", "choices"),
+    [
+        ("", ["January 2026", "February 2026", "March 2026"]),
+        ("started_at__year=2026", ["January 2026", "February 2026", "March 2026"]),
+        ("started_at__year=2026&started_at__month=3", ["March 1"]),
+        ("started_at__year=2026&started_at__month=1", [f"January {d}" for d in range(20, 32)]),
+    ],
+    ids=["all", "year", "month", "month-from-first"],
+)
+def test_date_drilldown_offers_the_calendar_between_first_and_last_call(
+    client: Client, calls: dict[str, Cdr], query: str, choices: list[str]
+) -> None:
+    from tollguard.web.cdr.templatetags.cdr_dates import hierarchy
+
+    response = client.get(f"{LIST}?{query}")
+    context = hierarchy(response.context["cl"])
+    assert [c["title"] for c in context["choices"]] == choices
+    for choice in choices[:1]:
+        assert choice in response.content.decode()
