@@ -68,7 +68,7 @@ _USERNAME = re.compile(r"[A-Za-z0-9\-_.!~*'()&=+$,;?/]{1,64}")
 _NAME_MAX = 100
 _PRICE_INTEGER_DIGITS = 6  # Decimal(12, 6) columns
 _PRICE_DECIMALS = 6
-_CSV_COLUMNS = (
+RATE_CSV_COLUMNS = (
     "prefix",
     "destination",
     "price_per_minute",
@@ -365,7 +365,7 @@ def _timestamp(value: Any) -> datetime:
 # Rates: one checker for inline YAML entries and CSV lines, so both report alike.
 
 
-def _rate(row: Mapping[str, Any], where: str, errors: list[str]) -> Rate | None:
+def parse_rate(row: Mapping[str, Any], where: str, errors: list[str]) -> Rate | None:
     """``row`` as a Rate; on failure appends ``{where}: {column} {value} {problem}``."""
     before = len(errors)
 
@@ -441,7 +441,7 @@ def _read_csv_rates(
     rates: list[Rate] = []
     reader = csv.DictReader(handle)
     header = [name.strip() for name in reader.fieldnames or ()]
-    unknown = [name for name in header if name not in _CSV_COLUMNS]
+    unknown = [name for name in header if name not in RATE_CSV_COLUMNS]
     missing = [name for name in ("prefix", "price_per_minute") if name not in header]
     if unknown or missing:
         problems = [f"unknown column {name!r}" for name in unknown]
@@ -454,7 +454,7 @@ def _read_csv_rates(
         if None in row:
             errors.append(f"{where}.rates line {line}: more cells than columns")
             continue
-        rate = _rate(row, f"{where}.rates line {line}", errors)
+        rate = parse_rate(row, f"{where}.rates line {line}", errors)
         if rate is not None:
             rates.append(rate)
     return tuple(rates)
@@ -597,9 +597,9 @@ def _parse_card(r: _Reader, table: dict[str, Any], where: str, base: Path) -> _C
             if not isinstance(item, dict):
                 r.error(f"{where}.rates[{j}]", f"expected a mapping, got {_show(item)}")
                 continue
-            if unknown := [k for k in item if k not in _CSV_COLUMNS]:
+            if unknown := [k for k in item if k not in RATE_CSV_COLUMNS]:
                 r.error(f"{where}.rates[{j}]", f"unknown key {unknown[0]!r}")
-            if (rate := _rate(item, f"{where}.rates[{j}]", r.errors)) is not None:
+            if (rate := parse_rate(item, f"{where}.rates[{j}]", r.errors)) is not None:
                 parsed.append(rate)
         rates = tuple(parsed)
     # One price per prefix and start date: two would make the rate depend on row order.

@@ -54,7 +54,7 @@ CHUNK_ROWS = 20_000
 MAX_ERRORS = 200  # listed; the rest are counted
 MAX_FILE_BYTES = 64 * 1024 * 1024
 # The columns `tollguard load` reads from a rate file, in the order exports write them.
-CSV_COLUMNS: tuple[str, ...] = provisioning._CSV_COLUMNS
+CSV_COLUMNS: tuple[str, ...] = provisioning.RATE_CSV_COLUMNS
 _REQUIRED = ("prefix", "price_per_minute")
 _FILE_PREFIX = "tollguard-rates-"
 # An import left unfinished (the operator closed the page) leaves its copy behind; the
@@ -255,7 +255,7 @@ def _check_row(job: ImportJob, cells: list[str], line: int) -> Rate | None:
         return None
     errors: list[str] = []
     row = dict(zip(job.header, cells, strict=False))
-    rate = provisioning._rate(row, f"line {line}", errors)
+    rate = provisioning.parse_rate(row, f"line {line}", errors)
     for message in errors:
         job.add_error(message)
     return rate
