@@ -10,11 +10,7 @@ be downloaded as CSV, streamed in the columns of ``tollguard cdr export``.
 
 from __future__ import annotations
 
-import csv
-import json
 from collections.abc import Iterator
-from datetime import datetime
-from decimal import Decimal
 from functools import cached_property
 from typing import Any
 
@@ -29,6 +25,7 @@ from django.utils import timezone
 
 from tollguard.web.cdr.models import Cdr
 from tollguard.web.cdr.selectors import EXPORT_FIELDS
+from tollguard.web.core import csvout
 
 COUNT_LIMIT = 10_000
 EXPORT_CHUNK_SIZE = 2000
@@ -155,29 +152,10 @@ def digit_prefix(field: str, prefix: str) -> Q:
     return Q(**{f"{field}__gte": prefix, f"{field}__lt": upper})
 
 
-class _Echo:
-    def write(self, value: str) -> str:
-        return value
-
-
-def _cell(value: Any) -> Any:
-    if value is None:
-        return ""
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, Decimal):
-        return str(value)
-    if isinstance(value, list):
-        return json.dumps(value, separators=(",", ":"))
-    return value
-
-
 def csv_lines(queryset: QuerySet[Cdr]) -> Iterator[str]:
     """``queryset`` as CSV lines, the header first, read from the database in chunks."""
-    writer = csv.writer(_Echo(), lineterminator="\n")
-    yield writer.writerow(EXPORT_FIELDS)
-    for values in queryset.values_list(*EXPORT_FIELDS).iterator(chunk_size=EXPORT_CHUNK_SIZE):
-        yield writer.writerow([_cell(value) for value in values])
+    rows = queryset.values_list(*EXPORT_FIELDS).iterator(chunk_size=EXPORT_CHUNK_SIZE)
+    return csvout.csv_lines(EXPORT_FIELDS, rows)
 
 
 @admin.register(Cdr)

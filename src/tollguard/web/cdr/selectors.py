@@ -15,6 +15,7 @@ from django.db.models import QuerySet
 from tollguard.domain.cdr import Attempt, HangupSide
 from tollguard.domain.cdr import Cdr as DomainCdr
 from tollguard.web.cdr import models
+from tollguard.web.core.csvout import cell
 
 ExportFormat = Literal["csv", "json"]
 
@@ -66,18 +67,6 @@ def _rows(since: datetime | None, until: datetime | None) -> Iterator[dict[str, 
         yield dict(zip(EXPORT_FIELDS, values, strict=True))
 
 
-def _text(value: Any) -> Any:
-    if value is None:
-        return ""
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, Decimal):
-        return str(value)
-    if isinstance(value, list):
-        return json.dumps(value, separators=(",", ":"))
-    return value
-
-
 def _json_value(value: Any) -> Any:
     if isinstance(value, datetime):
         return value.isoformat()
@@ -103,7 +92,7 @@ def export_cdrs(
         writer = csv.writer(out, lineterminator="\n")
         writer.writerow(EXPORT_FIELDS)
         for row in _rows(since, until):
-            writer.writerow([_text(row[name]) for name in EXPORT_FIELDS])
+            writer.writerow([cell(row[name]) for name in EXPORT_FIELDS])
             count += 1
         return count
     if fmt == "json":

@@ -1,23 +1,17 @@
 """CSV downloads of the portal: a customer's CDRs and its sell rate card.
 
-Spreadsheets run a cell that starts with ``=``, ``@`` (or ``+``/``-`` followed by
-something other than a number) as a formula. Callers choose their own From header, so
-such cells are prefixed with an apostrophe; plain E.164 numbers (``+4930...``) are left
-as they are.
+Cells go through :func:`tollguard.web.core.csvout.cell`, which keeps spreadsheet
+formulas out of them (callers choose their own From header).
 """
 
 from __future__ import annotations
 
-import csv
-import re
-from collections.abc import Iterable, Iterator, Sequence
-from datetime import datetime
-from decimal import Decimal
-from typing import Any
+from collections.abc import Iterator
 
 from django.db.models import QuerySet
 
 from tollguard.web.cdr.models import Cdr
+from tollguard.web.core.csvout import csv_lines
 from tollguard.web.rating.models import Rate, RateCard
 
 CDR_COLUMNS: tuple[str, ...] = (
@@ -50,33 +44,6 @@ RATE_COLUMNS: tuple[str, ...] = (
     "effective_until",
 )
 CHUNK_SIZE = 2000
-_NUMBER = re.compile(r"^[+-]?[0-9.]+$")
-
-
-def cell(value: Any) -> Any:
-    if value is None:
-        return ""
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, Decimal):
-        return str(value)
-    if isinstance(value, str) and value and value[0] in "=@+-\t\r" and not _NUMBER.match(value):
-        return "'" + value
-    return value
-
-
-class _Line:
-    """A file-like object whose ``write`` hands back the line: csv writes, we yield."""
-
-    def write(self, line: str) -> str:
-        return line
-
-
-def csv_lines(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> Iterator[str]:
-    writer = csv.writer(_Line(), lineterminator="\n")
-    yield writer.writerow(header)
-    for row in rows:
-        yield writer.writerow([cell(v) for v in row])
 
 
 def cdr_csv(cdrs: QuerySet[Cdr]) -> Iterator[str]:
