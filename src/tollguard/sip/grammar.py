@@ -143,3 +143,44 @@ DISPLAY_TOKENS_RE = re.compile(rf"{TOKEN}(?:{LWS}{TOKEN})*")
 
 # CSeq = "CSeq" HCOLON 1*DIGIT LWS Method
 CSEQ_RE = re.compile(rf"([0-9]+){LWS}({TOKEN})")
+
+# Fast acceptance checks for the shapes nearly every peer sends. Each accepts a subset of
+# what the full parser accepts (it is built from the same rules, minus escapes, IPv6,
+# backslashes and non-ASCII), so a value it matches is known to parse; anything else goes
+# through the full parser, which accepts it or names the fault.
+
+# port = 1*DIGIT, limited to 0..65535 as the full parser checks separately.
+PORT_16BIT = r"(?:6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[0-5]?[0-9]{1,4})"
+# *( SEMI generic-param ), then trailing SP/HTAB.
+_FAST_PARAMS = (
+    rf"(?:{SWS};{SWS}{TOKEN}(?:{SWS}={SWS}(?:{TOKEN}|{IPV6_REFERENCE}|{QUOTED_STRING}))?)*{SWS}"
+)
+# The plain SIP URI of PLAIN_SIP_URI_RE with the port in range.
+_FAST_SIP_URI = (
+    rf"sips?:(?:[{UNRESERVED}&=+$,;?/]+@)?(?:{HOSTNAME}|{IPV4})(?::{PORT_16BIT})?"
+    rf"(?:;{_PLAIN_PARAM})*"
+)
+# name-addr = [ display-name ] LAQUOT addr-spec RAQUOT, then header parameters; the
+# display name quoted without quoted-pairs, or tokens.
+FAST_NAME_ADDR_RE = re.compile(
+    r'(?:"[\t \x21\x23-\x5b\x5d-\x7e]*"[ \t]*|'
+    rf"{TOKEN}(?:{LWS}{TOKEN})*{SWS})?<{_FAST_SIP_URI}>{_FAST_PARAMS}"
+)
+# One via-parm of SIP/2.0 over a known transport to a hostname or IPv4 address.
+FAST_VIA_RE = re.compile(
+    rf"SIP/2\.0/(?:UDP|TCP|TLS|WS|WSS|SCTP) (?:{HOSTNAME}|{IPV4})(?::{PORT_16BIT})?{_FAST_PARAMS}"
+)
+# The same common shapes with their parts captured, for building values without the
+# general parser: header parameters limited to ";token[=token]" without LWS, which
+# splits on ";" and "=" alone.
+_PLAIN_GENERIC_PARAMS = rf"((?:;{TOKEN}(?:={TOKEN})?)*)"
+# display name (quoted, or tokens), the URI inside <>, the parameters.
+FAST_NAME_ADDR_PARTS_RE = re.compile(
+    r'(?:"([\t \x21\x23-\x5b\x5d-\x7e]*)"[ \t]*|'
+    rf"({TOKEN}(?:{LWS}{TOKEN})*){SWS})?<({_FAST_SIP_URI})>{_PLAIN_GENERIC_PARAMS}"
+)
+# transport, host, port, parameters of one via-parm.
+FAST_VIA_PARTS_RE = re.compile(
+    rf"SIP/2\.0/(UDP|TCP|TLS|WS|WSS|SCTP) ({HOSTNAME}|{IPV4})(?::({PORT_16BIT}))?"
+    rf"{_PLAIN_GENERIC_PARAMS}"
+)

@@ -239,7 +239,9 @@ class Headers:
         return len(self._items)
 
     def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and header_key(name) in self._keys
+        if not isinstance(name, str):
+            return False
+        return (_KEY_MEMO.get(name) or header_key(name)) in self._keys
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Headers):
@@ -263,29 +265,30 @@ class Headers:
 
     def get(self, name: str) -> str | None:
         """The value of the first field called ``name``, as received."""
-        key = header_key(name)
+        key = _KEY_MEMO.get(name) or header_key(name)
         keys = self._keys
-        for index in range(len(keys)):
-            if keys[index] == key:
-                return self._items[index][1]
-        return None
+        # tuple.__contains__ and .index run in C: cheaper than a Python loop.
+        if key not in keys:
+            return None
+        return self._items[keys.index(key)][1]
 
     def count(self, name: str) -> int:
         """How many fields (lines) called ``name`` there are."""
-        return self._keys.count(header_key(name))
+        return self._keys.count(_KEY_MEMO.get(name) or header_key(name))
 
     def values(self, name: str) -> tuple[str, ...]:
         """Every field value called ``name``, unsplit, in order."""
-        key = header_key(name)
-        return tuple(
-            value for k, (_, value) in zip(self._keys, self._items, strict=True) if k == key
-        )
+        key = _KEY_MEMO.get(name) or header_key(name)
+        keys = self._keys
+        if key not in keys:
+            return ()
+        items = self._items
+        return tuple([items[index][1] for index in range(len(keys)) if keys[index] == key])
 
     def get_all(self, name: str) -> tuple[str, ...]:
         """Every value of ``name``; list headers are split into one item per element."""
-        key = header_key(name)
         found = self.values(name)
-        if key not in _LIST_KEYS:
+        if not found or (_KEY_MEMO.get(name) or header_key(name)) not in _LIST_KEYS:
             return found
         items: list[str] = []
         for value in found:
@@ -327,9 +330,10 @@ class Headers:
 
 type Params = tuple[tuple[str, str | None], ...]
 
-# Valid tokens met on nearly every message; checking them skips a regex.
+# Valid tokens met on nearly every message; checking them skips a regex. The methods
+# are those of RFC 3261 and its usual extensions (the parser uses them too).
 _COMMON_TRANSPORTS = frozenset({"UDP", "TCP", "TLS", "WS", "WSS", "SCTP"})
-_COMMON_METHODS = frozenset(
+COMMON_METHODS = frozenset(
     {
         "INVITE",
         "ACK",
@@ -481,7 +485,7 @@ class CSeq:
     def __post_init__(self) -> None:
         if not 0 <= self.seq < 2**31:
             raise LocalProtocolError(f"CSeq number out of range: {self.seq}")
-        if self.method not in _COMMON_METHODS and not grammar.TOKEN_RE.fullmatch(self.method):
+        if self.method not in COMMON_METHODS and not grammar.TOKEN_RE.fullmatch(self.method):
             raise LocalProtocolError(f"invalid CSeq method: {self.method!r}")
 
     def __str__(self) -> str:
@@ -522,7 +526,29 @@ def parse_via(value: str) -> tuple[Via, ...]:
     return vias
 
 
+def _plain_params(text: str) -> Params:
+    # ";token[=token]" repeated, as FAST_*_PARTS_RE captured it.
+    if not text:
+        return ()
+    return tuple(
+        (name, value if eq else None)
+        for name, eq, value in (item.partition("=") for item in text[1:].split(";"))
+    )
+
+
 def _parse_via(value: str) -> tuple[Via, ...]:
+    plain = grammar.FAST_VIA_PARTS_RE.fullmatch(value)
+    if plain is not None:
+        transport, host, port, params = plain.groups()
+        # The pattern has checked every part: skip the constructor's checks.
+        via = object.__new__(Via)
+        setter = object.__setattr__
+        setter(via, "transport", transport)
+        setter(via, "host", host)
+        setter(via, "port", int(port) if port is not None else None)
+        setter(via, "params", _plain_params(params))
+        setter(via, "protocol", "SIP/2.0")
+        return (via,)
     vias: list[Via] = []
     pos = 0
     end = len(value)
@@ -576,6 +602,16 @@ def parse_name_addr(value: str) -> NameAddr:
 
 
 def _parse_name_addr(value: str) -> NameAddr:
+    plain = grammar.FAST_NAME_ADDR_PARTS_RE.fullmatch(value)
+    if plain is not None:
+        quoted, words, uri_text, params = plain.groups()
+        # The pattern has checked every part: no CR, LF or quoted-pair in the name.
+        address = object.__new__(NameAddr)
+        setter = object.__setattr__
+        setter(address, "display_name", quoted if quoted is not None else words)
+        setter(address, "uri", parse_uri(uri_text))
+        setter(address, "params", _plain_params(params))
+        return address
     text = value.strip(" \t")
     display_name: str | None = None
     if text.startswith('"'):
@@ -630,12 +666,27 @@ def parse_contacts(value: str) -> tuple[NameAddr, ...] | Literal["*"]:
     return tuple(parse_name_addr(item) for item in items)
 
 
+# Parsed CSeq values by text: "1 INVITE", "2 BYE" ... recur on every call.
+_CSEQ_MEMO: dict[str, CSeq] = {}
+_CSEQ_MEMO_MAX = 1024
+
+
 def parse_cseq(value: str) -> CSeq:
     """Parse ``1*DIGIT LWS Method``; the number must be below 2**31 (RFC 3261 §8.1.1.5)."""
+    cseq = _CSEQ_MEMO.get(value)
+    if cseq is None:
+        cseq = _parse_cseq(value)
+        if len(_CSEQ_MEMO) >= _CSEQ_MEMO_MAX:
+            _CSEQ_MEMO.clear()
+        _CSEQ_MEMO[value] = cseq
+    return cseq
+
+
+def _parse_cseq(value: str) -> CSeq:
     digits, space, method = value.partition(" ")
     if (
         space
-        and method in _COMMON_METHODS
+        and method in COMMON_METHODS
         and 0 < len(digits) <= 10
         and digits.isascii()
         and digits.isdigit()

@@ -2,8 +2,10 @@
 
 A message is a frozen, slotted dataclass. The accessors the switch reads on every
 message (``call_id``, ``cseq``, ``from_``, ``to``, ``vias``, ``max_forwards``)
-are computed once: the parser fills them while it validates, a message built in
-code computes each on first use. ``dataclasses.replace`` resets them.
+are computed once and cached. The parser fills the cheap ones (Call-ID, CSeq,
+Max-Forwards) while it validates; Via, From and To it only checks, and they are
+built on first access, since a B2BUA reads them on few of the messages it gets.
+``dataclasses.replace`` resets the caches.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import TYPE_CHECKING
 from tollguard.sip import grammar
 from tollguard.sip.errors import LocalProtocolError
 from tollguard.sip.headers import (
+    COMMON_METHODS,
     CSeq,
     Headers,
     NameAddr,
@@ -58,6 +61,7 @@ class _Accessors:
         _to: NameAddr | None
         _vias: tuple[Via, ...] | None
         _max_forwards: int | None
+        _checked: bool
 
     def _required(self, name: str) -> str:
         value = self.headers.get(name)
@@ -143,13 +147,32 @@ class Request(_Accessors):
     _max_forwards: int | None = field(
         default=_UNSET, init=False, repr=False, compare=False, hash=False
     )
+    # Set by the parser: Via, From and To are known to parse.
+    _checked: bool = field(default=False, init=False, repr=False, compare=False, hash=False)
 
     def __post_init__(self) -> None:
-        if not grammar.TOKEN_RE.fullmatch(self.method):
+        if self.method not in COMMON_METHODS and not grammar.TOKEN_RE.fullmatch(self.method):
             raise LocalProtocolError(f"invalid method: {self.method!r}")
         if isinstance(self.uri, SipUri) and self.uri.headers:
             # RFC 3261 §19.1.1: URI headers never travel in a Request-URI.
             raise LocalProtocolError("Request-URI carries URI headers")
+
+    @classmethod
+    def _parsed(
+        cls,
+        method: str,
+        uri: Uri,
+        headers: Headers,
+        body: bytes,
+        cached: tuple[str | None, CSeq | None, int | None],
+    ) -> Request:
+        """Build from parts the parser has checked, with its cached values."""
+        request = object.__new__(cls)
+        _set_parsed(request, headers, body, cached)
+        setter = object.__setattr__
+        setter(request, "method", method)
+        setter(request, "uri", uri)
+        return request
 
     @property
     def uri_scheme(self) -> str:
@@ -186,12 +209,31 @@ class Response(_Accessors):
     _max_forwards: int | None = field(
         default=_UNSET, init=False, repr=False, compare=False, hash=False
     )
+    # Set by the parser: Via, From and To are known to parse.
+    _checked: bool = field(default=False, init=False, repr=False, compare=False, hash=False)
 
     def __post_init__(self) -> None:
         if not 100 <= self.status <= 699:
             raise LocalProtocolError(f"status code out of range: {self.status}")
         if "\r" in self.reason or "\n" in self.reason:
             raise LocalProtocolError("CR or LF in a reason phrase")
+
+    @classmethod
+    def _parsed(
+        cls,
+        status: int,
+        reason: str,
+        headers: Headers,
+        body: bytes,
+        cached: tuple[str | None, CSeq | None, int | None],
+    ) -> Response:
+        """Build from parts the parser has checked, with its cached values."""
+        response = object.__new__(cls)
+        _set_parsed(response, headers, body, cached)
+        setter = object.__setattr__
+        setter(response, "status", status)
+        setter(response, "reason", reason)
+        return response
 
     @property
     def is_provisional(self) -> bool:
@@ -214,6 +256,29 @@ class Response(_Accessors):
 
 
 Message = Request | Response
+
+
+def _set_parsed(
+    message: Request | Response,
+    headers: Headers,
+    body: bytes,
+    cached: tuple[str | None, CSeq | None, int | None],
+) -> None:
+    # Every field shared by Request and Response, as the dataclass __init__ would set
+    # them, plus what the parser read: skips __init__ and __post_init__ on a message
+    # whose parts are already checked.
+    call_id, cseq, max_forwards = cached
+    setter = object.__setattr__
+    setter(message, "headers", headers)
+    setter(message, "body", body)
+    setter(message, "version", SIP_2_0)
+    setter(message, "_call_id", call_id)
+    setter(message, "_cseq", cseq)
+    setter(message, "_from", None)
+    setter(message, "_to", None)
+    setter(message, "_vias", None)
+    setter(message, "_max_forwards", max_forwards)
+    setter(message, "_checked", True)
 
 
 def _serialize(start_line: str, headers: Headers, body: bytes) -> bytes:

@@ -18,10 +18,9 @@ from itertools import islice
 from tollguard.sip import grammar
 from tollguard.sip.errors import LocalProtocolError, MessageDropped, RemoteProtocolError
 from tollguard.sip.headers import (
+    COMMON_METHODS,
     CSeq,
     Headers,
-    NameAddr,
-    Via,
     header_key,
     parse_contacts,
     parse_content_length,
@@ -64,6 +63,34 @@ _PREPARSED = frozenset({"via", "call-id", "cseq", "from", "to", "max-forwards", 
 
 type _Blame = RemoteProtocolError | MessageDropped
 
+# Via and name-addr values already checked: a dialog repeats its From and To, a
+# transaction its Via. Bounded, cleared when full.
+_GOOD_VIAS: set[str] = set()
+_GOOD_NAME_ADDRS: set[str] = set()
+_GOOD_MAX = 8192
+# Reason phrases nearly every response carries (RFC 3261 §21).
+_GOOD_REASONS = frozenset({"Trying", "Ringing", "Session Progress", "OK", "Request Terminated"})
+
+
+def _check_via(value: str) -> None:
+    if value not in _GOOD_VIAS:
+        if grammar.FAST_VIA_RE.fullmatch(value) is None:
+            parse_via(value)
+        _remember(_GOOD_VIAS, value)
+
+
+def _check_name_addr(value: str) -> None:
+    if value not in _GOOD_NAME_ADDRS:
+        if grammar.FAST_NAME_ADDR_RE.fullmatch(value) is None:
+            parse_name_addr(value)
+        _remember(_GOOD_NAME_ADDRS, value)
+
+
+def _remember(good: set[str], value: str) -> None:
+    if len(good) >= _GOOD_MAX:
+        good.clear()
+    good.add(value)
+
 
 def _check_name(name: str) -> str:
     key = _NAME_MEMO.get(name)
@@ -76,18 +103,9 @@ def _check_name(name: str) -> str:
     return key
 
 
-# Header fields read while parsing, with the key ones pre-parsed: headers,
-# Call-ID, CSeq, From, To, Via elements, Max-Forwards, Content-Length.
-type _Head = tuple[
-    Headers,
-    str | None,
-    CSeq | None,
-    NameAddr | None,
-    NameAddr | None,
-    tuple[Via, ...],
-    int | None,
-    int | None,
-]
+# Header fields read while parsing: headers, Call-ID, CSeq, Max-Forwards and
+# Content-Length. Via, From and To are checked here but built on first access.
+type _Head = tuple[Headers, str | None, CSeq | None, int | None, int | None]
 
 
 def _split_lines(head: str) -> list[str]:
@@ -100,61 +118,116 @@ def _split_lines(head: str) -> list[str]:
     return lines
 
 
+# Whole header lines already read and found valid: the field, its key, and the value
+# parsed for CSeq or Max-Forwards/Content-Length. A peer repeats most lines on every
+# call (CSeq: 1 INVITE, Max-Forwards, its Contact and User-Agent, Content-Type) and a
+# dialog repeats its Via, From, To and Call-ID lines. Bounded in entries and line
+# length, cleared when full.
+type _Line = tuple[tuple[str, str], str, CSeq | None, int | None]
+_LINE_MEMO: dict[str, _Line] = {}
+_LINE_MEMO_MAX = 8192
+_LINE_MEMO_LINE_MAX = 256
+
+
 def _read_headers(lines: list[str]) -> _Head:
     items: list[tuple[str, str]] = []
     keys: list[str] = []
     call_id: str | None = None
     cseq: CSeq | None = None
-    from_: NameAddr | None = None
-    to: NameAddr | None = None
-    vias: list[Via] = []
+    from_seen = to_seen = False
     max_forwards: int | None = None
     content_length: int | None = None
     memo = _NAME_MEMO
+    seen_lines = _LINE_MEMO
     for line in islice(lines, 1, None):
+        seen = seen_lines.get(line)
+        if seen is not None:
+            item, key, seen_cseq, number = seen
+            items.append(item)
+            keys.append(key)
+            if key not in _PREPARSED:
+                continue
+            # The value is known to be valid: only which field comes first matters.
+            if key == "call-id":
+                if call_id is None:
+                    call_id = item[1]
+            elif key == "cseq":
+                if cseq is None:
+                    cseq = seen_cseq
+            elif key == "from":
+                from_seen = True
+            elif key == "to":
+                to_seen = True
+            elif key == "max-forwards":
+                if max_forwards is None:
+                    max_forwards = number
+            elif key == "content-length":
+                if content_length is not None:
+                    raise LocalProtocolError("more than one Content-Length header")
+                content_length = number
+            continue
         name, colon, value = line.partition(":")
         if not colon:
             raise LocalProtocolError(f"header line without ':': {line[:40]!r}")
-        key = memo.get(name)
-        if key is None:
+        known = memo.get(name)
+        if known is None:
             name = name.rstrip(" \t")
-            key = _check_name(name)
+            known = _check_name(name)
+        key = known
         value = value.strip(" \t")
-        items.append((name, value))
+        item = (name, value)
+        items.append(item)
         keys.append(key)
+        # Whether the value was checked here (a repeated From, say, is not).
+        checked = True
+        line_cseq: CSeq | None = None
+        line_number: int | None = None
         if key not in _PREPARSED:
-            continue
-        if key == "via":
-            vias.extend(parse_via(value))
+            pass
+        # Via, From and To are only checked: a value of the common shape is known to
+        # parse, anything else is parsed in full now so that its fault is found here.
+        elif key == "via":
+            _check_via(value)
         elif key == "call-id":
             if call_id is None:
                 if not grammar.CALLID_RE.fullmatch(value):
                     raise LocalProtocolError(f"malformed Call-ID: {value[:60]!r}")
                 call_id = value
+            else:
+                checked = False
         elif key == "cseq":
             if cseq is None:
-                cseq = parse_cseq(value)
+                cseq = line_cseq = parse_cseq(value)
+            else:
+                checked = False
         elif key == "from":
-            if from_ is None:
-                from_ = parse_name_addr(value)
+            checked = not from_seen
+            if checked:
+                from_seen = True
+                _check_name_addr(value)
         elif key == "to":
-            if to is None:
-                to = parse_name_addr(value)
+            checked = not to_seen
+            if checked:
+                to_seen = True
+                _check_name_addr(value)
         elif key == "max-forwards":
             if max_forwards is None:
-                max_forwards = parse_max_forwards(value)
+                max_forwards = line_number = parse_max_forwards(value)
+            else:
+                checked = False
         elif key == "content-length":
             # RFC 4475 §3.3.9: more than one Content-Length is a framing error.
             if content_length is not None:
                 raise LocalProtocolError("more than one Content-Length header")
-            content_length = parse_content_length(value)
+            content_length = line_number = parse_content_length(value)
+        if checked and len(line) <= _LINE_MEMO_LINE_MAX:
+            if len(seen_lines) >= _LINE_MEMO_MAX:
+                seen_lines.clear()
+            seen_lines[line] = (item, key, line_cseq, line_number)
     return (
         Headers._trusted(tuple(items), tuple(keys)),
         call_id,
         cseq,
-        from_,
-        to,
-        tuple(vias),
         max_forwards,
         content_length,
     )
@@ -175,21 +248,6 @@ def _body(data: bytes, body_start: int, content_length: int | None) -> bytes:
     return data[body_start : body_start + content_length]
 
 
-def _fill(message: Request | Response, head: _Head) -> None:
-    _, call_id, cseq, from_, to, vias, max_forwards, _ = head
-    setter = object.__setattr__
-    if call_id is not None:
-        setter(message, "_call_id", call_id)
-    if cseq is not None:
-        setter(message, "_cseq", cseq)
-    if from_ is not None:
-        setter(message, "_from", from_)
-    if to is not None:
-        setter(message, "_to", to)
-    setter(message, "_vias", vias)
-    setter(message, "_max_forwards", max_forwards)
-
-
 def _parse_request(start_line: str, lines: list[str], data: bytes, body_start: int) -> Request:
     # Request-Line = Method SP Request-URI SP SIP-Version CRLF. Exactly one SP
     # each: extra or trailing SP is malformed (RFC 4475 §3.1.2.9, §3.1.2.10), and
@@ -198,17 +256,16 @@ def _parse_request(start_line: str, lines: list[str], data: bytes, body_start: i
     if len(parts) != 3:
         raise LocalProtocolError(f"malformed request line: {start_line[:80]!r}")
     method, uri_text, version = parts
-    if not grammar.METHOD_RE.fullmatch(method):
+    if method not in COMMON_METHODS and not grammar.METHOD_RE.fullmatch(method):
         raise LocalProtocolError(f"invalid method: {method[:40]!r}")
     _check_version(version)
     uri = parse_uri(uri_text)
     if isinstance(uri, SipUri) and uri.headers:
         # RFC 3261 §19.1.1 table: headers are not allowed in a Request-URI.
         raise LocalProtocolError("Request-URI carries URI headers")
-    head = _read_headers(lines)
-    request = Request(method, uri, head[0], _body(data, body_start, head[7]))
-    _fill(request, head)
-    return request
+    headers, call_id, cseq, max_forwards, content_length = _read_headers(lines)
+    body = _body(data, body_start, content_length)
+    return Request._parsed(method, uri, headers, body, (call_id, cseq, max_forwards))
 
 
 def _check_version(version: str) -> None:
@@ -229,12 +286,11 @@ def _parse_response(start_line: str, lines: list[str], data: bytes, body_start: 
     _check_version(version)
     if len(code) != 3 or not (code.isascii() and code.isdigit()) or not 100 <= int(code) <= 699:
         raise LocalProtocolError(f"invalid status code: {code[:20]!r}")
-    if not grammar.REASON_PHRASE_RE.fullmatch(reason):
+    if reason not in _GOOD_REASONS and not grammar.REASON_PHRASE_RE.fullmatch(reason):
         raise LocalProtocolError("control characters in the reason phrase")
-    head = _read_headers(lines)
-    response = Response(int(code), reason, head[0], _body(data, body_start, head[7]))
-    _fill(response, head)
-    return response
+    headers, call_id, cseq, max_forwards, content_length = _read_headers(lines)
+    body = _body(data, body_start, content_length)
+    return Response._parsed(int(code), reason, headers, body, (call_id, cseq, max_forwards))
 
 
 def _lenient_headers(lines: list[str]) -> Headers:
@@ -305,13 +361,6 @@ def parse_message(data: bytes) -> Request | Response:
         raise _blame_request(start_line, lines, exc) from exc
 
 
-def _counts(headers: Headers) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for key in headers._keys:
-        counts[key] = counts.get(key, 0) + 1
-    return counts
-
-
 _SINGLE = (("call-id", "Call-ID"), ("from", "From"), ("to", "To"), ("cseq", "CSeq"))
 _AT_MOST_ONE = (
     ("max-forwards", "Max-Forwards"),
@@ -337,25 +386,30 @@ def validate_request(
     def refuse(message: str, status: int = 400) -> RemoteProtocolError:
         return RemoteProtocolError(message, status, headers=headers)
 
-    counts = _counts(headers)
-    if not counts.get("via"):
+    # tuple.count runs in C; a handful of keys are asked about.
+    count = headers._keys.count
+    if not count("via"):
         # No Via, no way to route an answer (RFC 3261 §18.2.2).
         raise MessageDropped("request without Via")
     for key, name in _SINGLE:
-        count = counts.get(key, 0)
-        if count == 0:
+        found = count(key)
+        if found == 0:
             raise refuse(f"missing {name} header")
-        if count > 1:
+        if found > 1:
             raise refuse(f"more than one {name} header")
     for key, name in _AT_MOST_ONE:
-        if counts.get(key, 0) > 1:
+        if count(key) > 1:
             raise refuse(f"more than one {name} header")
     try:
         cseq = request.cseq
-        _ = request.from_, request.to, request.call_id, request.vias
+        _ = request.call_id
+        if not request._checked:
+            _ = request.from_, request.to, request.vias
         max_forwards = request.max_forwards
-        if counts.get("contact"):
+        if count("contact"):
             for value in headers.values("Contact"):
+                if value in _GOOD_NAME_ADDRS or grammar.FAST_NAME_ADDR_RE.fullmatch(value):
+                    continue  # one name-addr known to parse
                 contacts = parse_contacts(value)
                 if contacts == "*" and request.method != "REGISTER":
                     raise LocalProtocolError("Contact '*' outside REGISTER")
@@ -381,14 +435,16 @@ def validate_response(response: Response) -> None:
 
     Raises :class:`MessageDropped`: a response is never answered.
     """
-    counts = _counts(response.headers)
-    if not counts.get("via"):
+    count = response.headers._keys.count
+    if not count("via"):
         raise MessageDropped("response without Via")
     for key, name in _SINGLE:
-        if counts.get(key, 0) != 1:
+        if count(key) != 1:
             raise MessageDropped(f"response needs exactly one {name} header")
     try:
-        _ = response.cseq, response.from_, response.to, response.call_id
+        _ = response.cseq, response.call_id
+        if not response._checked:
+            _ = response.from_, response.to
     except LocalProtocolError as exc:
         raise MessageDropped(f"unusable response: {exc.message}") from exc
 

@@ -56,6 +56,7 @@ from tollguard.domain.routing import Plan, RouteCandidate, failover_policy
 from tollguard.sip import error_response, read_message
 from tollguard.sip.digest import NonceManager
 from tollguard.sip.errors import MessageDropped, RemoteProtocolError, SipError
+from tollguard.sip.headers import parse_via
 from tollguard.sip.message import Request, Response
 from tollguard.sip.uri import SipUri, TelUri, Uri
 from tollguard.switch.auth import Authenticated, Authenticator, Challenge
@@ -84,6 +85,10 @@ _KNOWN_METHODS = frozenset(
     {"INVITE", "ACK", "CANCEL", "BYE", "OPTIONS", "UPDATE", "INFO", "REGISTER", "PRACK"}
     | {"SUBSCRIBE", "NOTIFY", "REFER", "MESSAGE", "PUBLISH"}
 )
+
+
+# Distinct (source, transport, connection) peers remembered by on_message.
+_PEERS_MAX = 4096
 
 
 class CallState(Enum):
@@ -212,7 +217,6 @@ class Call:
     """One customer call and the provider legs tried for it."""
 
     __slots__ = (
-        "a_branch",
         "a_call_id",
         "a_from",
         "a_head",
@@ -223,6 +227,7 @@ class Call:
         "a_route_set",
         "a_tag",
         "a_to",
+        "a_top_via",
         "account",
         "answered_at",
         "attempts",
@@ -258,7 +263,7 @@ class Call:
         self.customer: Customer | None = None
         self.account: Account | None = None
         self.a_call_id = ""
-        self.a_branch = ""
+        self.a_top_via = ""  # of the INVITE; its branch matches a CANCEL (§9.2)
         self.a_peer = _Peer(("", 0), "udp")
         self.a_head = ""
         self.a_tag = ""
@@ -308,17 +313,31 @@ def _user(uri: Uri) -> str:
     return ""
 
 
+def _to_tag(message: Request | Response) -> str | None:
+    """The To tag; most To fields of new requests have none, seen without parsing."""
+    to = message.headers.get("To")
+    if to is None or "tag" not in to.lower():
+        return None
+    return message.to.tag
+
+
+def _head_parts(message: Request | Response) -> tuple[str, str, str]:
+    """The Via and From lines, the To value, the Call-ID and CSeq lines of a request."""
+    headers = message.headers
+    cseq = message.cseq
+    return (
+        f"{header_lines('Via', headers.values('Via'))}From: {headers.get('From')}\r\n",
+        headers.get("To") or "",
+        f"Call-ID: {message.call_id}\r\nCSeq: {cseq.seq} {cseq.method}\r\n",
+    )
+
+
 def _head_of(message: Request | Response, *, to_tag: str | None = None) -> str:
     """The Via/From/To/Call-ID/CSeq block of a request, for responses to it."""
-    headers = message.headers
-    to = headers.get("To") or ""
-    if to_tag and message.to.tag is None:
-        to = f"{to};tag={to_tag}"
-    return (
-        header_lines("Via", headers.values("Via"))
-        + f"From: {headers.get('From')}\r\nTo: {to}\r\nCall-ID: {message.call_id}\r\n"
-        + f"CSeq: {message.cseq.seq} {message.cseq.method}\r\n"
-    )
+    before, to, after = _head_parts(message)
+    if to_tag and _to_tag(message) is None:
+        return f"{before}To: {to};tag={to_tag}\r\n{after}"
+    return f"{before}To: {to}\r\n{after}"
 
 
 class B2bua:
@@ -339,6 +358,7 @@ class B2bua:
         self._cdrs = cdr_writer
         self._wall = wall_clock
         self._ids = IdFactory()
+        self._loop_marker = f"branch={self._ids.branch_prefix}"
         self._auth = Authenticator(
             sip.realm, NonceManager(nonce_secret, sip.nonce_lifetime_s), sip.digest_algorithms
         )
@@ -354,6 +374,7 @@ class B2bua:
         # Call-ID -> (call, leg) for both sides; leg None is the customer side.
         self._dialogs: dict[str, tuple[Call, _Leg | None]] = {}
         self._channels: dict[int, int] = {}
+        self._peers: dict[tuple[Address, str, int], _Peer] = {}
         self.active_calls = 0
         self.draining = False
         self._settled = asyncio.Event()
@@ -406,16 +427,27 @@ class B2bua:
             if log.isEnabledFor(logging.DEBUG):
                 log.debug("dropped from %s:%s: %s", *source, exc.reason)
             return
-        peer = _Peer(source, transport, connection)
         try:
             if isinstance(message, Request):
-                self._on_request(message, peer)
+                self._on_request(message, self._peer(source, transport, connection))
             else:
                 self._on_response(message)
         except (SipError, DomainError, ValueError, KeyError, AttributeError, TypeError):
             # One broken message must not take the switch down; the call's own timers
             # clean up after it.
             log.exception("failed to handle a message from %s:%s", *source)
+
+    def _peer(self, source: Address, transport: str, connection: int) -> _Peer:
+        # Trunks send from few addresses: peers are values, so one is shared. Bounded
+        # against sources that keep changing.
+        key = (source, transport, connection)
+        peer = self._peers.get(key)
+        if peer is None:
+            peer = _Peer(source, transport, connection)
+            if len(self._peers) >= _PEERS_MAX:
+                self._peers.clear()
+            self._peers[key] = peer
+        return peer
 
     def _answer_malformed(
         self, exc: RemoteProtocolError, source: Address, transport: str, connection: int
@@ -455,11 +487,11 @@ class B2bua:
             else:
                 self._from_provider(call, leg, request, peer)
             return
-        if method == "INVITE" and request.to.tag is None:
+        if method == "INVITE" and _to_tag(request) is None:
             self._initial_invite(request, peer)
         elif method == "ACK":
             return  # for a response we sent statelessly (407, 403, 484 ...): absorbed
-        elif method == "OPTIONS" and request.to.tag is None:
+        elif method == "OPTIONS" and _to_tag(request) is None:
             self._respond(
                 request,
                 peer,
@@ -481,12 +513,17 @@ class B2bua:
         if self.draining:
             self._respond(request, peer, 503, extra=("Retry-After: 5",), to_tag=self._ids.tag())
             return
-        self._respond(request, peer, 100)
+        # The To of an initial INVITE has no tag: the head with ours is built once.
+        head = _head_parts(request)
+        before, to, after = head
+        self._out(render_response(100, "Trying", f"{before}To: {to}\r\n{after}"), peer)
         if request.max_forwards == 0:
             self._respond(request, peer, 483, to_tag=self._ids.tag())
             return
-        prefix = self._ids.branch_prefix
-        if any((via.branch or "").startswith(prefix) for via in request.vias):
+        # RFC 3261 §16.3 item 4: our own branch in a Via is a loop. A looping request
+        # carries our Via as we wrote it, so the text is searched without parsing.
+        marker = self._loop_marker
+        if any(marker in via for via in request.headers.values("Via")):
             self._respond(request, peer, 482, to_tag=self._ids.tag())
             return
         plan = self._plan()
@@ -515,7 +552,7 @@ class B2bua:
         if not isinstance(result, Authenticated):
             self._respond(request, peer, result.status, result.reason, to_tag=self._ids.tag())
             return
-        call = self._new_call(request, peer, plan, result)
+        call = self._new_call(request, peer, plan, result, head)
         try:
             call.callee = normalize(result.number, result.customer.number_rules)
         except NumberError as exc:
@@ -539,19 +576,27 @@ class B2bua:
         call.candidates = tuple(decision.candidates)
         self._next_attempt(call)
 
-    def _new_call(self, request: Request, peer: _Peer, plan: Plan, auth: Authenticated) -> Call:
+    def _new_call(
+        self,
+        request: Request,
+        peer: _Peer,
+        plan: Plan,
+        auth: Authenticated,
+        head: tuple[str, str, str],
+    ) -> Call:
         call = Call()
         call.plan = plan
         call.customer = auth.customer
         call.account = auth.account
         call.a_call_id = request.call_id
-        call.a_branch = request.vias[0].branch or ""
+        headers = request.headers
+        call.a_top_via = headers.get("Via") or ""
         call.a_peer = peer
         call.a_tag = self._ids.tag()
-        call.a_head = _head_of(request, to_tag=call.a_tag)
-        headers = request.headers
+        before, to, after = head
+        call.a_to = f"{to};tag={call.a_tag}"
+        call.a_head = f"{before}To: {call.a_to}\r\n{after}"
         call.a_from = headers.get("From") or ""
-        call.a_to = f"{headers.get('To')};tag={call.a_tag}"
         contact = headers.get("Contact")
         call.a_remote_target = uri_of(contact) if contact else str(request.uri)
         call.a_route_set = tuple(uri_of(v) for v in headers.get_all("Record-Route"))
@@ -953,7 +998,9 @@ class B2bua:
 
     def _from_customer(self, call: Call, request: Request, peer: _Peer) -> None:
         method = request.method
-        if request.to.tag is None or request.to.tag != call.a_tag:
+        # In-dialog requests copy our To field as we sent it: comparing the text
+        # spares parsing it.
+        if request.headers.get("To") != call.a_to and _to_tag(request) != call.a_tag:
             # Same Call-ID without our tag: the initial INVITE or its CANCEL/ACK.
             if method == "INVITE":
                 if call.a_last:
@@ -961,7 +1008,7 @@ class B2bua:
                 elif call.state is CallState.ROUTING:
                     self._respond(request, peer, 100)
             elif method == "CANCEL":
-                if request.vias[0].branch != call.a_branch:
+                if request.vias[0].branch != parse_via(call.a_top_via)[0].branch:
                     # RFC 3261 §9.2: a CANCEL matches the INVITE's transaction.
                     self._respond(request, peer, 481, to_tag=call.a_tag)
                 else:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import heapq
 import logging
-import math
 from collections.abc import Callable
 from typing import Protocol
 
@@ -52,22 +51,28 @@ class Timer:
 class TimerWheel:
     """Timers rounded up to the next ``tick``, fired by one loop timer while any is armed."""
 
-    __slots__ = ("_done", "_due", "_handle", "_loop", "_slots", "_tick")
+    __slots__ = ("_done", "_due", "_handle", "_loop", "_per_second", "_slots", "_tick", "_time")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, tick: float = 0.01) -> None:
         self._loop = loop
+        self._time = loop.time
         self._tick = tick
+        self._per_second = 1.0 / tick
         self._slots: dict[int, list[Timer]] = {}
         self._due: list[int] = []  # heap of the slots in _slots
-        self._done = math.floor(loop.time() / tick)  # every slot up to here has fired
+        # Every slot up to here has fired; slots are computed as in call_later.
+        self._done = int(loop.time() * self._per_second)
         self._handle: asyncio.TimerHandle | None = None
 
     def call_later(self, delay: float, callback: Callable[..., None], *args: object) -> Cancellable:
         if delay > HORIZON_S:
             return self._loop.call_at(self._loop.time() + delay, callback, *args)
         timer = Timer(callback, args)
-        slot = math.ceil((self._loop.time() + delay) / self._tick)
-        slot = max(slot, self._done + 1)
+        # Rounded up to a slot boundary (an exact boundary goes one slot later: a tick
+        # late at most, never early).
+        slot = int((self._time() + delay) * self._per_second) + 1
+        if slot <= self._done:
+            slot = self._done + 1
         bucket = self._slots.get(slot)
         if bucket is not None:
             bucket.append(timer)
@@ -83,7 +88,7 @@ class TimerWheel:
 
     def _fire(self) -> None:
         self._handle = None
-        now_slot = math.floor(self._loop.time() / self._tick)
+        now_slot = int(self._time() * self._per_second)
         slots, due = self._slots, self._due
         while due and due[0] <= now_slot:
             bucket = slots.pop(heapq.heappop(due))

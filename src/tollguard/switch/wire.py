@@ -68,7 +68,8 @@ def render_response(
 ) -> bytes:
     """A response; ``head`` is the rendered Via/From/To/Call-ID/CSeq block (CRLF-ended)."""
     parts = [f"SIP/2.0 {status} {reason}\r\n", head]
-    parts.extend(f"{line}\r\n" for line in extra)
+    if extra:
+        parts.extend([f"{line}\r\n" for line in extra])
     if body and content_type:
         parts.append(f"Content-Type: {content_type}\r\n")
     parts.append(f"Content-Length: {len(body)}\r\n\r\n")
@@ -86,7 +87,8 @@ def render_request(
 ) -> bytes:
     """A request; ``head`` holds Via/Max-Forwards/From/To/Call-ID/CSeq (CRLF-ended)."""
     parts = [f"{method} {uri} SIP/2.0\r\n", head]
-    parts.extend(f"{line}\r\n" for line in extra)
+    if extra:
+        parts.extend([f"{line}\r\n" for line in extra])
     if body and content_type:
         parts.append(f"Content-Type: {content_type}\r\n")
     parts.append(f"Content-Length: {len(body)}\r\n\r\n")
@@ -103,4 +105,4 @@ def uri_of(name_addr: str) -> str:
 
 
 def header_lines(name: str, values: Iterable[str]) -> str:
-    return "".join(f"{name}: {value}{_CRLF}" for value in values)
+    return "".join([f"{name}: {value}{_CRLF}" for value in values])
