@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import stat
 import subprocess
 import sys
@@ -33,6 +34,7 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("cli") / "data"
     result = tollguard("init", "--bind", "127.0.0.1", "--sip-port", "0", data_dir=path)
     assert "password:" in result.stdout
+    assert re.search(r"user:\s+admin-[0-9a-f]{6}\n", result.stdout)
     return path
 
 
@@ -47,6 +49,15 @@ def test_init_generates_private_secrets_and_a_random_admin_path(data_dir: Path) 
     assert settings.database_path.exists()
     # Nothing secret is written into the settings file.
     assert settings.secrets.django_secret_key not in settings.settings_path.read_text()
+
+
+def test_the_first_administrator_has_no_well_known_name(data_dir: Path, tmp_path: Path) -> None:
+    result = tollguard(
+        "init", "--admin-user", "Admin", "--sip-port", "0", data_dir=tmp_path / "x", check=False
+    )
+    assert result.returncode == 1
+    assert "attackers try first" in result.stderr
+    assert not (tmp_path / "x").exists()
 
 
 def test_two_inits_never_share_secrets(tmp_path: Path, data_dir: Path) -> None:

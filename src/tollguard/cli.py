@@ -59,6 +59,16 @@ def _write_secrets(path: Path) -> None:
         fh.write(text)
 
 
+# Account names every credential-stuffing list starts with.
+WELL_KNOWN_ACCOUNT_NAMES = frozenset(
+    {"admin", "administrator", "root", "sa", "superuser", "sysadmin", "operator", "test"}
+)
+
+
+def default_admin_user() -> str:
+    return f"admin-{secrets.token_hex(3)}"
+
+
 def init_data_dir(
     data_dir: Path,
     *,
@@ -67,11 +77,18 @@ def init_data_dir(
     tls_port: int | None = None,
     web_port: int = 8443,
     realm: str = "tollguard",
-    admin_user: str = "admin",
+    admin_user: str | None = None,
     force: bool = False,
 ) -> tuple[config.Settings, str]:
-    """Create a data directory; return its settings and the admin's one-time password."""
+    """Create a data directory; return its settings and the admin's one-time password.
+
+    The first administrator is ``admin_user``, or ``admin-<random>`` when none is given:
+    no install has an account under a name an attacker would try first (ASVS 6.3.2).
+    """
     data_dir = data_dir.resolve()
+    admin_user = admin_user or default_admin_user()
+    if admin_user.lower() in WELL_KNOWN_ACCOUNT_NAMES:
+        fail(f"--admin-user {admin_user!r} is a name attackers try first; choose another")
     if (data_dir / config.SETTINGS_FILE).exists() and not force:
         fail(f"{data_dir} is already initialised (use --force to start over)")
     if force and data_dir.exists():
@@ -144,6 +161,7 @@ def _init(
 
 
 def cmd_init(args: argparse.Namespace) -> int:
+    admin_user = args.admin_user or default_admin_user()
     settings, password = init_data_dir(
         args.data_dir or config.default_data_dir(),
         bind=args.bind,
@@ -151,7 +169,7 @@ def cmd_init(args: argparse.Namespace) -> int:
         tls_port=args.tls_port,
         web_port=args.web_port,
         realm=args.realm,
-        admin_user=args.admin_user,
+        admin_user=admin_user,
         force=args.force,
     )
     print(f"Initialised {settings.data_dir}")
@@ -164,7 +182,7 @@ def cmd_init(args: argparse.Namespace) -> int:
         f"  admin:      https://{settings.web.listen_host}:{settings.web.listen_port}"
         f"/{settings.web.admin_path}"
     )
-    print(f"  user:       {args.admin_user}")
+    print(f"  user:       {admin_user}")
     print(f"  password:   {password}   (shown once: change it at first login)")
     return 0
 
@@ -367,7 +385,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tls-port", type=int, default=None, help="TLS port (default SIP port + 1)")
     p.add_argument("--web-port", type=int, default=8443)
     p.add_argument("--realm", default="tollguard", help="digest realm (fixed once accounts exist)")
-    p.add_argument("--admin-user", default="admin")
+    p.add_argument(
+        "--admin-user", default=None, help="first administrator (default admin-<random>)"
+    )
     p.add_argument("--force", action="store_true", help="wipe an existing data dir first")
     p.set_defaults(func=cmd_init)
 

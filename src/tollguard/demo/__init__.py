@@ -231,8 +231,13 @@ def run(*, sip_port: int, web_port: int, web: bool, once: bool = False) -> int:
 
     data_dir = Path(tempfile.mkdtemp(prefix="tollguard-demo-"))
     try:
+        admin_user = cli.default_admin_user()
         settings, admin_password = cli.init_data_dir(
-            data_dir, bind="127.0.0.1", sip_port=sip_port, web_port=web_port
+            data_dir,
+            bind="127.0.0.1",
+            sip_port=sip_port,
+            web_port=web_port,
+            admin_user=admin_user,
         )
         # The demo caller is SIPp, which answers only the first challenge and only MD5.
         settings = replace(
@@ -251,7 +256,7 @@ def run(*, sip_port: int, web_port: int, web: bool, once: bool = False) -> int:
         if web:
             print(
                 f"Admin: https://{settings.web.listen_host}:{settings.web.listen_port}/"
-                f"{settings.web.admin_path}  user 'admin', password {admin_password}"
+                f"{settings.web.admin_path}  user {admin_user!r}, password {admin_password}"
             )
         print(f"SIP account: {plan.username} / {plan.password} (realm {settings.sip.realm!r})")
         with ExitStack() as stack:
