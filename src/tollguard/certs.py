@@ -19,7 +19,7 @@ from cryptography.x509.oid import NameOID
 
 
 def write_self_signed(
-    cert_path: Path, key_path: Path, *, hostnames: list[str] | None = None, days: int = 397
+    cert_path: Path, key_path: Path, *, hostnames: list[str] | None = None, days: int = 365
 ) -> None:
     """Write a P-256 key (mode 0600) and a self-signed certificate for ``hostnames``."""
     names = hostnames or [socket.gethostname(), "localhost"]

@@ -229,8 +229,29 @@ def cmd_cdr_export(args: argparse.Namespace) -> int:
 # --- serve / demo -----------------------------------------------------------------------------
 
 
+# Mozilla's "intermediate" TLS configuration (ssl-config.mozilla.org, guideline 5.7):
+# TLS 1.2 suites with forward secrecy and AEAD only (TLS 1.3 suites are all fine). The
+# key-exchange groups cannot be set through uvicorn or Python's ssl module before 3.15,
+# so an OpenSSL configuration for the web process limits them.
+WEB_TLS_CIPHERS = ":".join(
+    (
+        "ECDHE-ECDSA-AES128-GCM-SHA256",
+        "ECDHE-RSA-AES128-GCM-SHA256",
+        "ECDHE-ECDSA-AES256-GCM-SHA384",
+        "ECDHE-RSA-AES256-GCM-SHA384",
+        "ECDHE-ECDSA-CHACHA20-POLY1305",
+        "ECDHE-RSA-CHACHA20-POLY1305",
+        "DHE-RSA-AES128-GCM-SHA256",
+        "DHE-RSA-AES256-GCM-SHA384",
+        "DHE-RSA-CHACHA20-POLY1305",
+    )
+)
+WEB_OPENSSL_CONF = Path(__file__).with_name("openssl_web.cfg")
+
+
 def _start_web(settings: config.Settings) -> subprocess.Popen[bytes]:
     env = dict(os.environ)
+    env["OPENSSL_CONF"] = str(WEB_OPENSSL_CONF)
     env[config.DATA_DIR_ENV] = str(settings.data_dir)
     env["DJANGO_SETTINGS_MODULE"] = "tollguard.web.settings.prod"
     command = [
@@ -246,6 +267,8 @@ def _start_web(settings: config.Settings) -> subprocess.Popen[bytes]:
         str(settings.tls_cert_path),
         "--ssl-keyfile",
         str(settings.tls_key_path),
+        "--ssl-ciphers",
+        WEB_TLS_CIPHERS,
         "--no-server-header",
         "--log-level",
         "warning",
@@ -326,7 +349,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
             duration_s=args.duration,
             max_rate=args.max_rate,
             references=not args.no_references,
+            auth=args.auth,
         )
+    elif args.name == "web":
+        from tollguard.bench import web
+
+        result = web.run(cdrs=args.cdrs, requests=args.requests)
     else:  # argparse restricts the choices
         fail(f"unknown benchmark {args.name!r}", EXIT_USAGE)
     if args.json:
@@ -417,13 +445,21 @@ def build_parser() -> argparse.ArgumentParser:
     e.set_defaults(func=cmd_cdr_export)
 
     p = sub.add_parser("bench", help="benchmarks (machine-readable with --json)")
-    p.add_argument("name", choices=("calls", "lcr", "rating"))
+    p.add_argument("name", choices=("calls", "lcr", "rating", "web"))
     p.add_argument("--json", action="store_true")
     p.add_argument("--prefixes", type=int, default=5_000_000, help="lcr: index size")
     p.add_argument("--lookups", type=int, default=1_000_000, help="lcr: lookups to time")
     p.add_argument("--duration", type=float, default=20.0, help="calls: seconds to hold a rate")
     p.add_argument("--max-rate", type=int, default=3000, help="calls: highest rate to try")
     p.add_argument("--no-references", action="store_true", help="calls: skip sippy/Kamailio")
+    p.add_argument(
+        "--auth",
+        choices=("digest", "acl"),
+        default="digest",
+        help="calls: authenticate the customer by digest (MD5) or by source address",
+    )
+    p.add_argument("--cdrs", type=int, default=5_000_000, help="web: CDRs in the database")
+    p.add_argument("--requests", type=int, default=50, help="web: requests per page to time")
     p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("check", help="configuration and security self-check")
