@@ -57,11 +57,6 @@ def test_an_unexpected_error_shows_a_generic_page(
     assert logged and logged[0].exc_info is not None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="open (ASVS 16.3.4): with DEBUG off Django sends request errors to "
-    "mail_admins only; LOGGING must give the 'django.request' logger a handler",
-)
 def test_unexpected_errors_reach_a_log_handler_in_production() -> None:
     # Django's own "django" logger writes to the console only with DEBUG on; without a
     # Sentry DSN an unhandled exception in production must still land in a log.

@@ -267,6 +267,9 @@ LOGGING: dict[str, Any] = {
         "tollguard": {"handlers": ["console"], "level": "INFO", "propagate": False},
         # Security events go to fail2ban and the operator whatever the root level.
         "tollguard.security": {"handlers": ["console"], "level": "INFO", "propagate": False},
+        # With DEBUG off Django only mails request errors to ADMINS; an unhandled
+        # exception must reach the process log with its traceback (ASVS 16.3.4).
+        "django.request": {"handlers": ["console"], "level": "ERROR", "propagate": False},
     },
 }
 
