@@ -166,7 +166,7 @@ def export(client: Client, query: str) -> list[dict[str, str]]:
     response = client.get(f"{LIST}export/?{query}")
     assert response.status_code == 200
     assert response.streaming
-    assert response["Content-Type"] == "text/csv"
+    assert response["Content-Type"] == "text/csv; charset=utf-8"
     assert response["Content-Disposition"].startswith('attachment; filename="cdrs-')
     text = response.getvalue().decode()
     reader = csv.DictReader(io.StringIO(text))

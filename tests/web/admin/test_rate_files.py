@@ -217,7 +217,7 @@ def exported(client: Client, card: RateCard) -> str:
     response = client.get(f"{base(card)}/export/")
     assert response.status_code == 200
     assert response.streaming
-    assert response["Content-Type"] == "text/csv"
+    assert response["Content-Type"] == "text/csv; charset=utf-8"
     assert response["Content-Disposition"] == f'attachment; filename="{card.name}-rates.csv"'
     return response.getvalue().decode()
 

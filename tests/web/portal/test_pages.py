@@ -144,7 +144,7 @@ def test_cdr_export_is_own_filtered_csv(alice: Client, w: people.World) -> None:
     response = alice.get("/portal/cdrs/export.csv?callee_prefix=49")
     assert response.status_code == 200
     assert response.streaming
-    assert response["Content-Type"] == "text/csv"
+    assert response["Content-Type"] == "text/csv; charset=utf-8"
     assert response["Content-Disposition"].startswith("attachment;")
     rows = list(csv.DictReader(io.StringIO(text(response))))
     assert [r["callee"] for r in rows] == ["4930123", "4912"]

@@ -123,14 +123,7 @@ def charset_of(content_type: str) -> str:
     return ""
 
 
-# Exports written with ``content_type="text/csv"`` and no charset parameter.
-CSV_WITHOUT_CHARSET = "CSV export sent as text/csv without charset=utf-8"
-KNOWN_WITHOUT_CHARSET = {
-    "portal:cdr_export": CSV_WITHOUT_CHARSET,
-    "portal:rate_card": CSV_WITHOUT_CHARSET,
-    "admin:rating_ratecard_export": CSV_WITHOUT_CHARSET,
-    "admin:cdr_cdr_export": CSV_WITHOUT_CHARSET,
-}
+KNOWN_WITHOUT_CHARSET: dict[str, str] = {}
 
 
 @override_settings(ROOT_URLCONF=URLCONF, ALLOWED_HOSTS=["testserver"])

@@ -237,7 +237,7 @@ class CdrAdmin(admin.ModelAdmin[Cdr]):
             raise PermissionDenied
         changelist: ChangeList = self.get_changelist_instance(request)
         queryset = changelist.get_queryset(request).order_by("started_at", "id")
-        response = StreamingHttpResponse(csv_lines(queryset), content_type="text/csv")
+        response = StreamingHttpResponse(csv_lines(queryset), content_type=csvout.CSV_CONTENT_TYPE)
         stamp = timezone.now().strftime("%Y%m%dT%H%M%SZ")
         response["Content-Disposition"] = f'attachment; filename="cdrs-{stamp}.csv"'
         return response

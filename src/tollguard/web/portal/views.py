@@ -34,6 +34,7 @@ from tollguard.web.api.errors import KeyRequestError
 from tollguard.web.api.keys import create_api_key, revoke_api_key
 from tollguard.web.api.models import ApiKey
 from tollguard.web.cdr.models import Cdr
+from tollguard.web.core.csvout import CSV_CONTENT_TYPE
 from tollguard.web.customers.models import Account, Customer
 from tollguard.web.portal import exports, services
 from tollguard.web.portal.forms import ApiKeyForm, CdrFilterForm, older_than
@@ -146,7 +147,7 @@ def cdr_export(request: HttpRequest, customer: Customer) -> HttpResponseBase:
     if not form.is_valid():
         return render(request, "portal/cdrs.html", {"customer": customer, "form": form}, status=400)
     cdrs = form.filter(Cdr.objects.filter(customer=customer))
-    response = StreamingHttpResponse(exports.cdr_csv(cdrs), content_type="text/csv")
+    response = StreamingHttpResponse(exports.cdr_csv(cdrs), content_type=CSV_CONTENT_TYPE)
     stamp = timezone.now().strftime("%Y%m%dT%H%M%SZ")
     response["Content-Disposition"] = f'attachment; filename="cdrs-{stamp}.csv"'
     return response
@@ -158,7 +159,7 @@ def rate_card(request: HttpRequest, customer: Customer) -> HttpResponseBase:
     card = customer.sell_card
     if card is None:
         return render(request, "portal/no_rate_card.html", {"customer": customer}, status=404)
-    response = StreamingHttpResponse(exports.rate_card_csv(card), content_type="text/csv")
+    response = StreamingHttpResponse(exports.rate_card_csv(card), content_type=CSV_CONTENT_TYPE)
     response["Content-Disposition"] = 'attachment; filename="rate-card.csv"'
     return response
 

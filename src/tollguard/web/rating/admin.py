@@ -34,6 +34,7 @@ from django.utils.html import format_html
 from django.utils.text import slugify
 from django.views.decorators.http import require_POST
 
+from tollguard.web.core.csvout import CSV_CONTENT_TYPE
 from tollguard.web.rating import imports
 from tollguard.web.rating.models import Rate, RateCard
 
@@ -184,7 +185,7 @@ class RateCardAdmin(admin.ModelAdmin[RateCard]):
         card = self._card(request, object_id, change=False)
         writer = csv.writer(_Echo(), lineterminator="\n")
         response = StreamingHttpResponse(
-            (writer.writerow(row) for row in rate_rows(card)), content_type="text/csv"
+            (writer.writerow(row) for row in rate_rows(card)), content_type=CSV_CONTENT_TYPE
         )
         name = slugify(card.name) or f"rate-card-{card.pk}"
         response["Content-Disposition"] = f'attachment; filename="{name}-rates.csv"'
