@@ -63,13 +63,16 @@ class PageProblems:
         return [*console, *self.csp, *self.errors]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedApp]:
     with serve(tmp_path_factory.mktemp("served") / "data", seed=True) as app:
         yield app
 
 
-@pytest.fixture(scope="session")
+# Module scope, not session: Playwright's sync API keeps an event loop running in the
+# main thread while it is open, and Django refuses ORM calls from a thread with a running
+# loop, so the browser must be gone before the next module's database tests run.
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     if not CHROMIUM.exists():
         pytest.skip("Chromium is not installed at /usr/bin/chromium (scripts/test installs it)")
