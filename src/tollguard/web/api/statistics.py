@@ -14,6 +14,7 @@ from django.db.models import Count, Q, QuerySet, Sum
 
 from tollguard.web.carriers.models import Provider
 from tollguard.web.cdr.models import Cdr
+from tollguard.web.cdr.selectors import ratio
 from tollguard.web.customers.models import Customer
 
 GroupBy = Literal["customer", "provider", "destination"]
@@ -39,14 +40,6 @@ class TrafficStats:
     sell: Decimal
     cost: Decimal
     margin: Decimal
-
-
-def _ratio(numerator: Decimal | int, denominator: Decimal | int, places: str) -> Decimal:
-    if not denominator:
-        return Decimal(places) * 0
-    return (Decimal(numerator) / Decimal(denominator)).quantize(
-        Decimal(places), rounding=ROUND_HALF_UP
-    )
 
 
 def traffic_stats(cdrs: QuerySet[Cdr], group_by: GroupBy) -> list[TrafficStats]:
@@ -79,10 +72,10 @@ def traffic_stats(cdrs: QuerySet[Cdr], group_by: GroupBy) -> list[TrafficStats]:
                 name=names.get(key, "" if key is None else str(key)),
                 calls=row["calls"],
                 answered=row["answered"],
-                asr=_ratio(100 * row["answered"], row["calls"], "0.01"),
-                acd_s=_ratio(talk_ms, 1000 * row["answered"], "0.1"),
-                minutes=_ratio(talk_ms, 60_000, "0.01"),
-                billed_minutes=_ratio(row["billed_s"] or 0, 60, "0.01"),
+                asr=ratio(100 * row["answered"], row["calls"], "0.01"),
+                acd_s=ratio(talk_ms, 1000 * row["answered"], "0.1"),
+                minutes=ratio(talk_ms, 60_000, "0.01"),
+                billed_minutes=ratio(row["billed_s"] or 0, 60, "0.01"),
                 sell=_money(row["sell"]),
                 cost=_money(row["cost"]),
                 margin=_money(row["margin"]),

@@ -7,7 +7,7 @@ import dataclasses
 import json
 from collections.abc import Iterator
 from datetime import datetime
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Literal, TextIO
 
 from django.db.models import QuerySet
@@ -22,6 +22,19 @@ ExportFormat = Literal["csv", "json"]
 # Export columns: the fields of the domain CDR, in their declared order.
 EXPORT_FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(DomainCdr))
 EXPORT_CHUNK_SIZE = 2000
+
+
+def ratio(numerator: Decimal | int, denominator: Decimal | int, places: str) -> Decimal:
+    """``numerator / denominator`` rounded half-up to ``places`` (e.g. ``"0.01"``); 0 for 0/0.
+
+    One rule for every traffic figure (ASR, ACD, minutes, calls per second), so the
+    dashboard and the statistics API always agree.
+    """
+    if not denominator:
+        return Decimal(places) * 0
+    return (Decimal(numerator) / Decimal(denominator)).quantize(
+        Decimal(places), rounding=ROUND_HALF_UP
+    )
 
 
 def cdrs_between(since: datetime | None, until: datetime | None) -> QuerySet[models.Cdr]:

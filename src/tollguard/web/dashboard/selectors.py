@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from typing import Any, Literal
 
 from django.apps import apps
@@ -24,6 +24,7 @@ from django.db.models.functions import Trunc
 
 from tollguard.web.carriers.models import Provider
 from tollguard.web.cdr.models import Cdr
+from tollguard.web.cdr.selectors import ratio
 from tollguard.web.customers.models import Customer
 
 __all__ = [
@@ -119,20 +120,12 @@ class SecurityEvent:
     username: str
 
 
-def _ratio(numerator: Decimal | int, denominator: Decimal | int, places: str) -> Decimal:
-    if not denominator:
-        return Decimal(places) * 0
-    return (Decimal(numerator) / Decimal(denominator)).quantize(
-        Decimal(places), rounding=ROUND_HALF_UP
-    )
-
-
 def _asr(answered: int, calls: int) -> Decimal:
-    return _ratio(answered * 100, calls, "0.01")
+    return ratio(answered * 100, calls, "0.01")
 
 
 def _acd(talk_ms: int | None, answered: int) -> Decimal:
-    return _ratio((talk_ms or 0) / Decimal(1000), answered, "0.1")
+    return ratio((talk_ms or 0) / Decimal(1000), answered, "0.1")
 
 
 def cdrs_between(since: datetime, until: datetime) -> QuerySet[Cdr]:
@@ -220,7 +213,7 @@ def series(cdrs: QuerySet[Cdr], since: datetime, until: datetime, period: Period
                 start=start,
                 calls=calls,
                 answered=answered,
-                cps=_ratio(calls, seconds, "0.001"),
+                cps=ratio(calls, seconds, "0.001"),
                 asr=_asr(answered, calls),
             )
         )
