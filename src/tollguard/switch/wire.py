@@ -67,13 +67,7 @@ def render_response(
     content_type: str | None = None,
 ) -> bytes:
     """A response; ``head`` is the rendered Via/From/To/Call-ID/CSeq block (CRLF-ended)."""
-    parts = [f"SIP/2.0 {status} {reason}\r\n", head]
-    if extra:
-        parts.extend([f"{line}\r\n" for line in extra])
-    if body and content_type:
-        parts.append(f"Content-Type: {content_type}\r\n")
-    parts.append(f"Content-Length: {len(body)}\r\n\r\n")
-    return "".join(parts).encode("utf-8", "surrogateescape") + body
+    return _render(f"SIP/2.0 {status} {reason}\r\n", head, extra, body, content_type)
 
 
 def render_request(
@@ -86,7 +80,13 @@ def render_request(
     content_type: str | None = None,
 ) -> bytes:
     """A request; ``head`` holds Via/Max-Forwards/From/To/Call-ID/CSeq (CRLF-ended)."""
-    parts = [f"{method} {uri} SIP/2.0\r\n", head]
+    return _render(f"{method} {uri} SIP/2.0\r\n", head, extra, body, content_type)
+
+
+def _render(
+    start_line: str, head: str, extra: Iterable[str], body: bytes, content_type: str | None
+) -> bytes:
+    parts = [start_line, head]
     if extra:
         parts.extend([f"{line}\r\n" for line in extra])
     if body and content_type:
