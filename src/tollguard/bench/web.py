@@ -98,6 +98,7 @@ def _load_cdrs(count: int, customers: list[int], providers: list[int], rng: rand
     from django.db import connection, transaction
 
     from tollguard.web.cdr.models import Cdr
+    from tollguard.web.cdr.services import cdr_insert
 
     # One template row prepared by the fields themselves, so every column gets the value
     # and format the ORM would write; only the columns that vary are replaced per row.
@@ -115,13 +116,10 @@ def _load_cdrs(count: int, customers: list[int], providers: list[int], rng: rand
         cost_amount=Decimal("0.005000"),
         margin=Decimal("0.005000"),
     )
-    fields = [field for field in Cdr._meta.concrete_fields if not field.primary_key]
-    columns = [str(field.column) for field in fields]
-    base = [field.get_db_prep_save(field.pre_save(template, True), connection) for field in fields]
-    slot = {name: columns.index(name) for name in columns}
-    quoted = ", ".join(connection.ops.quote_name(column) for column in columns)
-    marks = ", ".join(["%s"] * len(columns))
-    sql = f"INSERT INTO {connection.ops.quote_name(Cdr._meta.db_table)} ({quoted}) VALUES ({marks})"  # noqa: S608 - names come from the model
+    insert = cdr_insert(connection)
+    base = insert.row([getattr(template, name) for name in insert.columns])
+    slot = {name: index for index, name in enumerate(insert.columns)}
+    sql = insert.sql
 
     spread_s = _DAYS * 86_400
     codes = (200, 200, 200, 200, 200, 486, 487, 404, 503, 480)
