@@ -254,3 +254,54 @@ def test_date_drilldown_offers_the_calendar_between_first_and_last_call(
     assert [c["title"] for c in context["choices"]] == choices
     for choice in choices[:1]:
         assert choice in response.content.decode()
+
+
+def test_the_lean_table_is_the_admins_own(
+    admin_urls: None, superuser: Any, calls: dict[str, Cdr]
+) -> None:
+    from django.contrib.admin.templatetags.admin_list import result_list
+
+    from tollguard.web.cdr.templatetags import cdr_results
+
+    # Empty text, an address, digits, decimals, a missing relation and markup to escape.
+    cdr(
+        "call-odd",
+        None,
+        caller='<b>"o\'dd"</b> & co',
+        callee="",
+        destination="",
+        sell_amount=Decimal("-1.5"),
+        margin=Decimal("123456.000001"),
+        duration_ms=1_234_567,
+        started_at=T0 + timedelta(hours=1, microseconds=7),
+    )
+    site_admin = admin.site._registry[Cdr]
+    # Sorted by a column and filtered: the links keep both (preserved filters).
+    request = RequestFactory().get(LIST, {"o": "4", "sip": "2xx"})
+    request.user = superuser
+    changelist = site_admin.get_changelist_instance(request)
+    assert cdr_results._lean_shape(changelist) is not None
+    ours = cdr_results.cdr_result_list(changelist)
+    django: dict[str, Any] = result_list(changelist)
+    assert ["".join(map(str, row)) for row in ours["results"]] == [
+        "".join(map(str, row)) for row in django["results"]
+    ]
+    assert len(ours["results"]) == 2  # the 2xx calls: berlin and the odd one
+    assert ours["result_headers"] == django["result_headers"]
+    assert ours["num_sorted_fields"] == django["num_sorted_fields"]
+
+
+def test_a_list_the_lean_table_cannot_render_falls_back(
+    admin_urls: None, superuser: Any, calls: dict[str, Cdr], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tollguard.web.cdr.templatetags import cdr_results
+
+    site_admin = admin.site._registry[Cdr]
+    monkeypatch.setattr(site_admin, "list_display", ("started_at", "__str__", "attempts"))
+    request = RequestFactory().get(LIST)
+    request.user = superuser
+    changelist = site_admin.get_changelist_instance(request)
+    assert cdr_results._lean_shape(changelist) is None
+    rows = cdr_results.cdr_result_list(changelist)["results"]
+    assert len(rows) == 3
+    assert any("call-berlin 4930123 200" in "".join(map(str, row)) for row in rows)
