@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import importlib
 import logging
 import operator
@@ -19,6 +20,7 @@ from tollguard.domain.cdr import Cdr, HangupSide
 from tollguard.domain.routing import build_plan
 from tollguard.sip import Request, make_response, parse_message
 from tollguard.sip.digest import NonceManager, authorization
+from tollguard.switch import server
 from tollguard.switch.auth import Authenticated, Authenticator, Challenge, Rejected
 from tollguard.switch.b2bua import B2bua
 from tollguard.switch.cdr_writer import CdrWriter
@@ -369,3 +371,17 @@ class ListSinkStub:
 
     def write_batch(self, cdrs: list[Cdr]) -> None:
         self.cdrs.extend(cdrs)
+
+
+def test_settling_the_heap_hides_what_was_loaded_from_the_collector() -> None:
+    threshold = gc.get_threshold()
+    loaded = [{"prefix": str(n)} for n in range(1000)]
+    try:
+        server._settle_heap()
+        assert gc.get_freeze_count() >= len(loaded)
+        # Frozen objects are no longer walked by any collection.
+        assert not any(item is loaded[0] for item in gc.get_objects())
+        assert gc.get_threshold() == (server._GC_YOUNG_THRESHOLD, *threshold[1:])
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*threshold)
