@@ -38,3 +38,7 @@ def test_web_bench_reports_latencies_for_a_small_table() -> None:
     assert result["cdr_page_p50_ms"] <= result["cdr_page_p95_ms"]
     assert result["cdr_api_p50_ms"] <= result["cdr_api_p95_ms"]
     assert result["load_s"] >= 0
+    # The loader drops the indexes while it fills the table: they must be back.
+    assert {"cdr_started_at", "cdr_customer_started", "cdr_callee"} <= set(result["cdr_indexes"])
+    # Seven in Meta.indexes, the Call-ID, and the account and gateway foreign keys.
+    assert len(result["cdr_indexes"]) == 10

@@ -22,8 +22,17 @@ class Cdr(models.Model):
     answered_at = models.DateTimeField(null=True, blank=True)
     duration_ms = models.PositiveBigIntegerField(default=0)
     billed_s = models.PositiveIntegerField(default=0)
+    # No single-column index on customer and provider: the (customer, started_at) and
+    # (provider, started_at) indexes below serve those lookups, and every index is one
+    # more B-tree the switch updates per CDR.
     customer = models.ForeignKey(
-        Customer, models.DO_NOTHING, db_constraint=False, null=True, blank=True, related_name="+"
+        Customer,
+        models.DO_NOTHING,
+        db_constraint=False,
+        db_index=False,
+        null=True,
+        blank=True,
+        related_name="+",
     )
     account = models.ForeignKey(
         Account, models.DO_NOTHING, db_constraint=False, null=True, blank=True, related_name="+"
@@ -41,7 +50,13 @@ class Cdr(models.Model):
         max_length=6, choices=[(side.value, side.value) for side in HangupSide]
     )
     provider = models.ForeignKey(
-        Provider, models.DO_NOTHING, db_constraint=False, null=True, blank=True, related_name="+"
+        Provider,
+        models.DO_NOTHING,
+        db_constraint=False,
+        db_index=False,
+        null=True,
+        blank=True,
+        related_name="+",
     )
     gateway = models.ForeignKey(
         Gateway, models.DO_NOTHING, db_constraint=False, null=True, blank=True, related_name="+"
