@@ -1,4 +1,5 @@
-# Shared by scripts/quickstart and scripts/test: find Python >= 3.12 and make .venv.
+# Shared by scripts/quickstart and scripts/test: find Python >= 3.12, make .venv and
+# install the locked dependencies into it.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${TOLLGUARD_VENV:-$ROOT/.venv}"
@@ -22,11 +23,14 @@ find_python() {
     return 1
 }
 
-ensure_venv() {
-    local extras="$1"
-    if [ ! -x "$VENV/bin/python" ]; then
-        "$(find_python)" -m venv "$VENV"
-        "$VENV/bin/python" -m pip install --quiet --upgrade pip
-    fi
-    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e "$ROOT$extras"
+# install_locked LOCK: make .venv, install exactly the versions of requirements/LOCK with
+# every file's hash checked, then Tollguard itself with no dependency resolution and no
+# unpinned build tools (setuptools is in the lock).
+install_locked() {
+    local lock="$1"
+    [ -x "$VENV/bin/python" ] || "$(find_python)" -m venv "$VENV"
+    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --require-hashes \
+        -r "$ROOT/requirements/$lock"
+    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps \
+        --no-build-isolation -e "$ROOT"
 }
