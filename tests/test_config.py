@@ -82,3 +82,64 @@ def test_digest_algorithms_are_checked(tmp_path: Path, value: str) -> None:
     (tmp_path / config.SETTINGS_FILE).write_text(f"[sip]\ndigest_algorithms = {value}\n")
     with pytest.raises(config.ConfigError, match=r"sip\.digest_algorithms"):
         config.load(tmp_path)
+
+
+def test_digest_defaults_to_sha256_only(tmp_path: Path) -> None:
+    # ASVS 11.4.1: MD5 (RFC 8760 §2.1, backward compatibility only) is an opt-in.
+    assert config.load(tmp_path).sip.digest_algorithms == ("SHA-256",)
+
+
+@pytest.mark.parametrize(
+    ("host", "expected"),
+    [
+        ("", "prefer"),
+        ("/var/run/postgresql", "prefer"),
+        ("localhost", "prefer"),
+        ("127.0.0.1", "prefer"),
+        ("::1", "prefer"),
+        ("[::1]", "prefer"),
+        ("db.example.net", "verify-full"),
+        ("10.0.0.5", "verify-full"),
+        ("2001:db8::5", "verify-full"),
+        ("db1,db2", "verify-full"),
+    ],
+    ids=[
+        "unix-default",
+        "unix-dir",
+        "localhost",
+        "ipv4-loopback",
+        "ipv6-loopback",
+        "ipv6-brackets",
+        "remote-name",
+        "private-address",
+        "remote-ipv6",
+        "host-list",
+    ],
+)
+def test_database_sslmode_defaults_by_host(host: str, expected: str) -> None:
+    assert config.DatabaseSettings(engine="postgresql", host=host).effective_sslmode == expected
+
+
+def test_an_explicit_sslmode_wins(tmp_path: Path) -> None:
+    (tmp_path / config.SETTINGS_FILE).write_text(
+        '[database]\nhost = "db.example.net"\nsslmode = "verify-ca"\n'
+        'sslrootcert = "/etc/tollguard/db-ca.pem"\n'
+    )
+    db = config.load(tmp_path).database
+    assert (db.effective_sslmode, db.sslrootcert) == ("verify-ca", "/etc/tollguard/db-ca.pem")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('sslmode = "verify"\n', r"database\.sslmode: 'verify' is not one of disable, allow"),
+        ('sslcert = "/etc/c.pem"\n', r"database\.sslcert and database\.sslkey"),
+        ('sslkey = "/etc/k.pem"\n', r"database\.sslcert and database\.sslkey"),
+        ("sslmode = 1\n", r"database\.sslmode: expected a string"),
+    ],
+    ids=["unknown-mode", "cert-without-key", "key-without-cert", "not-a-string"],
+)
+def test_database_tls_settings_are_checked(tmp_path: Path, text: str, message: str) -> None:
+    (tmp_path / config.SETTINGS_FILE).write_text(f"[database]\n{text}")
+    with pytest.raises(config.ConfigError, match=message):
+        config.load(tmp_path)

@@ -6,6 +6,7 @@ Secrets never live in ``tollguard.toml``: ``tollguard init`` writes them to
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import tomllib
 from dataclasses import dataclass, field, fields, is_dataclass
@@ -56,10 +57,11 @@ class SipSettings:
     # Which final responses from a gateway make the switch try the next one.
     failover_codes: tuple[str, ...] = ("408", "5xx")
     max_forwards: int = 70
-    # Digest algorithms offered in a 407, in order. RFC 8760 wants SHA-256 first; clients
-    # that answer only the first challenge (SIPp, some phones) need MD5 first. MD5 is
-    # accepted only from accounts that allow it, whatever the order.
-    digest_algorithms: tuple[str, ...] = ("SHA-256", "MD5")
+    # Digest algorithms offered in a 407, in order. SHA-256 only by default: RFC 8760 §2.1
+    # keeps MD5 for backward compatibility alone. Add "MD5" for phones without SHA-256
+    # (after it, or first for clients that answer only the first challenge, such as SIPp);
+    # MD5 is then accepted only from accounts with allow_md5.
+    digest_algorithms: tuple[str, ...] = ("SHA-256",)
     # Seconds a digest nonce stays valid.
     nonce_lifetime_s: int = 300
     user_agent: str = "Tollguard"
@@ -110,6 +112,14 @@ class WebSettings:
     geoip_database: str = ""
     allow_countries: tuple[str, ...] = ()
     deny_countries: tuple[str, ...] = ()
+    # Words refused inside passwords besides the built-in ones (product, realm, host
+    # names, the user's own names): brand names, the operator's city, its street.
+    password_words: tuple[str, ...] = ()
+
+
+# libpq's sslmode values (PostgreSQL documentation, "SSL Support", table 32.1).
+SSL_MODES: tuple[str, ...] = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
+VERIFYING_SSL_MODES: frozenset[str] = frozenset({"verify-ca", "verify-full"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +130,50 @@ class DatabaseSettings:
     host: str = ""
     port: int = 5432
     user: str = ""
+    # PostgreSQL TLS, handed to libpq. Empty: "verify-full" for a remote host, "prefer"
+    # (libpq's own default) for a Unix socket or a loopback address (see effective_sslmode).
+    sslmode: str = ""
+    # CA certificate(s) that signed the server's certificate; empty: libpq's
+    # ~/.postgresql/root.crt, or "system" for the operating system's store (libpq 16+).
+    sslrootcert: str = ""
+    # Client certificate and key: certificate authentication instead of a password.
+    sslcert: str = ""
+    sslkey: str = ""
+
+    def __post_init__(self) -> None:
+        if self.sslmode and self.sslmode not in SSL_MODES:
+            raise ConfigError(
+                f"database.sslmode: {self.sslmode!r} is not one of {', '.join(SSL_MODES)}"
+            )
+        if bool(self.sslcert) != bool(self.sslkey):
+            raise ConfigError("database.sslcert and database.sslkey must be set together")
+
+    @property
+    def is_local(self) -> bool:
+        """Whether the server is reached over a Unix socket or a loopback address."""
+        return is_local_host(self.host)
+
+    @property
+    def effective_sslmode(self) -> str:
+        """``sslmode``, or the default for the host: nothing leaves the machine unverified."""
+        if self.sslmode:
+            return self.sslmode
+        return "prefer" if self.is_local else "verify-full"
+
+
+def is_local_host(host: str) -> bool:
+    """Whether libpq reaches ``host`` without leaving the machine.
+
+    An empty host or an absolute path is a Unix-socket directory; ``localhost`` and
+    loopback addresses stay on the machine. Anything else, a list of hosts included,
+    counts as remote.
+    """
+    if not host or host.startswith("/") or host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 @dataclass(frozen=True, slots=True)

@@ -324,6 +324,7 @@ def plan_data(gw_ports: tuple[int, int], version: int = 1, **customer: object) -
                 "alice",
                 ha1("alice", REALM, PASSWORD, "MD5"),
                 ha1("alice", REALM, PASSWORD, "SHA-256"),
+                allow_md5=True,
             ),
             Account(
                 2,
@@ -432,9 +433,11 @@ async def _endpoint() -> Peer:
 
 
 def make_settings(tmp_path: Path, **sip: object) -> Settings:
+    # A mixed deployment: MD5 offered after SHA-256, for alice only (bob is SHA-256 only).
     base = SipSettings(
         listen=("udp:127.0.0.1:0",),
         advertised_host="127.0.0.1",
+        digest_algorithms=("SHA-256", "MD5"),
         gateway_setup_timeout_s=1.0,
         gateway_ring_timeout_s=5.0,
         t1=0.1,
@@ -466,7 +469,14 @@ async def running_switch(
         ready.set()
 
     task = asyncio.create_task(
-        run_switch(make_settings(tmp_path, **sip), source, sink, on_ready=on_ready, stop=stop)
+        run_switch(
+            make_settings(tmp_path, **sip),
+            source,
+            sink,
+            on_ready=on_ready,
+            stop=stop,
+            settle_heap=False,
+        )
     )
     waiter = asyncio.create_task(ready.wait())
     async with asyncio.timeout(TIMEOUT):

@@ -36,7 +36,9 @@ NOW = 1000.0
 
 
 def _auth(plan_ports: tuple[int, int] = (1, 2)) -> tuple[Authenticator, object]:
-    return Authenticator(REALM, NonceManager(b"k" * 32, 300)), build_plan(plan_data(plan_ports))
+    # A mixed deployment: MD5 offered after SHA-256 (alice allows it, bob does not).
+    authenticator = Authenticator(REALM, NonceManager(b"k" * 32, 300), ("SHA-256", "MD5"))
+    return authenticator, build_plan(plan_data(plan_ports))
 
 
 def _call(authenticator: Authenticator, plan: object, credentials: tuple[str, ...], **kw: object):  # type: ignore[no-untyped-def]

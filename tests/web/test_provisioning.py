@@ -150,6 +150,22 @@ def test_account_without_password_keeps_its_digests(tmp_path: Path) -> None:
     assert account.enabled is False
 
 
+def test_accounts_accept_sha256_only_unless_the_plan_allows_md5(tmp_path: Path) -> None:
+    sha256_only = "{username: bob, ha1_sha256: " + '"' + "ab" * 32 + '"}'
+    text = BASE.replace(
+        "- {username: alice, password: s3cret}",
+        f"- {{username: alice, password: s3cret}}\n      - {sha256_only}",
+    )
+    load_plan_file(write(tmp_path, text), realm=REALM)
+    assert list(Account.objects.order_by("username").values_list("allow_md5", flat=True)) == [
+        False,
+        False,
+    ]
+    load_plan_file(EXAMPLE, realm=REALM)
+    legacy, office = Account.objects.filter(username__startswith="acme-").order_by("username")
+    assert (legacy.allow_md5, office.allow_md5) == (True, False)
+
+
 def test_objects_not_in_the_file_are_left_alone(tmp_path: Path) -> None:
     other = factories.customer("other")
     factories.account(other, "zed")

@@ -109,7 +109,7 @@ class Account:
     username: str
     ha1_md5: str  # hex MD5(username:realm:password)
     ha1_sha256: str  # hex SHA-256(username:realm:password)
-    allow_md5: bool = True
+    allow_md5: bool = False
     enabled: bool = True
 
 

@@ -39,7 +39,7 @@ __all__ = ["AuthResult", "Authenticated", "Authenticator", "Challenge", "Rejecte
 
 security_log = logging.getLogger("tollguard.security")
 
-DEFAULT_ALGORITHMS = ("SHA-256", "MD5")
+DEFAULT_ALGORITHMS = ("SHA-256",)
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,7 +77,7 @@ def _printable(text: str) -> str:
 class Authenticator:
     """Authenticates initial INVITEs against the current plan."""
 
-    __slots__ = ("_algorithms", "_nonces", "realm")
+    __slots__ = ("_algorithms", "_nonces", "_offered", "realm")
 
     def __init__(
         self,
@@ -88,6 +88,7 @@ class Authenticator:
         self.realm = realm
         self._nonces = nonces
         self._algorithms = algorithms
+        self._offered = frozenset(name.upper() for name in algorithms)
 
     def authenticate(
         self,
@@ -120,6 +121,10 @@ class Authenticator:
         if account is None:
             return self._fail(source, transport, creds.username, "unknown-user")
         algorithm = creds.algorithm.upper()
+        if algorithm.removesuffix("-SESS") not in self._offered:
+            # An algorithm the 407 did not offer is a downgrade the client chose
+            # (RFC 8760 §2: the server decides what it accepts).
+            return self._fail(source, transport, creds.username, "algorithm-refused")
         if algorithm.startswith("SHA-256"):
             ha1 = account.ha1_sha256
         elif algorithm.startswith("MD5") and account.allow_md5:

@@ -704,7 +704,7 @@ def _parse_account(r: _Reader, acc: dict[str, Any], where: str) -> _AccountSpec:
     ha1_sha256 = r.get(
         acc, "ha1_sha256", where, _text(_HEX_SHA256, "64 lower-case hex digits"), None
     )
-    allow_md5 = r.get(acc, "allow_md5", where, _boolean, True)
+    allow_md5 = r.get(acc, "allow_md5", where, _boolean, False)
     enabled = r.get(acc, "enabled", where, _boolean, True)
     if password is not None and (ha1_md5 is not None or ha1_sha256 is not None):
         r.error(where, "give either 'password' or HA1 digests, not both")

@@ -12,6 +12,7 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import transaction
+from django.db.models import Model
 from rest_framework import serializers
 
 from tollguard.web.carriers.models import Gateway, Provider
@@ -20,17 +21,38 @@ from tollguard.web.customers import services as customer_services
 from tollguard.web.customers.fields import parse_network
 from tollguard.web.customers.models import Account, AclEntry, Customer
 from tollguard.web.rating.models import Rate, RateCard
+from tollguard.web.security.field_access import read_only_fields
 
 SIP_PASSWORD_MIN_LENGTH = 12
 
 
-class RateCardSerializer(serializers.ModelSerializer[RateCard]):
+class RoleFieldLimitsSerializer[M: Model](serializers.ModelSerializer[M]):
+    """Fields the requesting user's roles may not change are read-only (ASVS 8.2.3).
+
+    The same table as the admin's (:mod:`tollguard.web.security.field_access`): a
+    billing user's key writes a customer's sell card and limits, and a routing field
+    in the same request is ignored, as DRF ignores every read-only field.
+    """
+
+    def get_fields(self) -> dict[str, serializers.Field[Any, Any, Any, Any]]:
+        fields = super().get_fields()
+        request = self.context.get("request")
+        if request is None:
+            return fields
+        for name in read_only_fields(request.user, self.Meta.model):
+            if name in fields:
+                fields[name].read_only = True
+                fields[name].required = False
+        return fields
+
+
+class RateCardSerializer(RoleFieldLimitsSerializer[RateCard]):
     class Meta:
         model = RateCard
         fields = ("id", "name", "currency", "rounding", "decimals", "kind")
 
 
-class RateSerializer(serializers.ModelSerializer[Rate]):
+class RateSerializer(RoleFieldLimitsSerializer[Rate]):
     class Meta:
         model = Rate
         fields = (
@@ -55,13 +77,13 @@ class RateSerializer(serializers.ModelSerializer[Rate]):
         return attrs
 
 
-class ProviderSerializer(serializers.ModelSerializer[Provider]):
+class ProviderSerializer(RoleFieldLimitsSerializer[Provider]):
     class Meta:
         model = Provider
         fields = ("id", "name", "enabled", "cost_card", "priority", "weight")
 
 
-class GatewaySerializer(serializers.ModelSerializer[Gateway]):
+class GatewaySerializer(RoleFieldLimitsSerializer[Gateway]):
     class Meta:
         model = Gateway
         fields = (
@@ -78,7 +100,7 @@ class GatewaySerializer(serializers.ModelSerializer[Gateway]):
         )
 
 
-class CustomerSerializer(serializers.ModelSerializer[Customer]):
+class CustomerSerializer(RoleFieldLimitsSerializer[Customer]):
     class Meta:
         model = Customer
         fields = (
@@ -106,7 +128,7 @@ class CustomerViewSerializer(serializers.ModelSerializer[Customer]):
         read_only_fields = fields
 
 
-class AccountSerializer(serializers.ModelSerializer[Account]):
+class AccountSerializer(RoleFieldLimitsSerializer[Account]):
     password = serializers.CharField(
         write_only=True,
         required=False,
@@ -155,7 +177,7 @@ class AccountSerializer(serializers.ModelSerializer[Account]):
         return instance
 
 
-class AclEntrySerializer(serializers.ModelSerializer[AclEntry]):
+class AclEntrySerializer(RoleFieldLimitsSerializer[AclEntry]):
     network = serializers.CharField(max_length=43, help_text="CIDR, host bits zero.")
 
     class Meta:

@@ -7,9 +7,10 @@ from django.db.models import Count, Q, QuerySet
 from django.http import HttpRequest
 
 from tollguard.web.carriers.models import Gateway, Provider
+from tollguard.web.security.field_access import RoleFieldLimits
 
 
-class GatewayInline(admin.TabularInline[Gateway, Provider]):
+class GatewayInline(RoleFieldLimits[Gateway], admin.TabularInline[Gateway, Provider]):
     model = Gateway
     extra = 0
     fields = (
@@ -26,7 +27,7 @@ class GatewayInline(admin.TabularInline[Gateway, Provider]):
 
 
 @admin.register(Provider)
-class ProviderAdmin(admin.ModelAdmin[Provider]):
+class ProviderAdmin(RoleFieldLimits[Provider], admin.ModelAdmin[Provider]):
     list_display = (
         "name",
         "enabled",
@@ -62,7 +63,7 @@ class ProviderAdmin(admin.ModelAdmin[Provider]):
 
 
 @admin.register(Gateway)
-class GatewayAdmin(admin.ModelAdmin[Gateway]):
+class GatewayAdmin(RoleFieldLimits[Gateway], admin.ModelAdmin[Gateway]):
     list_display = (
         "name",
         "provider",

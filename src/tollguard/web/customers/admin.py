@@ -23,6 +23,7 @@ from django.utils.cache import add_never_cache_headers
 from tollguard.web.customers.forms import AccountForm
 from tollguard.web.customers.models import Account, AclEntry, Customer
 from tollguard.web.customers.services import set_sip_password
+from tollguard.web.security.field_access import RoleFieldLimits
 
 logger = logging.getLogger(__name__)
 
@@ -37,7 +38,7 @@ def generate_sip_password(length: int = SIP_PASSWORD_LENGTH) -> str:
     return "".join(secrets.choice(SIP_PASSWORD_ALPHABET) for _ in range(length))
 
 
-class AccountInline(admin.TabularInline[Account, Customer]):
+class AccountInline(RoleFieldLimits[Account], admin.TabularInline[Account, Customer]):
     model = Account
     form = AccountForm
     extra = 0
@@ -45,13 +46,13 @@ class AccountInline(admin.TabularInline[Account, Customer]):
     show_change_link = True
 
 
-class AclEntryInline(admin.TabularInline[AclEntry, Customer]):
+class AclEntryInline(RoleFieldLimits[AclEntry], admin.TabularInline[AclEntry, Customer]):
     model = AclEntry
     extra = 0
 
 
 @admin.register(Customer)
-class CustomerAdmin(admin.ModelAdmin[Customer]):
+class CustomerAdmin(RoleFieldLimits[Customer], admin.ModelAdmin[Customer]):
     list_display = (
         "name",
         "enabled",
@@ -92,7 +93,7 @@ class CustomerAdmin(admin.ModelAdmin[Customer]):
 
 
 @admin.register(Account)
-class AccountAdmin(admin.ModelAdmin[Account]):
+class AccountAdmin(RoleFieldLimits[Account], admin.ModelAdmin[Account]):
     list_display = ("username", "customer", "allow_md5", "enabled")
     list_filter = ("enabled", "allow_md5", "customer")
     list_select_related = ("customer",)
@@ -132,7 +133,7 @@ class AccountAdmin(admin.ModelAdmin[Account]):
 
 
 @admin.register(AclEntry)
-class AclEntryAdmin(admin.ModelAdmin[AclEntry]):
+class AclEntryAdmin(RoleFieldLimits[AclEntry], admin.ModelAdmin[AclEntry]):
     list_display = ("network", "tech_prefix", "customer")
     list_filter = ("customer",)
     list_select_related = ("customer",)

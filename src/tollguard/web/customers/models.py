@@ -73,7 +73,11 @@ class Account(models.Model):
     ha1_md5 = models.CharField(max_length=32, blank=True, validators=[hex_md5_validator])
     ha1_sha256 = models.CharField(max_length=64, validators=[hex_sha256_validator])
     allow_md5 = models.BooleanField(
-        default=True, help_text="Accept MD5 digest for phones without SHA-256 support."
+        default=False,
+        help_text=(
+            "Accept MD5 digest (RFC 8760 keeps it for old phones only); needs MD5 in "
+            "sip.digest_algorithms."
+        ),
     )
     enabled = models.BooleanField(default=True)
 

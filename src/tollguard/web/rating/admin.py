@@ -37,6 +37,7 @@ from django.views.decorators.http import require_POST
 from tollguard.web.core.csvout import CSV_CONTENT_TYPE
 from tollguard.web.rating import imports
 from tollguard.web.rating.models import Rate, RateCard
+from tollguard.web.security.field_access import RoleFieldLimits
 
 SESSION_KEY = "tollguard.rate_imports"
 EXPORT_CHUNK_SIZE = 5000
@@ -101,7 +102,7 @@ def _load_job(request: HttpRequest, card: RateCard) -> imports.ImportJob | None:
 
 
 @admin.register(RateCard)
-class RateCardAdmin(admin.ModelAdmin[RateCard]):
+class RateCardAdmin(RoleFieldLimits[RateCard], admin.ModelAdmin[RateCard]):
     list_display = (
         "name",
         "kind",
@@ -270,7 +271,7 @@ class RateCardAdmin(admin.ModelAdmin[RateCard]):
 
 
 @admin.register(Rate)
-class RateAdmin(admin.ModelAdmin[Rate]):
+class RateAdmin(RoleFieldLimits[Rate], admin.ModelAdmin[Rate]):
     list_display = (
         "prefix",
         "destination",

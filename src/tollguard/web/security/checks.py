@@ -13,24 +13,35 @@ security.E007  the admin is mounted at the default ``/admin/`` path
 security.E008  the secret key is short or has too few distinct characters
 security.E009  session or CSRF cookie without ``__Host-``, Secure or HttpOnly
 security.E010  an address allow-list, country rule or country database is unusable
+security.W101  SIP accounts allow MD5 digest, but ``sip.digest_algorithms`` does not
+               offer MD5: their phones fail unless they speak SHA-256
+security.W102  PostgreSQL on another host without a verified TLS connection
+               (``database.sslmode`` below ``verify-ca``)
 =============  ==============================================================
 
-The ``deploy`` ones (E003, E005, E006, E007, E008) only run with ``check --deploy``, as
-Django's own; the rest run on every start.
+The ``deploy`` ones (E003, E005, E006, E007, E008, W101, W102) only run with
+``check --deploy``, as Django's own; the rest run on every start. Warnings are
+``W1xx``, clear of Django's own ``security.W0xx``; ``tollguard check`` fails on them too.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from django.apps import AppConfig
 from django.conf import settings
-from django.core.checks import CheckMessage, Error, Tags
+from django.core.checks import CheckMessage, Error, Tags, Warning
 from django.core.checks import register as register_system_check
 
+from tollguard.config import VERIFYING_SSL_MODES
+
+logger = logging.getLogger(__name__)
+
 MIN_HSTS_SECONDS = 31_536_000
+MD5_ACCOUNTS_SHOWN = 10
 MIN_SECRET_KEY_LENGTH = 50
 MIN_SECRET_KEY_UNIQUE = 5
 
@@ -197,10 +208,69 @@ def check_address_rules(app_configs: AppConfigs = None, **kwargs: Any) -> list[C
     return errors
 
 
+def check_md5_accounts(app_configs: AppConfigs = None, **kwargs: Any) -> list[CheckMessage]:
+    from django.db import DatabaseError
+
+    from tollguard.web.customers.models import Account
+
+    if "MD5" in settings.TOLLGUARD.sip.digest_algorithms:
+        return []
+    try:
+        names = list(
+            Account.objects.filter(allow_md5=True)
+            .order_by("username")
+            .values_list("username", flat=True)[: MD5_ACCOUNTS_SHOWN + 1]
+        )
+    except DatabaseError as exc:
+        # A data directory before its first migrate has no accounts to warn about.
+        logger.info("MD5 account check skipped: accounts not readable (%s)", exc)
+        return []
+    if not names:
+        return []
+    shown = ", ".join(names[:MD5_ACCOUNTS_SHOWN]) + (
+        ", ..." if len(names) > MD5_ACCOUNTS_SHOWN else ""
+    )
+    return [
+        Warning(
+            f"SIP accounts allow MD5 digest but sip.digest_algorithms does not offer it: {shown}.",
+            hint=(
+                'Turn allow_md5 off for accounts whose phones speak SHA-256, or add "MD5" '
+                "to sip.digest_algorithms for the others (see docs/switch.md)."
+            ),
+            id="security.W101",
+        )
+    ]
+
+
+def check_database_tls(app_configs: AppConfigs = None, **kwargs: Any) -> list[CheckMessage]:
+    db = settings.TOLLGUARD.database
+    if db.engine != "postgresql" or db.is_local:
+        return []
+    mode = db.effective_sslmode
+    if mode in VERIFYING_SSL_MODES:
+        return []
+    return [
+        Warning(
+            f"database.sslmode is {mode!r} for the remote PostgreSQL host {db.host!r}: "
+            "the connection is not verified, so anyone on the path can read or change it.",
+            hint="Use sslmode verify-full with sslrootcert (see docs/security.md).",
+            id="security.W102",
+        )
+    ]
+
+
 def register() -> None:
     for check in (check_csp, check_argon2, check_cookies, check_address_rules):
         register_check(check, deploy=False)
-    for check in (check_hsts, check_axes, check_otp, check_admin_path, check_secret_key):
+    for check in (
+        check_hsts,
+        check_axes,
+        check_otp,
+        check_admin_path,
+        check_secret_key,
+        check_md5_accounts,
+        check_database_tls,
+    ):
         register_check(check, deploy=True)
 
 

@@ -62,6 +62,9 @@ MIDDLEWARE = [
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
     "tollguard.web.security.middleware.SecurityHeadersMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # After WhiteNoise, so static files stay cacheable; outside the rest, so it sees
+    # every answer to a session or an API key (ASVS 14.3.2).
+    "tollguard.web.security.middleware.NoStoreMiddleware",
     "tollguard.web.security.middleware.BannedAddressMiddleware",
     "tollguard.web.security.middleware.AddressRestrictionMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -69,6 +72,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "tollguard.web.security.middleware.SessionLifetimeMiddleware",
+    "tollguard.web.security.sessions.SessionRecordMiddleware",
     "django_otp.middleware.OTPMiddleware",
     "tollguard.web.security.middleware.OTPRequiredMiddleware",
     "tollguard.web.core.middleware.PasswordChangeRequiredMiddleware",
@@ -122,23 +126,54 @@ def database(settings: config.Settings) -> dict[str, Any]:
             "CONN_HEALTH_CHECKS": True,
         }
     if db.engine == "postgresql":
-        if not settings.secrets.database_password:
-            raise ImproperlyConfigured(
-                f"{settings.secrets_path}: database_password is required for PostgreSQL"
-            )
         return {
             "ENGINE": "django.db.backends.postgresql",
             "NAME": db.name,
             "USER": db.user,
-            "PASSWORD": settings.secrets.database_password,
+            "PASSWORD": _database_password(settings),
             "HOST": db.host,
             "PORT": str(db.port),
+            "OPTIONS": _postgresql_tls(settings),
             "CONN_MAX_AGE": 600,
             "CONN_HEALTH_CHECKS": True,
         }
     raise ImproperlyConfigured(
         f"{settings.settings_path}: database.engine {db.engine!r} is not 'sqlite' or 'postgresql'"
     )
+
+
+def _database_password(settings: config.Settings) -> str:
+    """The PostgreSQL password; only a client certificate may stand in for it."""
+    password = settings.secrets.database_password
+    if not password and not settings.database.sslcert:
+        raise ImproperlyConfigured(
+            f"{settings.secrets_path}: database_password is required for PostgreSQL "
+            "(or database.sslcert and database.sslkey for certificate authentication)"
+        )
+    return password
+
+
+def _postgresql_tls(settings: config.Settings) -> dict[str, str]:
+    """libpq TLS parameters, passed through psycopg's connection options.
+
+    A remote server is verified against ``sslrootcert`` with its host name by default
+    (``verify-full``). Certificate authentication insists on a verified server: SCRAM
+    password authentication also proves that the server knows the password (RFC 5802
+    §3), a client certificate proves nothing about the server.
+    """
+    db = settings.database
+    mode = db.effective_sslmode
+    if db.sslcert and mode not in config.VERIFYING_SSL_MODES:
+        raise ImproperlyConfigured(
+            f"{settings.settings_path}: database.sslcert needs database.sslmode "
+            f"verify-ca or verify-full, not {mode!r}"
+        )
+    options = {"sslmode": mode}
+    for name in ("sslrootcert", "sslcert", "sslkey"):
+        value = getattr(db, name)
+        if value:
+            options[name] = value
+    return options
 
 
 def secret_key(settings: config.Settings) -> str:
@@ -174,6 +209,8 @@ AUTH_PASSWORD_VALIDATORS = [
         "OPTIONS": {"max_length": 128},
     },
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    # Product, realm, host, user and customer names, and [web] password_words.
+    {"NAME": "tollguard.web.security.validators.ContextWordsValidator"},
 ]
 
 # Axes sees the password step only: the backend must come first (ASVS 6.3.1).
