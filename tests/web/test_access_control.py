@@ -38,6 +38,7 @@ from tollguard.web.cdr.models import Cdr
 from tollguard.web.customers.models import Account, AclEntry, Customer
 from tollguard.web.portal.models import CustomerUser
 from tollguard.web.rating.models import Rate, RateCard
+from tollguard.web.security.models import UserSession
 
 from .api import people
 
@@ -180,6 +181,9 @@ KNOWN_FINDINGS: dict[str, str] = {}
 STATS_QUERY = "since=2026-03-01T00:00:00Z&until=2026-03-02T00:00:00Z&group_by=customer"
 
 DECLARED: dict[str, Rule] = {
+    # The site root sends everyone to the portal (tests/web/test_root.py checks where).
+    "root": Public(frozenset({302})),
+    "favicon": Public(),
     "api:customer-list": Api(Customer),
     "api:customer-detail": Api(Customer, detail=True),
     "api:account-list": Api(Account),
@@ -210,6 +214,10 @@ DECLARED: dict[str, Rule] = {
     "portal:account_reset": Portal(customer=404, methods=("POST",)),
     "portal:api_keys": Portal(),
     "portal:api_key_revoke": Portal(customer=404, methods=("POST",)),
+    "portal:sessions": Portal(),
+    # The path names customer B's session: not the customer's own, so a 404.
+    "portal:session_end": Portal(customer=404, methods=("POST",)),
+    "portal:sessions_end_others": Portal(customer=302, methods=("POST",)),
     "admin:index": AdminPage(),
     "admin:login": Public(frozenset({200, 302})),
     "admin:logout": Public(frozenset({200, 302}), methods=("POST",)),
@@ -223,6 +231,20 @@ DECLARED: dict[str, Rule] = {
     "admin:view_on_site": AdminPage(allowed=frozenset({404})),
     "admin:otp_verify": AdminPage(),
     "admin:otp_enrol": AdminPage(),
+    # Changing one's own factors: a password check first (302 to it), then the page.
+    "admin:reauthenticate": AdminPage(),
+    "admin:otp_devices": AdminPage(),
+    "admin:otp_add": AdminPage(),
+    "admin:otp_backup_codes": AdminPage(methods=("POST",)),
+    "admin:otp_remove": AdminPage(
+        methods=("POST",), allowed=frozenset({302, 404}), model_label="otp_totp.TOTPDevice"
+    ),
+    "admin:sessions": AdminPage(),
+    # Customer B's user's session: nobody ends another user's session here.
+    "admin:session_end": AdminPage(
+        methods=("POST",), allowed=frozenset({404}), model_label="security.UserSession"
+    ),
+    "admin:sessions_end_others": AdminPage(methods=("POST",), allowed=frozenset({302})),
     "admin:rating_ratecard_export": AdminPage(
         perms=("rating.view_ratecard", "rating.change_ratecard"), model_label="rating.RateCard"
     ),
@@ -379,6 +401,7 @@ def fill(regex: str, values: Callable[[str, str], str]) -> str:
 class World:
     base: people.World
     key_b: ApiKey
+    session_b: UserSession
 
     def object_of(self, model: type[models.Model] | None) -> str:
         """The id of customer B's object of ``model`` (any row for shared models)."""
@@ -393,6 +416,7 @@ class World:
             Provider: w.provider,
             Gateway: w.gateway,
             ApiKey: self.key_b,
+            UserSession: self.session_b,
         }
         if model in owned:
             return str(owned[model].pk)
@@ -419,6 +443,8 @@ def model_of(
     name = pattern.key
     if name == "portal:account_reset":
         return Account
+    if name == "portal:session_end":
+        return UserSession
     if name == "portal:api_key_revoke":
         return ApiKey
     return None
@@ -451,6 +477,7 @@ def make_world() -> tuple[World, list[Persona]]:
     people.cdr(base.a, people.T0 + timedelta(minutes=1), callee="4930999")
     user_b = people.customer_user("cust-b", base.b)
     key_b = people.key(user_b, "read:cdr").key
+    session_b = UserSession.objects.create(user=user_b, session_key="walk-session-of-b")
     if apps.is_installed("django_otp.plugins.otp_totp"):
         device_model = apps.get_model("otp_totp", "TOTPDevice")
         device_model.objects.create(user=people.user("other-staff", is_staff=True), name="phone")
@@ -462,7 +489,7 @@ def make_world() -> tuple[World, list[Persona]]:
         Persona("customer-key", "customer", customer_a, people.bearer(key_a)),
     ]
     personas += [Persona(role, "role", people.role_user(role)) for role in people.ROLE_NAMES]
-    return World(base=base, key_b=key_b), personas
+    return World(base=base, key_b=key_b, session_b=session_b), personas
 
 
 def client_for(persona: Persona) -> Client:

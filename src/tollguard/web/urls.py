@@ -1,7 +1,8 @@
 """URL configuration: the admin lives at the random path chosen by ``tollguard init``.
 
 An empty ``web.admin_path`` means the admin is not mounted at all. ``/admin/`` is a
-honeypot that looks like the admin's login page.
+honeypot that looks like the admin's login page. ``/`` leads to the customer portal
+and ``/favicon.ico`` is the site icon (:mod:`tollguard.web.core.views`).
 """
 
 from __future__ import annotations
@@ -9,6 +10,8 @@ from __future__ import annotations
 from django.conf import settings
 from django.contrib import admin
 from django.urls import URLPattern, URLResolver, include, path
+
+from tollguard.web.core import views as core_views
 
 
 def admin_prefix(admin_path: str) -> str:
@@ -18,6 +21,8 @@ def admin_prefix(admin_path: str) -> str:
 
 
 urlpatterns: list[URLPattern | URLResolver] = [
+    path("", core_views.root, name="root"),
+    path("favicon.ico", core_views.favicon, name="favicon"),
     path("api/v1/", include("tollguard.web.api.urls")),
     path("portal/", include("tollguard.web.portal.urls")),
 ]

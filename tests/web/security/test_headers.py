@@ -109,6 +109,9 @@ def admin_pages() -> list[str]:
         f"{ADMIN}auth/group/",
         f"{ADMIN}axes/accessattempt/",
         f"{ADMIN}auditlog/logentry/",
+        f"{ADMIN}sessions/",
+        f"{ADMIN}otp/devices/",
+        f"{ADMIN}otp/confirm-password/",
     ]
     for model in CONFIG_MODELS:
         base = f"{ADMIN}{model._meta.app_label}/{model._meta.model_name}/"

@@ -19,4 +19,7 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("accounts/<int:pk>/reset/", views.account_reset, name="account_reset"),
     path("api-keys/", views.api_key_list, name="api_keys"),
     path("api-keys/<int:pk>/revoke/", views.api_key_revoke, name="api_key_revoke"),
+    path("sessions/", views.session_list, name="sessions"),
+    path("sessions/<int:pk>/end/", views.session_end, name="session_end"),
+    path("sessions/end-others/", views.sessions_end_others, name="sessions_end_others"),
 ]

@@ -39,6 +39,7 @@ from tollguard.web.customers.models import Account, Customer
 from tollguard.web.portal import exports, services
 from tollguard.web.portal.forms import ApiKeyForm, CdrFilterForm, older_than
 from tollguard.web.portal.selectors import customer_of
+from tollguard.web.security import views as security_views
 
 security_log = logging.getLogger("tollguard.security")
 
@@ -230,3 +231,23 @@ def api_key_revoke(request: HttpRequest, customer: Customer, pk: int) -> HttpRes
     revoke_api_key(key, now=timezone.now())
     messages.success(request, f"Key {key.name} revoked.")
     return HttpResponseRedirect(reverse("portal:api_keys"))
+
+
+@customer_required
+@require_GET
+def session_list(request: HttpRequest, customer: Customer) -> HttpResponse:
+    return security_views.session_list(request, "portal/sessions.html", {"customer": customer})
+
+
+@customer_required
+@require_POST
+def session_end(request: HttpRequest, customer: Customer, pk: int) -> HttpResponse:
+    return security_views.end_session(
+        request, pk, reverse("portal:sessions"), reverse("portal:login")
+    )
+
+
+@customer_required
+@require_POST
+def sessions_end_others(request: HttpRequest, customer: Customer) -> HttpResponse:
+    return security_views.end_other_sessions(request, reverse("portal:sessions"))

@@ -1,4 +1,5 @@
-"""The admin site: Django's, plus the second sign-in step for every staff user."""
+"""The admin site: Django's, plus the second sign-in step for every staff user and the
+pages where staff manage their own factors and sessions."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import URLPattern, URLResolver, path, reverse
 from django.utils.decorators import method_decorator
 from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_POST
 
-from tollguard.web.security import otp
+from tollguard.web.security import factors, otp, views
 from tollguard.web.security.middleware import otp_required
 
 
@@ -52,9 +54,65 @@ class TollguardAdminSite(admin.AdminSite):
     def otp_enrol_view(self, request: HttpRequest) -> HttpResponse:
         return otp.enrol(request, self)
 
+    # Signed-in pages of one's own account: factors (ASVS 7.5.1) and sessions (7.5.2).
+    def reauthenticate_view(self, request: HttpRequest) -> HttpResponse:
+        return factors.reauthenticate(request, self)
+
+    def otp_devices_view(self, request: HttpRequest) -> HttpResponse:
+        return factors.devices(request, self)
+
+    def otp_add_view(self, request: HttpRequest) -> HttpResponse:
+        return factors.add_device(request, self)
+
+    def otp_backup_codes_view(self, request: HttpRequest) -> HttpResponse:
+        return factors.replace_backup_codes(request, self)
+
+    def otp_remove_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        return factors.remove_device(request, self, pk)
+
+    def sessions_view(self, request: HttpRequest) -> HttpResponse:
+        context = {**self.each_context(request), "title": "Your sessions"}
+        return views.session_list(request, "security/sessions.html", context)
+
+    @method_decorator(require_POST)
+    def session_end_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        return views.end_session(request, pk, reverse("admin:sessions"), reverse("admin:login"))
+
+    @method_decorator(require_POST)
+    def sessions_end_others_view(self, request: HttpRequest) -> HttpResponse:
+        return views.end_other_sessions(request, reverse("admin:sessions"))
+
     def get_urls(self) -> list[URLPattern | URLResolver]:
         own: list[URLPattern | URLResolver] = [
             path("otp/verify/", self.otp_verify_view, name="otp_verify"),
             path("otp/enrol/", self.otp_enrol_view, name="otp_enrol"),
+            path(
+                "otp/confirm-password/",
+                self.admin_view(self.reauthenticate_view),
+                name="reauthenticate",
+            ),
+            path("otp/devices/", self.admin_view(self.otp_devices_view), name="otp_devices"),
+            path("otp/devices/add/", self.admin_view(self.otp_add_view), name="otp_add"),
+            path(
+                "otp/devices/backup-codes/",
+                self.admin_view(self.otp_backup_codes_view),
+                name="otp_backup_codes",
+            ),
+            path(
+                "otp/devices/<int:pk>/remove/",
+                self.admin_view(self.otp_remove_view),
+                name="otp_remove",
+            ),
+            path("sessions/", self.admin_view(self.sessions_view), name="sessions"),
+            path(
+                "sessions/<int:pk>/end/",
+                self.admin_view(self.session_end_view),
+                name="session_end",
+            ),
+            path(
+                "sessions/end-others/",
+                self.admin_view(self.sessions_end_others_view),
+                name="sessions_end_others",
+            ),
         ]
         return own + super().get_urls()

@@ -32,10 +32,11 @@ class SecurityConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from tollguard.web.security import audit, checks, events, signals
+        from tollguard.web.security import audit, checks, events, sessions, signals
 
         events.connect()
         signals.connect()
+        sessions.connect()
         audit.register()
         checks.register()
         post_migrate.connect(_sync_roles, sender=self, dispatch_uid="tollguard.security.roles")

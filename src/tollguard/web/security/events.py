@@ -11,6 +11,10 @@
     banned address refused: ip=203.0.113.9 path="/x"
     address refused: ip=203.0.113.9 area=admin country=RU
     permission denied: ip=198.51.100.4 user="ops" path="/x7f/auth/user/"
+    session ended: ip=198.51.100.4 user="root" count=2 reason="others"
+    reauthentication: ip=198.51.100.4 user="root"
+    reauthentication failure: ip=203.0.113.9 user="root"
+    otp device change: ip=198.51.100.4 user="root" action=added device="authenticator 2"
 
 Every line starts with its event and ``ip=<address>``, so one fail2ban filter
 (``^.*: ip=<HOST> ``) matches them all. The switch's SIP authentication failures use the
@@ -128,6 +132,36 @@ def permission_denied(request: HttpRequest) -> None:
         _address(request),
         _username(request),
         printable(request.path, 200),
+    )
+
+
+def session_ended(request: HttpRequest, user: Any, count: int, reason: str) -> None:
+    security_log.info(
+        'session ended: ip=%s user="%s" count=%d reason="%s"',
+        _address(request),
+        printable(user.get_username()),
+        count,
+        reason,
+    )
+
+
+def reauthenticated(request: HttpRequest) -> None:
+    security_log.info('reauthentication: ip=%s user="%s"', _address(request), _username(request))
+
+
+def reauthentication_failure(request: HttpRequest) -> None:
+    security_log.warning(
+        'reauthentication failure: ip=%s user="%s"', _address(request), _username(request)
+    )
+
+
+def otp_device_changed(request: HttpRequest, action: str, device: str) -> None:
+    security_log.info(
+        'otp device change: ip=%s user="%s" action=%s device="%s"',
+        _address(request),
+        _username(request),
+        action,
+        printable(device),
     )
 
 

@@ -1,4 +1,5 @@
-"""Middleware: ban list, address rules, mandatory second factor, session lifetime, headers.
+"""Middleware: ban list, address rules, mandatory second factor, session lifetime, headers,
+no caching of signed-in answers.
 
 Order in ``MIDDLEWARE`` matters and ``settings/base.py`` explains it; the ban list and
 the address rules answer before a session is even loaded.
@@ -11,10 +12,12 @@ import time
 from collections.abc import Callable
 
 from django.conf import settings
+from django.contrib.auth import SESSION_KEY as AUTH_SESSION_KEY
 from django.contrib.auth import logout
 from django.contrib.auth.models import AnonymousUser
 from django.http import HttpRequest, HttpResponse, HttpResponseForbidden, HttpResponseRedirect
 from django.urls import NoReverseMatch, reverse
+from django.utils.cache import patch_cache_control
 
 from tollguard.web.security import events, services
 from tollguard.web.security.network import (
@@ -61,6 +64,66 @@ class SecurityHeadersMiddleware:
         policy = getattr(settings, "TOLLGUARD_PERMISSIONS_POLICY", PERMISSIONS_POLICY)
         if policy and "Permissions-Policy" not in response:
             response["Permissions-Policy"] = policy
+        return response
+
+
+# Pages that take or change credentials, never stored even for an anonymous visitor.
+CREDENTIAL_PAGES = frozenset(
+    {
+        "login",
+        "logout",
+        "password_change",
+        "password_change_done",
+        "otp_verify",
+        "otp_enrol",
+        "otp_devices",
+        "otp_add",
+        "otp_backup_codes",
+        "reauthenticate",
+    }
+)
+
+
+def _carries_credentials(request: HttpRequest) -> bool:
+    if "authorization" in request.headers:
+        return True
+    user = getattr(request, "user", None)
+    if user is not None and user.is_authenticated:
+        return True
+    # A staff session before its second factor counts as anonymous outside the admin,
+    # but it is a session all the same.
+    session = getattr(request, "session", None)
+    return session is not None and AUTH_SESSION_KEY in session
+
+
+class NoStoreMiddleware:
+    """``Cache-Control: no-store`` on every answer to a session or an API key, and on
+    the sign-in and credential pages (ASVS 14.3.2).
+
+    A signed-in page (CDRs, keys, customers) must not stay in the browser's cache for
+    the next user of the machine to read back. Static files never reach this
+    middleware (WhiteNoise answers them first) and stay cacheable.
+    """
+
+    def __init__(self, get_response: GetResponse) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        match = request.resolver_match
+        if _carries_credentials(request) or (
+            match is not None and match.url_name in CREDENTIAL_PAGES
+        ):
+            # RFC 9111 section 5.2.2.5: no-store forbids every cache from keeping it;
+            # private replaces any "public" a view set.
+            directives = {
+                part.strip().split("=")[0].lower()
+                for part in response.get("Cache-Control", "").split(",")
+            }
+            if "no-store" not in directives:
+                patch_cache_control(response, no_store=True)
+            if "public" in directives:
+                patch_cache_control(response, private=True)
         return response
 
 

@@ -109,3 +109,27 @@ class BackupCode(models.Model):
 
     def __str__(self) -> str:
         return f"backup code of device {self.device_id}"
+
+
+class UserSession(models.Model):
+    """One signed-in session, listed on the user's own sessions page (ASVS 7.5.2).
+
+    The session itself stays in Django's store; this row holds what the store cannot be
+    searched by (its user) and what the user needs to recognise it. ``session_key``
+    follows the store's key when Django renews it (a password change does).
+    """
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="signed_in_sessions"
+    )
+    session_key = models.CharField(max_length=40, unique=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    last_seen_at = models.DateTimeField(default=timezone.now)
+    address = models.GenericIPAddressField(unpack_ipv4=True, null=True, blank=True)
+    user_agent = models.CharField(max_length=256, blank=True)
+
+    class Meta:
+        ordering = ("-last_seen_at",)
+
+    def __str__(self) -> str:
+        return f"session of user {self.user_id} since {self.created_at:%Y-%m-%d %H:%M}Z"

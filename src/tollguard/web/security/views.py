@@ -1,19 +1,22 @@
-"""The honeypot at ``/admin/`` and the 403 handler."""
+"""The honeypot at ``/admin/``, the 403 handler, and the "your sessions" pages shared
+by the admin and the portal."""
 
 from __future__ import annotations
 
+from typing import Any
 from urllib.parse import urlencode
 
 from django import forms
+from django.contrib import messages
 from django.contrib.auth.forms import UsernameField
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.defaults import permission_denied as django_permission_denied
 
-from tollguard.web.security import events, services
+from tollguard.web.security import events, services, sessions
 
 # Django's own wording, so the decoy cannot be told from a real admin by its errors.
 _INVALID_LOGIN = (
@@ -67,3 +70,28 @@ def permission_denied(request: HttpRequest, exception: Exception | None = None) 
     """Django's 403 page, with a security log line first (``handler403``)."""
     events.permission_denied(request)
     return django_permission_denied(request, exception or Exception())
+
+
+def session_list(request: HttpRequest, template: str, context: dict[str, Any]) -> HttpResponse:
+    """The signed-in user's sessions (ASVS 7.5.2), drawn with ``template``."""
+    return TemplateResponse(
+        request, template, {**context, "sessions": sessions.active_sessions(request)}
+    )
+
+
+def end_session(request: HttpRequest, pk: int, done: str, signed_out: str) -> HttpResponse:
+    """End session ``pk`` of the signed-in user (404 for anyone else's); back to
+    ``done``, or to ``signed_out`` when it was the current one."""
+    current = sessions.current_id(request) == pk
+    if not sessions.end_session(request, pk):
+        raise Http404("No such session.")
+    if current:
+        return HttpResponseRedirect(signed_out)
+    messages.success(request, "The session was ended.")
+    return HttpResponseRedirect(done)
+
+
+def end_other_sessions(request: HttpRequest, done: str) -> HttpResponse:
+    ended = sessions.end_other_sessions(request)
+    messages.success(request, f"{ended} other session{'s' if ended != 1 else ''} ended.")
+    return HttpResponseRedirect(done)
