@@ -280,9 +280,13 @@ def test_digest_auth(run_scenario: Run, user: str, algorithm: str) -> None:
         values = challenge.headers.get_all("Proxy-Authenticate")
         offered = [v for v in values if f"algorithm={algorithm}," in v]
         assert offered
+        # The 407 is the answer at once: no 100 Trying before it (RFC 3261 §17.2.1).
+        assert h.uac.nothing(lambda m: isinstance(m, Response) and m.status == 100)
         creds = authorization(offered[0], user, PASSWORD, "INVITE", dialog.uri, "c1")
         h.invite(number="442071234567", extra=(("Proxy-Authorization", creds),))
         invite, addr = await h.gw1.request("INVITE")
+        # The authenticated INVITE waits for a gateway, so it gets its 100.
+        assert (await h.uac.response(100)).status == 100
         answer(h.gw1, invite, addr, 486)
         assert (await h.uac.response(486)).status == 486
         (cdr,) = await h.sink.wait()

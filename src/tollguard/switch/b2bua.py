@@ -515,8 +515,6 @@ class B2bua:
             return
         # The To of an initial INVITE has no tag: the head with ours is built once.
         head = _head_parts(request)
-        before, to, after = head
-        self._out(render_response(100, "Trying", f"{before}To: {to}\r\n{after}"), peer)
         if request.max_forwards == 0:
             self._respond(request, peer, 483, to_tag=self._ids.tag())
             return
@@ -574,6 +572,11 @@ class B2bua:
         call.sell_rate = decision.sell_rate
         call.destination = decision.sell_rate.destination if decision.sell_rate else ""
         call.candidates = tuple(decision.candidates)
+        # RFC 3261 §17.2.1: a 100 is owed only when no response follows at once. Every
+        # answer above (407, 403, 404, 484, 483, 482) goes out in this same step, so only
+        # a call about to wait for a gateway gets one (one send less per challenge).
+        before, to, after = head
+        self._out(render_response(100, "Trying", f"{before}To: {to}\r\n{after}"), peer)
         self._next_attempt(call)
 
     def _new_call(
