@@ -115,6 +115,10 @@ class WebSettings:
     # Words refused inside passwords besides the built-in ones (product, realm, host
     # names, the user's own names): brand names, the operator's city, its street.
     password_words: tuple[str, ...] = ()
+    # Optional sorted list of breached passwords' SHA-1 hashes (Have I Been Pwned's
+    # "ordered by hash" download) checked on every password change, besides the
+    # bundled list.
+    breached_passwords_file: str = ""
 
 
 # libpq's sslmode values (PostgreSQL documentation, "SSL Support", table 32.1).

@@ -13,6 +13,7 @@ security.E007  the admin is mounted at the default ``/admin/`` path
 security.E008  the secret key is short or has too few distinct characters
 security.E009  session or CSRF cookie without ``__Host-``, Secure or HttpOnly
 security.E010  an address allow-list, country rule or country database is unusable
+security.E011  ``web.breached_passwords_file`` is set but cannot be read
 security.W101  SIP accounts allow MD5 digest, but ``sip.digest_algorithms`` does not
                offer MD5: their phones fail unless they speak SHA-256
 security.W102  PostgreSQL on another host without a verified TLS connection
@@ -27,6 +28,7 @@ The ``deploy`` ones (E003, E005, E006, E007, E008, W101, W102) only run with
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -204,6 +206,15 @@ def check_address_rules(app_configs: AppConfigs = None, **kwargs: Any) -> list[C
     if web.geoip_database and not Path(web.geoip_database).is_file():
         errors.append(
             Error(f"web.geoip_database: {web.geoip_database} is not a file.", id="security.E010")
+        )
+    breached = web.breached_passwords_file
+    if breached and not os.access(breached, os.R_OK):
+        errors.append(
+            Error(
+                f"web.breached_passwords_file: {breached} cannot be read; every password"
+                " change is refused until it can.",
+                id="security.E011",
+            )
         )
     return errors
 

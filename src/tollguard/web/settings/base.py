@@ -211,6 +211,8 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     # Product, realm, host, user and customer names, and [web] password_words.
     {"NAME": "tollguard.web.security.validators.ContextWordsValidator"},
+    # Passwords from breach corpora, offline (ASVS 6.2.12; [web] breached_passwords_file).
+    {"NAME": "tollguard.web.security.breached.BreachedPasswordValidator"},
 ]
 
 # Axes sees the password step only: the backend must come first (ASVS 6.3.1).
