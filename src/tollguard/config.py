@@ -224,6 +224,11 @@ class Settings:
     def tls_key_path(self) -> Path:
         return self.data_dir / "tls" / "key.pem"
 
+    @property
+    def switch_status_path(self) -> Path:
+        """Where the running switch publishes its live state for the web process."""
+        return self.data_dir / "run" / "switch-status.json"
+
 
 def default_data_dir() -> Path:
     return Path(os.environ.get(DATA_DIR_ENV, "tollguard-data")).resolve()

@@ -8,8 +8,12 @@ provider and gateway, every gateway attempt, duration, billed seconds and amount
 
 from __future__ import annotations
 
+import contextlib
+import json
 import math
 import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -274,3 +278,34 @@ def test_sigterm_ends_calls_and_flushes_every_cdr(switch: Switch, tmp_path: Path
         assert cdr["answered_at"] is not None, cdr
         assert 0 < cdr["duration_ms"] < 30_000, cdr
         assert cdr["billed_s"] == math.ceil(cdr["duration_ms"] / 1000), cdr
+
+
+def _status_when(path: Path, ready: Callable[[dict[str, Any]], bool], timeout_s: float) -> Any:
+    deadline = time.monotonic() + timeout_s
+    seen: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        with contextlib.suppress(FileNotFoundError, json.JSONDecodeError):
+            seen = json.loads(path.read_text())
+            if ready(seen):
+                return seen
+        time.sleep(0.1)
+    raise AssertionError(f"switch status never matched; last seen {seen}")
+
+
+def test_the_switch_publishes_its_live_state(switch: Switch) -> None:
+    # What the dashboard reads: rewritten every second by the running switch.
+    path = switch.server.data_dir / "run" / "switch-status.json"
+    with ThreadPoolExecutor(1) as pool:
+        running = pool.submit(
+            switch.call, "uac_basic", number("4410"), calls=5, rate=50, limit=5, pause_ms=4000
+        )
+        busy = _status_when(path, lambda status: status["active_calls"] >= 5, 10)
+        _, result = running.result(timeout=60)
+    assert result.ok, result.errors
+    assert busy["pid"] == switch.server.pid
+    idle = _status_when(
+        path,
+        lambda status: status["active_calls"] == 0 and status["updated_at"] > busy["updated_at"],
+        10,
+    )
+    assert idle["calls_total"] >= busy["calls_total"] >= 5

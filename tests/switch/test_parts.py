@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import importlib
+import json
 import logging
 import operator
 import random
@@ -26,6 +27,7 @@ from tollguard.switch.b2bua import B2bua
 from tollguard.switch.cdr_writer import CdrWriter
 from tollguard.switch.loader import PlanLoader
 from tollguard.switch.q850 import q850_cause
+from tollguard.switch.status import StatusPublisher
 from tollguard.switch.timers import HORIZON_S, TimerWheel
 from tollguard.switch.wire import IdFactory, uri_of
 
@@ -387,3 +389,67 @@ def test_settling_the_heap_hides_what_was_loaded_from_the_collector() -> None:
     finally:
         gc.unfreeze()
         gc.set_threshold(*threshold)
+
+
+def test_the_status_document_carries_counters_and_the_rate(tmp_path: Path) -> None:
+    counters = iter([(3, 100), (1, 150)])
+    clock = iter([1000.0, 1010.0, 1012.0])  # start, first and second document
+    publisher = StatusPublisher(
+        tmp_path / "run" / "switch-status.json",
+        lambda: next(counters),
+        clock=lambda: next(clock),
+    )
+    publisher.publish()
+    first = json.loads(publisher.path.read_text())
+    assert first["active_calls"] == 3
+    assert first["calls_total"] == 100
+    assert first["calls_per_second"] == 0.0  # no earlier document to compare with
+    assert first["started_at"] == 1000.0
+    assert first["updated_at"] == 1010.0
+    publisher.publish()
+    second = json.loads(publisher.path.read_text())
+    assert second["calls_per_second"] == 25.0  # 50 calls in 2 s
+    assert [p.name for p in publisher.path.parent.iterdir()] == ["switch-status.json"]
+    publisher.remove()
+    assert not publisher.path.exists()
+
+
+def test_the_status_is_rewritten_until_stop_then_removed(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        calls = [0]
+
+        def counters() -> tuple[int, int]:
+            calls[0] += 1
+            return 0, calls[0]
+
+        publisher = StatusPublisher(tmp_path / "status.json", counters, interval_s=0.01)
+        stop = asyncio.Event()
+        task = asyncio.create_task(publisher.run(stop))
+        while calls[0] < 3:
+            await asyncio.sleep(0.01)
+        assert json.loads(publisher.path.read_text())["calls_total"] >= 2
+        stop.set()
+        await task
+        assert not publisher.path.exists()
+
+    asyncio.run(scenario())
+
+
+def test_a_status_that_cannot_be_written_does_not_stop_the_switch(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    blocker = tmp_path / "run"
+    blocker.write_text("a file where the directory should be")
+
+    async def scenario() -> None:
+        publisher = StatusPublisher(blocker / "status.json", lambda: (0, 0), interval_s=0.01)
+        stop = asyncio.Event()
+        task = asyncio.create_task(publisher.run(stop))
+        await asyncio.sleep(0.05)
+        assert not task.done()
+        stop.set()
+        await task
+
+    with caplog.at_level(logging.WARNING, "tollguard.switch.status"):
+        asyncio.run(scenario())
+    assert "cannot write the switch status" in caplog.text

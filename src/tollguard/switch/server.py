@@ -23,6 +23,7 @@ from tollguard.domain.plan import PlanSource
 from tollguard.switch.b2bua import B2bua
 from tollguard.switch.cdr_writer import CdrWriter
 from tollguard.switch.loader import PlanLoader
+from tollguard.switch.status import StatusPublisher
 from tollguard.transport import Transports, client_context, server_context
 
 __all__ = ["run_switch"]
@@ -102,6 +103,7 @@ async def run_switch(
         on_send_error=b2bua.on_send_error,
     )
     installed: list[signal.Signals] = []
+    publishing: asyncio.Task[None] | None = None
     try:
         listeners = await transports.start(
             listen for listen in listens if listen.transport != "wss"
@@ -124,11 +126,20 @@ async def run_switch(
         log.info("switch ready: %s", ", ".join(lines))
         if on_ready is not None:
             on_ready(lines)
+        status = StatusPublisher(
+            settings.switch_status_path, lambda: (b2bua.active_calls, b2bua.calls_total)
+        )
+        publishing = asyncio.create_task(status.run(stop))
         await loader.run(stop)
+        await publishing
         log.info("switch stopping: %d calls in progress", b2bua.active_calls)
         b2bua.drain()
         await b2bua.wait_settled(_DRAIN_TIMEOUT_S)
     finally:
+        if publishing is not None and not publishing.done():
+            publishing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await publishing
         b2bua.close()
         for signum in installed:
             loop.remove_signal_handler(signum)

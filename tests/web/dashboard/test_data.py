@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
 from django.test import Client, override_settings
@@ -84,11 +89,77 @@ def test_totals_over_the_last_hour(traffic: dict[str, Any]) -> None:
     }
 
 
-def test_live_calls_are_labelled_as_a_cdr_proxy(traffic: dict[str, Any]) -> None:
+def test_a_past_period_has_no_live_figures(traffic: dict[str, Any]) -> None:
     live = selectors.dashboard_data("1h", UNTIL)["live"]
     assert live["available"] is False
-    assert "not available" in live["note"]
+    assert "ending now" in live["note"]
     assert live["calls_last_minute"] == 1
+
+
+def status_file(tmp_path: Path, **values: Any) -> Path:
+    path = tmp_path / "switch-status.json"
+    document = {
+        "pid": 4242,
+        "active_calls": 7,
+        "calls_total": 1000,
+        "calls_per_second": 12.5,
+        "started_at": 900.0,
+        "updated_at": 1000.0,
+        "interval_s": 1.0,
+    }
+    path.write_text(json.dumps(document | values))
+    return path
+
+
+def test_live_state_from_a_fresh_status(tmp_path: Path) -> None:
+    path = status_file(tmp_path)
+    assert selectors.live_state(path, now=1002.0) == {
+        "available": True,
+        "active_calls": 7,
+        "calls_per_second": "12.50",
+    }
+
+
+@pytest.mark.parametrize(
+    ("contents", "now", "note"),
+    [
+        (None, 1000.0, "not running"),
+        ({}, 1010.0, "has not reported for 10 s"),
+        ("{broken", 1000.0, "cannot be read"),
+        ({"active_calls": "many"}, 1000.0, "cannot be read"),
+    ],
+    ids=["missing", "stale", "corrupt", "wrong-type"],
+)
+def test_live_state_says_why_it_is_missing(
+    tmp_path: Path, contents: Any, now: float, note: str
+) -> None:
+    if contents is None:
+        path = tmp_path / "absent.json"
+    elif isinstance(contents, str):
+        path = tmp_path / "broken.json"
+        path.write_text(contents)
+    else:
+        path = status_file(tmp_path, **contents)
+    state = selectors.live_state(path, now)
+    assert state["available"] is False
+    assert note in state["note"]
+
+
+@pytest.mark.usefixtures("urls")
+def test_the_current_dashboard_shows_the_switchs_live_state(
+    tmp_path: Path, traffic: dict[str, Any]
+) -> None:
+    data_dir = tmp_path / "data"
+    deployment = dataclasses.replace(settings.TOLLGUARD, data_dir=data_dir)
+    status_file(tmp_path, updated_at=time.time())
+    (data_dir / "run").mkdir(parents=True)
+    (tmp_path / "switch-status.json").rename(deployment.switch_status_path)
+    with override_settings(TOLLGUARD=deployment):
+        live = staff("view_cdr").get(DATA, {"period": "1h"}).json()["live"]
+    assert live["available"] is True
+    assert live["active_calls"] == 7
+    assert live["calls_per_second"] == "12.50"
+    assert "calls_last_minute" in live
 
 
 def test_breakdowns_per_customer_provider_and_destination(traffic: dict[str, Any]) -> None:

@@ -100,7 +100,7 @@ def admin_urls(model_admin: ModelAdmin[Any]) -> list[URLPattern]:
         period = _period(request)
         if "until" in request.GET:
             return JsonResponse(selectors.dashboard_data(period, until))
-        return JsonResponse(_recent_data(period, until))
+        return JsonResponse(selectors.with_live_state(_recent_data(period, until)))
 
     wrap = model_admin.admin_site.admin_view
     return [

@@ -88,8 +88,13 @@
   }
 
   function render(data) {
-    field("live", String(data.live.calls_last_minute));
-    field("live_note", data.live.available ? "" : data.live.note);
+    if (data.live.available) {
+      field("live", String(data.live.active_calls));
+      field("live_note", "in progress now, " + data.live.calls_per_second + " calls/s");
+    } else {
+      field("live", String(data.live.calls_last_minute));
+      field("live_note", data.live.note + " Shown: calls ended in the last minute.");
+    }
     field("calls", String(data.totals.calls));
     field("answered", String(data.totals.answered));
     field("asr", data.totals.asr);
