@@ -6,12 +6,14 @@ import csv
 import io
 import re
 from datetime import timedelta
+from decimal import Decimal
 from typing import Any
 
 import pytest
 from django.conf import settings
 from django.templatetags.static import static
 from django.test import Client, override_settings
+from django.utils import timezone
 
 from tollguard.web.api.keys import check_key
 from tollguard.web.api.models import ApiKey
@@ -103,6 +105,24 @@ def test_balance_is_honest(alice: Client) -> None:
     html = text(alice.get("/portal/"))
     assert "Not tracked yet" in html
     assert "/portal/rate-card.csv" in html
+
+
+def test_overview_shows_this_and_last_months_charges(w: people.World) -> None:
+    now = timezone.now()
+    this_month = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    last_month = this_month - timedelta(days=1)
+    for started, amount in ((this_month, "1.25"), (this_month, "0.50"), (last_month, "2.00")):
+        people.cdr(w.a, started, answered_at=started, sell_amount=Decimal(amount))
+    people.cdr(w.a, this_month, sip_code=486)  # not answered, nothing charged
+    people.cdr(w.b, this_month, answered_at=this_month, sell_amount=Decimal("99"))
+    client = Client()
+    client.force_login(people.customer_user("cust-charges", w.a))
+    html = text(client.get("/portal/"))
+    this_row = f"<td>{this_month:%B %Y} (so far)</td>\n      <td>3</td>\n      <td>2</td>\n"
+    assert this_row in html
+    assert "<td>1.7500 EUR</td>" in html
+    assert "<td>2.0000 EUR</td>" in html
+    assert "99" not in html  # another customer's calls
 
 
 def test_cdr_list_shows_only_own_calls(alice: Client, w: people.World) -> None:

@@ -1,11 +1,20 @@
-"""Which customer a user acts for."""
+"""Reads of the portal: which customer a user acts for, and what it was charged."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
+from django.db.models import Count, Sum
+
+from tollguard.web.cdr.models import Cdr
 from tollguard.web.customers.models import Customer
 from tollguard.web.portal.models import CustomerUser
+
+# Amounts shown to four places: calls are priced in fractions of a cent.
+_SHOWN = Decimal("0.0001")
 
 
 def customer_of(user: Any) -> Customer | None:
@@ -14,3 +23,47 @@ def customer_of(user: Any) -> Customer | None:
         return None
     link = CustomerUser.objects.select_related("customer").filter(user_id=user.pk).first()
     return link.customer if link is not None else None
+
+
+@dataclass(frozen=True, slots=True)
+class MonthCharges:
+    """A calendar month (UTC) of one customer's calls, by currency."""
+
+    month: datetime  # first instant of the month
+    calls: int
+    answered: int
+    amounts: tuple[tuple[str, Decimal], ...]  # (currency, sum of sell amounts)
+
+
+def _month_start(moment: datetime) -> datetime:
+    moment = moment.astimezone(UTC)
+    return datetime(moment.year, moment.month, 1, tzinfo=UTC)
+
+
+def _previous(month: datetime) -> datetime:
+    if month.month == 1:
+        return month.replace(year=month.year - 1, month=12)
+    return month.replace(month=month.month - 1)
+
+
+def monthly_charges(customer: Customer, now: datetime) -> list[MonthCharges]:
+    """This month so far and last month: calls and the amounts rated to ``customer``.
+
+    Calls count by start time, as the CDR list and the statistics do; each range is an
+    index walk of ``(customer, started_at)``.
+    """
+    this_month = _month_start(now)
+    months = [this_month, _previous(this_month)]
+    ends = [now, this_month]
+    result = []
+    for month, end in zip(months, ends, strict=True):
+        cdrs = Cdr.objects.filter(customer=customer, started_at__gte=month, started_at__lt=end)
+        counts = cdrs.aggregate(calls=Count("id"), answered=Count("answered_at"))
+        amounts = tuple(
+            (row["currency"], Decimal(row["amount"] or 0).quantize(_SHOWN))
+            for row in cdrs.values("currency")
+            .annotate(amount=Sum("sell_amount"))
+            .order_by("currency")
+        )
+        result.append(MonthCharges(month, counts["calls"], counts["answered"], amounts))
+    return result

@@ -36,7 +36,7 @@ from tollguard.web.api.models import ApiKey
 from tollguard.web.cdr.models import Cdr
 from tollguard.web.core.csvout import CSV_CONTENT_TYPE
 from tollguard.web.customers.models import Account, Customer
-from tollguard.web.portal import exports, services
+from tollguard.web.portal import exports, selectors, services
 from tollguard.web.portal.forms import ApiKeyForm, CdrFilterForm, older_than
 from tollguard.web.portal.selectors import customer_of
 from tollguard.web.security import views as security_views
@@ -88,7 +88,11 @@ class LogoutView(auth_views.LogoutView):
 @customer_required
 @require_GET
 def home(request: HttpRequest, customer: Customer) -> HttpResponse:
-    return render(request, "portal/home.html", {"customer": customer})
+    return render(
+        request,
+        "portal/home.html",
+        {"customer": customer, "charges": selectors.monthly_charges(customer, timezone.now())},
+    )
 
 
 def _cursor(value: str) -> tuple[datetime, int] | None:
