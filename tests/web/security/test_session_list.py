@@ -256,3 +256,9 @@ def test_portal_cannot_end_another_customers_session(customer_user: Any) -> None
     theirs = portal_client(stranger)
     assert here.post(f"/portal/sessions/{row_of(theirs).pk}/end/").status_code == 404
     assert alive(theirs)
+
+
+def test_the_admin_home_links_to_the_users_own_account_pages(staff: AbstractBaseUser) -> None:
+    html = verified(staff).get(ADMIN).content.decode()
+    for page in ("sessions/", "otp/devices/", "password_change/"):
+        assert f'href="{ADMIN}{page}"' in html
