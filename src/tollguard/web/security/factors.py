@@ -13,7 +13,6 @@ same sign-in and is only offered to a user without any device.
 
 from __future__ import annotations
 
-import base64
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -27,7 +26,6 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
-from django.utils.safestring import mark_safe
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_POST
 from django_otp import DEVICE_ID_SESSION_KEY
@@ -36,11 +34,12 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from tollguard.web.security import events
 from tollguard.web.security.models import BackupCodeDevice
 from tollguard.web.security.otp import (
-    BACKUP_DEVICE_NAME,
     TOTP_DEVICE_NAME,
     AnyUser,
     TokenForm,
-    qr_svg,
+    new_backup_codes,
+    pending_totp,
+    scan_context,
 )
 
 if TYPE_CHECKING:
@@ -139,23 +138,13 @@ def _new_device_name(user: AnyUser) -> str:
     return f"{TOTP_DEVICE_NAME} {number}"
 
 
-def _pending_device(user: AnyUser) -> TOTPDevice:
-    device = TOTPDevice.objects.filter(user_id=user.pk, confirmed=False).first()
-    if device is None:
-        # tolerance=0, as at enrolment: a code is good for its own step only.
-        device = TOTPDevice.objects.create(
-            user_id=user.pk, name=_new_device_name(user), confirmed=False, tolerance=0
-        )
-    return device
-
-
 @sensitive_post_parameters("token")
 def add_device(request: HttpRequest, site: AdminSite) -> HttpResponse:
     """Add another authenticator: scan, then confirm with a code from it."""
     if not recently_reauthenticated(request):
         return _reauth_redirect(request, reverse("admin:otp_add"))
     user = request.user
-    device = _pending_device(user)
+    device = pending_totp(user, _new_device_name(user))
     form = TokenForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         if device.verify_token(form.cleaned_data["token"].strip()):
@@ -166,19 +155,10 @@ def add_device(request: HttpRequest, site: AdminSite) -> HttpResponse:
             return HttpResponseRedirect(reverse("admin:otp_devices"))
         events.otp_failure(request)
         form.add_error("token", "This code is not valid. Check the clock of your device.")
-    secret = base64.b32encode(device.bin_key).decode()
     return TemplateResponse(
         request,
         "security/otp_add.html",
-        _context(
-            site,
-            request,
-            form=form,
-            title="Add an authenticator",
-            # qrcode escapes nothing itself, but the only text is our own otpauth URL.
-            qr_code=mark_safe(qr_svg(device.config_url)),  # noqa: S308
-            secret=" ".join(secret[i : i + 4] for i in range(0, len(secret), 4)),
-        ),
+        _context(site, request, form=form, title="Add an authenticator", **scan_context(device)),
     )
 
 
@@ -187,11 +167,7 @@ def replace_backup_codes(request: HttpRequest, site: AdminSite) -> HttpResponse:
     """Discard the backup codes and show new ones, once."""
     if not recently_reauthenticated(request):
         return _reauth_redirect(request, reverse("admin:otp_devices"))
-    user = request.user
-    backup, _ = BackupCodeDevice.objects.get_or_create(
-        user_id=user.pk, defaults={"name": BACKUP_DEVICE_NAME, "confirmed": True}
-    )
-    codes = backup.replace_codes()
+    backup, codes = new_backup_codes(request.user)
     events.otp_device_changed(request, "backup codes replaced", backup.name)
     return TemplateResponse(
         request,

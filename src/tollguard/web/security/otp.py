@@ -113,14 +113,31 @@ def verify(request: HttpRequest, site: AdminSite) -> HttpResponse:
     )
 
 
-def _pending_totp(user: AnyUser) -> TOTPDevice:
+def pending_totp(user: AnyUser, name: str = TOTP_DEVICE_NAME) -> TOTPDevice:
+    """The user's authenticator being set up, made (as ``name``) when there is none."""
     device = TOTPDevice.objects.filter(user_id=user.pk, confirmed=False).first()
     if device is None:
         # tolerance=0: a code is good for its own 30-second step only (ASVS 6.5.5).
-        device = TOTPDevice.objects.create(
-            user_id=user.pk, name=TOTP_DEVICE_NAME, confirmed=False, tolerance=0
-        )
+        device = TOTPDevice.objects.create(user_id=user.pk, name=name, confirmed=False, tolerance=0)
     return device
+
+
+def scan_context(device: TOTPDevice) -> dict[str, Any]:
+    """What a set-up page shows of ``device``: its QR code and its secret in groups of 4."""
+    secret = base64.b32encode(device.bin_key).decode()
+    return {
+        # qrcode escapes nothing itself, but the only text is our own otpauth URL.
+        "qr_code": mark_safe(qr_svg(device.config_url)),  # noqa: S308
+        "secret": " ".join(secret[i : i + 4] for i in range(0, len(secret), 4)),
+    }
+
+
+def new_backup_codes(user: AnyUser) -> tuple[BackupCodeDevice, list[str]]:
+    """Replace ``user``'s backup codes (making the device if needed); the codes, once."""
+    backup, _ = BackupCodeDevice.objects.get_or_create(
+        user_id=user.pk, defaults={"name": BACKUP_DEVICE_NAME, "confirmed": True}
+    )
+    return backup, backup.replace_codes()
 
 
 @sensitive_post_parameters("token")
@@ -134,16 +151,13 @@ def enrol(request: HttpRequest, site: AdminSite) -> HttpResponse:
     if has_device(user):
         # A second device may only be added by someone who already passed the first.
         return HttpResponseRedirect(reverse("admin:otp_verify"))
-    device = _pending_totp(user)
+    device = pending_totp(user)
     form = TokenForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         if device.verify_token(form.cleaned_data["token"].strip()):
             device.confirmed = True
             device.save(update_fields=["confirmed"])
-            backup, _ = BackupCodeDevice.objects.get_or_create(
-                user_id=user.pk, defaults={"name": BACKUP_DEVICE_NAME, "confirmed": True}
-            )
-            codes = backup.replace_codes()
+            _, codes = new_backup_codes(user)
             django_otp.login(request, device)
             events.otp_verified(request)
             return TemplateResponse(
@@ -153,7 +167,6 @@ def enrol(request: HttpRequest, site: AdminSite) -> HttpResponse:
             )
         events.otp_failure(request)
         form.add_error("token", "This code is not valid. Check the clock of your device.")
-    secret = base64.b32encode(device.bin_key).decode()
     return TemplateResponse(
         request,
         "security/otp_enrol.html",
@@ -162,8 +175,6 @@ def enrol(request: HttpRequest, site: AdminSite) -> HttpResponse:
             request,
             form=form,
             title="Set up two-factor authentication",
-            # qrcode escapes nothing itself, but the only text is our own otpauth URL.
-            qr_code=mark_safe(qr_svg(device.config_url)),  # noqa: S308
-            secret=" ".join(secret[i : i + 4] for i in range(0, len(secret), 4)),
+            **scan_context(device),
         ),
     )
