@@ -8,6 +8,7 @@ admin allow-list for the other web tests; :func:`hardened` restores the values o
 from __future__ import annotations
 
 import dataclasses
+import types
 from collections.abc import Iterator
 from typing import Any
 
@@ -19,6 +20,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.test import Client, override_settings
 from django.urls import URLPattern, URLResolver, include, path
 from django_otp import DEVICE_ID_SESSION_KEY
+from django_otp.oath import TOTP
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from tollguard.config import WebSettings
@@ -83,3 +85,31 @@ def verified_client(staff: AbstractBaseUser) -> Client:
     session[DEVICE_ID_SESSION_KEY] = device.persistent_id
     session.save()
     return client
+
+
+class FakeClock:
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def time(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
+    """One fake clock for TOTP codes and for the password confirmation."""
+    fake = FakeClock(1_800_000_000.0)
+    import django_otp.plugins.otp_totp.models as totp_models
+
+    from tollguard.web.security import factors
+
+    monkeypatch.setattr(totp_models, "time", types.SimpleNamespace(time=fake.time))
+    monkeypatch.setattr(factors, "clock", fake.time)
+    return fake
+
+
+def code_for(device: TOTPDevice, clock: FakeClock) -> str:
+    """The code ``device`` shows at ``clock``'s time."""
+    totp = TOTP(device.bin_key, device.step, device.t0, device.digits, device.drift)
+    totp.time = clock.now
+    return f"{totp.token():06d}"

@@ -4,7 +4,6 @@ backup codes once (stored hashed), and pass the second step at every sign-in."""
 from __future__ import annotations
 
 import re
-import types
 from datetime import timedelta
 
 import pytest
@@ -12,35 +11,11 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.test import Client
 from django.utils import timezone
-from django_otp.oath import TOTP
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from tollguard.web.security.models import BackupCode, BackupCodeDevice
 
-from .conftest import ADMIN, PASSWORD
-
-
-class FakeClock:
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def time(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
-    fake = FakeClock(1_800_000_000.0)
-    import django_otp.plugins.otp_totp.models as totp_models
-
-    monkeypatch.setattr(totp_models, "time", types.SimpleNamespace(time=fake.time))
-    return fake
-
-
-def code_for(device: TOTPDevice, clock: FakeClock) -> str:
-    totp = TOTP(device.bin_key, device.step, device.t0, device.digits, device.drift)
-    totp.time = clock.now
-    return f"{totp.token():06d}"
+from .conftest import ADMIN, PASSWORD, FakeClock, code_for
 
 
 def sign_in(client: Client, username: str = "root", password: str = PASSWORD) -> str:

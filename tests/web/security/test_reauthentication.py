@@ -4,49 +4,21 @@ five minutes (ASVS 7.5.1); each change is a security event."""
 from __future__ import annotations
 
 import re
-import types
 
 import pytest
 from django.contrib.auth.models import AbstractBaseUser
 from django.test import Client
-from django_otp.oath import TOTP
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from tollguard.web.security import factors
 from tollguard.web.security.models import BackupCodeDevice
 
-from .conftest import ADMIN, PASSWORD
+from .conftest import ADMIN, PASSWORD, FakeClock, code_for
 from .test_headers import InlineCode, nonce_of
 
 CONFIRM = f"{ADMIN}otp/confirm-password/"
 DEVICES = f"{ADMIN}otp/devices/"
 ADD = f"{ADMIN}otp/devices/add/"
 BACKUP = f"{ADMIN}otp/devices/backup-codes/"
-
-
-class FakeClock:
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def time(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
-    """One fake clock for TOTP codes and for the password confirmation."""
-    fake = FakeClock(1_800_000_000.0)
-    import django_otp.plugins.otp_totp.models as totp_models
-
-    monkeypatch.setattr(totp_models, "time", types.SimpleNamespace(time=fake.time))
-    monkeypatch.setattr(factors, "clock", fake.time)
-    return fake
-
-
-def code_for(device: TOTPDevice, clock: FakeClock) -> str:
-    totp = TOTP(device.bin_key, device.step, device.t0, device.digits, device.drift)
-    totp.time = clock.now
-    return f"{totp.token():06d}"
 
 
 def confirm(client: Client, password: str = PASSWORD, next_url: str = DEVICES) -> object:

@@ -25,7 +25,6 @@ from django.contrib.auth import authenticate
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
-from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_POST
 from django_otp import DEVICE_ID_SESSION_KEY
@@ -38,6 +37,7 @@ from tollguard.web.security.otp import (
     AnyUser,
     TokenForm,
     new_backup_codes,
+    next_url,
     pending_totp,
     scan_context,
 )
@@ -73,15 +73,6 @@ def _reauth_redirect(request: HttpRequest, target: str) -> HttpResponse:
     return HttpResponseRedirect(f"{reverse('admin:reauthenticate')}?{query}")
 
 
-def _safe_next(request: HttpRequest) -> str:
-    target = request.POST.get("next") or request.GET.get("next") or ""
-    if target and url_has_allowed_host_and_scheme(
-        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
-    ):
-        return target
-    return reverse("admin:otp_devices")
-
-
 def _context(site: AdminSite, request: HttpRequest, **extra: Any) -> dict[str, Any]:
     return {**site.each_context(request), **extra}
 
@@ -98,13 +89,19 @@ def reauthenticate(request: HttpRequest, site: AdminSite) -> HttpResponse:
         if checked is not None and checked.pk == user.pk:
             request.session[REAUTH_KEY] = clock()
             events.reauthenticated(request)
-            return HttpResponseRedirect(_safe_next(request))
+            return HttpResponseRedirect(next_url(request, "admin:otp_devices"))
         events.reauthentication_failure(request)
         form.add_error("password", "This password is not correct.")
     return TemplateResponse(
         request,
         "security/reauthenticate.html",
-        _context(site, request, form=form, next=_safe_next(request), title="Confirm your password"),
+        _context(
+            site,
+            request,
+            form=form,
+            next=next_url(request, "admin:otp_devices"),
+            title="Confirm your password",
+        ),
     )
 
 

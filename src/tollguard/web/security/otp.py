@@ -63,17 +63,18 @@ def qr_svg(text: str) -> str:
     return svg
 
 
-def _next_url(request: HttpRequest) -> str:
+def next_url(request: HttpRequest, default: str = "admin:index") -> str:
+    """The request's ``next`` when it stays on this site, else the URL named ``default``."""
     target = request.POST.get("next") or request.GET.get("next") or ""
     if target and url_has_allowed_host_and_scheme(
         target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
     ):
         return target
-    return reverse("admin:index")
+    return reverse(default)
 
 
 def _context(site: AdminSite, request: HttpRequest, **extra: Any) -> dict[str, Any]:
-    return {**site.each_context(request), "next": _next_url(request), **extra}
+    return {**site.each_context(request), "next": next_url(request), **extra}
 
 
 def _device_for(user: AnyUser, token: str) -> TOTPDevice | BackupCodeDevice | None:
@@ -103,7 +104,7 @@ def verify(request: HttpRequest, site: AdminSite) -> HttpResponse:
             if verified is not None:
                 django_otp.login(request, verified)
                 events.otp_verified(request)
-                return HttpResponseRedirect(_next_url(request))
+                return HttpResponseRedirect(next_url(request))
         events.otp_failure(request)
         form.add_error("token", "This code is not valid. Wait a moment and try again.")
     return TemplateResponse(
