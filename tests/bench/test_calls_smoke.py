@@ -31,6 +31,11 @@ def assert_measured(entry: dict[str, Any], *, max_rate: float) -> None:
     assert entry["calls"] == round(entry["cps"] * entry["duration_s"])
     assert entry["cpu_ms_per_call"] is not None
     assert entry["cpu_ms_per_call"] >= 0
+    # The user and kernel parts add up to the total (each rounded to the microsecond).
+    parts = entry["cpu_user_ms_per_call"] + entry["cpu_system_ms_per_call"]
+    assert abs(parts - entry["cpu_ms_per_call"]) <= 0.002
+    assert entry["cpu_user_ms_per_call"] >= 0
+    assert entry["cpu_system_ms_per_call"] >= 0
     held = [hold for hold in entry["search"] if hold["held"]]
     assert held, entry["search"]
     assert all(hold["successful"] == hold["calls"] for hold in held)
@@ -124,6 +129,31 @@ def test_process_tree_cpu_counts_children() -> None:
     after = calls.process_tree_cpu_s(os.getpid())
     assert after - before > 0.05
     assert calls.process_tree_cpu_s(2**22 + 12345) == 0.0  # no such process
+
+
+def test_process_tree_cpu_tells_user_from_system_time() -> None:
+    before = calls.process_tree_cpu(os.getpid())
+    # A child doing pure computation spends its time in user space.
+    subprocess.run(
+        [sys.executable, "-c", "sum(i * i for i in range(3_000_000))"], check=True, timeout=60
+    )
+    computed = calls.process_tree_cpu(os.getpid()).since(before)
+    assert computed.user > 0.05
+    assert computed.user > computed.system
+    assert computed.total == computed.user + computed.system
+    assert calls.process_tree_cpu(2**22 + 12345) == calls.CpuTimes(0.0, 0.0)
+
+
+def test_hold_reports_cpu_per_call_in_parts() -> None:
+    hold = calls.Hold(100, 10, 1000, 1000, 0, 10.0, 0.9, True, cpu_system_s=0.2)
+    assert hold.cpu_per_call() == {
+        "cpu_ms_per_call": 0.9,
+        "cpu_user_ms_per_call": 0.7,
+        "cpu_system_ms_per_call": 0.2,
+    }
+    assert hold.as_dict()["cpu_user_ms_per_call"] == 0.7
+    empty = calls.Hold(100, 0, 0, 0, 0, 0.0, 0.0, False)
+    assert empty.cpu_per_call()["cpu_ms_per_call"] is None
 
 
 def test_kamailio_config_fills_every_placeholder() -> None:

@@ -71,10 +71,11 @@ def free_port() -> int:
         return port
 
 
-def cpu_seconds(pid: int) -> float:
+def cpu_seconds(pid: int) -> tuple[float, float]:
+    """(user, system) CPU seconds of a process so far."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     # utime and stime are fields 14 and 15 of stat(5); the split starts at field 3.
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+    return int(fields[11]) / CLOCK_TICKS, int(fields[12]) / CLOCK_TICKS
 
 
 def serve(port: int, gateway_port: int, data_dir: Path) -> None:
@@ -109,8 +110,8 @@ def serve(port: int, gateway_port: int, data_dir: Path) -> None:
         profiler.dump_stats(profile_to)
 
 
-def hold(rate: int, seconds: int, auth: str, workdir: Path) -> tuple[float, int, int, int]:
-    """One bounded run: (switch CPU ms per call, calls, successful, failed)."""
+def hold(rate: int, seconds: int, auth: str, workdir: Path) -> tuple[float, float, int, int, int]:
+    """One bounded run: (switch user and system CPU ms per call, calls, successful, failed)."""
     port, gateway_port, caller_port = free_port(), free_port(), free_port()
     calls = rate * seconds
     switch = subprocess.Popen(
@@ -146,7 +147,7 @@ def hold(rate: int, seconds: int, auth: str, workdir: Path) -> tuple[float, int,
         )
         caller.wait(timeout=seconds * 3 + 30)
         time.sleep(0.5)
-        used = cpu_seconds(switch.pid) - before
+        after = cpu_seconds(switch.pid)
     finally:
         for process in (caller, gateway):
             if process is not None and process.poll() is None:
@@ -157,7 +158,9 @@ def hold(rate: int, seconds: int, auth: str, workdir: Path) -> tuple[float, int,
     screen = (workdir / "caller.out").read_text(errors="replace")
     successful = _last_count(screen, "Successful call")
     failed = _last_count(screen, "Failed call")
-    return used * 1000 / max(successful, 1), calls, successful, failed
+    per_call = 1000 / max(successful, 1)
+    user, system = ((a - b) * per_call for a, b in zip(after, before, strict=True))
+    return user, system, calls, successful, failed
 
 
 def _last_count(screen: str, label: str) -> int:
@@ -180,9 +183,12 @@ def main() -> None:
         parser.error("keep runs bounded: --rate 1..1500, --seconds 1..20")
     for _ in range(args.repeat):
         with tempfile.TemporaryDirectory() as workdir:
-            ms, calls, ok, failed = hold(args.rate, args.seconds, args.auth, Path(workdir))
+            user, system, calls, ok, failed = hold(
+                args.rate, args.seconds, args.auth, Path(workdir)
+            )
         print(
-            f"auth={args.auth} rate={args.rate}/s calls={calls}: switch CPU {ms:.3f} ms/call, "
+            f"auth={args.auth} rate={args.rate}/s calls={calls}: switch CPU "
+            f"{user + system:.3f} ms/call (user {user:.3f}, system {system:.3f}), "
             f"successful {ok}, failed {failed}"
         )
 

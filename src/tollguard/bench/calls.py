@@ -51,7 +51,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import yaml
 
@@ -69,10 +69,12 @@ from tollguard.bench.sippctl import (
 
 __all__ = [
     "BenchError",
+    "CpuTimes",
     "Hold",
     "RateSearch",
     "TollguardServer",
     "bench_plan",
+    "process_tree_cpu",
     "process_tree_cpu_s",
     "run",
     "search_rate",
@@ -101,8 +103,23 @@ def _stat_fields(pid: int) -> list[str] | None:
     return text[text.rindex(")") + 2 :].split()
 
 
-def process_tree_cpu_s(pid: int) -> float:
-    """User + system CPU seconds of ``pid``, its reaped children and its live descendants."""
+class CpuTimes(NamedTuple):
+    """CPU seconds spent in user space and in the kernel."""
+
+    user: float
+    system: float
+
+    @property
+    def total(self) -> float:
+        return self.user + self.system
+
+    def since(self, before: CpuTimes) -> CpuTimes:
+        """The CPU time spent between ``before`` and this reading."""
+        return CpuTimes(self.user - before.user, self.system - before.system)
+
+
+def process_tree_cpu(pid: int) -> CpuTimes:
+    """User and system CPU seconds of ``pid``, its reaped children and its live descendants."""
     children: dict[int, list[int]] = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -110,7 +127,7 @@ def process_tree_cpu_s(pid: int) -> float:
         fields = _stat_fields(int(entry.name))
         if fields is not None:
             children.setdefault(int(fields[1]), []).append(int(entry.name))
-    total_ticks = 0
+    user_ticks = system_ticks = 0
     stack = [pid]
     while stack:
         current = stack.pop()
@@ -118,9 +135,15 @@ def process_tree_cpu_s(pid: int) -> float:
         if fields is None:
             continue
         # Fields 14-17 of proc(5) (utime, stime, cutime, cstime) are 11-14 after the name.
-        total_ticks += sum(int(value) for value in fields[11:15])
+        user_ticks += int(fields[11]) + int(fields[13])
+        system_ticks += int(fields[12]) + int(fields[14])
         stack.extend(children.get(current, ()))
-    return total_ticks / CLOCK_TICKS
+    return CpuTimes(user_ticks / CLOCK_TICKS, system_ticks / CLOCK_TICKS)
+
+
+def process_tree_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of ``pid`` and its descendants (see :func:`process_tree_cpu`)."""
+    return process_tree_cpu(pid).total
 
 
 # --- systems under test ---------------------------------------------------------------------
@@ -395,6 +418,23 @@ class Hold:
     elapsed_s: float
     cpu_s: float
     held: bool
+    # The kernel's share of cpu_s (system calls: mostly sending and receiving).
+    cpu_system_s: float = 0.0
+
+    def cpu_per_call(self) -> dict[str, float | None]:
+        """CPU milliseconds per call: the total, and its user and system parts."""
+        if not self.calls:
+            return {
+                "cpu_ms_per_call": None,
+                "cpu_user_ms_per_call": None,
+                "cpu_system_ms_per_call": None,
+            }
+        user_s = self.cpu_s - self.cpu_system_s
+        return {
+            "cpu_ms_per_call": round(1000 * self.cpu_s / self.calls, 3),
+            "cpu_user_ms_per_call": round(1000 * user_s / self.calls, 3),
+            "cpu_system_ms_per_call": round(1000 * self.cpu_system_s / self.calls, 3),
+        }
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -405,7 +445,7 @@ class Hold:
             "failed": self.failed,
             "elapsed_s": round(self.elapsed_s, 3),
             "held": self.held,
-            "cpu_ms_per_call": round(1000 * self.cpu_s / self.calls, 3) if self.calls else None,
+            **self.cpu_per_call(),
         }
 
 
@@ -429,7 +469,7 @@ class RateSearch:
         return {
             "cps": _plain(best.rate),
             "failed": best.failed,
-            "cpu_ms_per_call": round(1000 * best.cpu_s / best.calls, 3),
+            **best.cpu_per_call(),
             "calls": best.calls,
             "duration_s": _plain(best.seconds),
             "search": [h.as_dict() for h in self.holds],
@@ -555,7 +595,7 @@ class _Caller:
             log_codes=False,
         )
         budget_s = seconds * 1.25 + 3 + self.pause_ms / 1000
-        cpu_before = process_tree_cpu_s(self.pid)
+        cpu_before = process_tree_cpu(self.pid)
         sipp.start()
         try:
             result: SippResult | None = sipp.wait(budget_s + self.recv_timeout_ms / 1000 + 10)
@@ -565,9 +605,9 @@ class _Caller:
             logger.warning("hold at %s cps: %s", rate, exc)
             result = None
         time.sleep(self.settle_s)
-        cpu_s = process_tree_cpu_s(self.pid) - cpu_before
+        cpu = process_tree_cpu(self.pid).since(cpu_before)
         if result is None or result.stats is None:
-            return Hold(rate, seconds, calls, 0, calls, 0.0, cpu_s, held=False)
+            return Hold(rate, seconds, calls, 0, calls, 0.0, cpu.total, False, cpu.system)
         stats = result.stats
         failed = result.failed + max(0, calls - stats.created)
         held = (
@@ -575,7 +615,17 @@ class _Caller:
             and stats.successful == calls
             and stats.elapsed_s <= budget_s + self.pause_ms / 1000 + 1
         )
-        return Hold(rate, seconds, calls, stats.successful, failed, stats.elapsed_s, cpu_s, held)
+        return Hold(
+            rate,
+            seconds,
+            calls,
+            stats.successful,
+            failed,
+            stats.elapsed_s,
+            cpu.total,
+            held,
+            cpu.system,
+        )
 
 
 def _measure(
