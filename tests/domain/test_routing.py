@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tollguard.domain import routing
 from tollguard.domain.errors import PlanError
 from tollguard.domain.plan import (
     Account,
@@ -166,6 +167,17 @@ def test_match_acl(plan: Plan, ip: str, called: str, entry_id: int | None, numbe
     else:
         assert match is not None
         assert (match[0].id, match[1]) == (entry_id, number)
+    # A second lookup answers from the memo of parsed addresses, the same way.
+    assert plan.match_acl(ip, called) == match
+
+
+def test_address_memo_is_bounded(plan: Plan, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(routing, "_ADDRESSES", {})
+    monkeypatch.setattr(routing, "_ADDRESSES_MAX", 3)
+    for last in range(10):
+        assert plan.match_acl(f"203.0.113.{last}", "442079460000") is None
+        assert len(routing._ADDRESSES) <= 3
+    assert plan.match_acl("::ffff:192.0.2.10", "442079460000") is not None
 
 
 def test_route_least_cost(plan: Plan) -> None:

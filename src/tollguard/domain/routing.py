@@ -159,14 +159,11 @@ class Plan:
         tech prefix that ``called`` starts with. An entry with a tech prefix the
         number lacks does not match at all.
         """
-        try:
-            address = ipaddress.ip_address(ip)
-        except ValueError:
+        parsed = _address(ip)
+        if parsed is None:
             return None
-        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-            address = address.ipv4_mapped
-        bits, table = (32, self._acl4) if address.version == 4 else (128, self._acl6)
-        value = int(address)
+        bits, value = parsed
+        table = self._acl4 if bits == 32 else self._acl6
         for prefixlen, networks in table.items():
             entries = networks.get(value >> (bits - prefixlen))
             if entries is None:
@@ -255,6 +252,31 @@ class Plan:
 
 # Weighted routing only needs an unpredictable order, not a secret one.
 _RNG = random.Random()
+
+# Source addresses already read: a trunk calls from few addresses, and parsing one costs
+# more than the rest of the ACL lookup. Bounded, cleared when full.
+_ADDRESSES: dict[str, tuple[int, int] | None] = {}
+_ADDRESSES_MAX = 4096
+
+
+def _address(ip: str) -> tuple[int, int] | None:
+    """(address bits, address as an integer) for ``ip``; IPv4-mapped IPv6 reads as IPv4."""
+    try:
+        return _ADDRESSES[ip]
+    except KeyError:
+        pass
+    try:
+        address = ipaddress.ip_address(ip)
+    except ValueError:
+        parsed = None
+    else:
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+            address = address.ipv4_mapped
+        parsed = (32 if address.version == 4 else 128, int(address))
+    if len(_ADDRESSES) >= _ADDRESSES_MAX:
+        _ADDRESSES.clear()
+    _ADDRESSES[ip] = parsed
+    return parsed
 
 
 def _order(
