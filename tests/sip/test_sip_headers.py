@@ -9,6 +9,7 @@ from tollguard.sip import (
     Headers,
     LocalProtocolError,
     NameAddr,
+    ReasonValue,
     SipUri,
     Via,
     canonical_name,
@@ -19,6 +20,7 @@ from tollguard.sip import (
     parse_cseq,
     parse_max_forwards,
     parse_name_addr,
+    parse_reason,
     parse_uri,
     parse_via,
     split_list,
@@ -375,3 +377,54 @@ def test_via_constructor_validates() -> None:
 def test_name_addr_rejects_crlf_display_name() -> None:
     with pytest.raises(LocalProtocolError, match="CR or LF in a display name"):
         NameAddr("a\r\nb", parse_uri("sip:a@b"))
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (
+            'Q.850;cause=16;text="Normal call clearing"',
+            [("Q.850", 16, "Normal call clearing")],
+        ),
+        (
+            'SIP ; cause = 200 ; text="Call completed elsewhere"',
+            [("SIP", 200, "Call completed elsewhere")],
+        ),
+        ("q.850;CAUSE=31", [("q.850", 31, None)]),
+        (
+            'SIP;cause=580;text="Precondition \\"x\\" failed"',
+            [("SIP", 580, 'Precondition "x" failed')],
+        ),
+        ("Q.850;cause=17, SIP;cause=486", [("Q.850", 17, None), ("SIP", 486, None)]),
+        ("preemption;cause=1;x-extension=yes", [("preemption", 1, None)]),
+        ("SIP", [("SIP", None, None)]),
+    ],
+    ids=["q850", "sip-with-spaces", "any-case", "escaped-text", "two-values", "extension", "bare"],
+)
+def test_parse_reason(value: str, expected: list[tuple[str, int | None, str | None]]) -> None:
+    parsed = parse_reason(value)
+    got = [(r.protocol, r.cause, r.text) for r in parsed]
+    assert got == expected
+    assert all(isinstance(r, ReasonValue) for r in parsed)
+    assert parsed[0].is_q850 == (parsed[0].protocol.upper() == "Q.850")
+
+
+def test_reason_value_prints_as_written() -> None:
+    (reason,) = parse_reason('Q.850;cause=16;text="Normal"')
+    assert str(reason) == 'Q.850;cause=16;text="Normal"'
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("", "empty Reason"),
+        ("Q.850;cause=sixteen", "not a number"),
+        ("Q.850;cause=123456", "out of range"),
+        ("Q.850;text=Normal", "not a quoted string"),
+        ("Q.850 cause=16", "malformed Reason"),
+        ('"quoted";cause=1', "malformed Reason"),
+    ],
+)
+def test_parse_reason_errors(value: str, message: str) -> None:
+    with pytest.raises(LocalProtocolError, match=message):
+        parse_reason(value)

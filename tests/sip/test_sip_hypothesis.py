@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from tollguard.sip import (
     CSeq,
     Headers,
+    LocalProtocolError,
     MessageDropped,
     NameAddr,
     RemoteProtocolError,
@@ -26,6 +27,7 @@ from tollguard.sip import (
     Via,
     parse_message,
     parse_name_addr,
+    parse_reason,
     parse_uri,
     parse_via,
     read_message,
@@ -290,4 +292,36 @@ def test_fuzz_stream_framer(data: bytes, cuts: list[int]) -> None:
                 _boundary_holds(message)
             position += size
     except RemoteProtocolError:
+        return
+
+
+reason_texts = st.text(
+    st.characters(blacklist_categories=("Cs", "Cc"), blacklist_characters='"\\'), max_size=20
+)
+
+
+@ROUND_TRIP
+@given(
+    st.sampled_from(["SIP", "Q.850", "preemption"]) | tokens,
+    st.none() | st.integers(0, 9999),
+    st.none() | reason_texts,
+)
+def test_reason_round_trip(protocol: str, cause: int | None, text: str | None) -> None:
+    value = protocol
+    if cause is not None:
+        value += f";cause={cause}"
+    if text is not None:
+        value += f';text="{text}"'
+    (reason,) = parse_reason(value)
+    assert (reason.protocol, reason.cause, reason.text) == (protocol, cause, text)
+    assert str(reason) == value
+
+
+@FUZZ
+@given(st.text(max_size=80))
+def test_fuzz_reason(value: str) -> None:
+    # The only rule: parsed values or the protocol error, nothing else.
+    try:
+        parse_reason(value)
+    except LocalProtocolError:
         return

@@ -15,6 +15,7 @@ from tollguard.domain.plan import SipTransport
 from tollguard.sip import parse_message
 from tollguard.sip.digest import authorization
 from tollguard.sip.message import Request, Response, make_response
+from tollguard.switch.b2bua import REASON_MAX_DURATION, REASON_NO_ANSWER, REASON_TIMER_EXPIRY
 from tollguard.transport import Transports, client_context
 
 from .conftest import (
@@ -182,6 +183,24 @@ def test_setup_timeout_fails_over(run_scenario: Run) -> None:
     run_scenario(scenario, sip={"gateway_setup_timeout_s": 0.3})
 
 
+def test_late_provisional_after_setup_timeout_gets_cancel_with_reason(run_scenario: Run) -> None:
+    async def scenario(h: Harness) -> None:
+        h.invite()
+        invite, addr = await h.gw1.request("INVITE")
+        invite2, addr2 = await h.gw2.request("INVITE", timeout=2.0)
+        # Gateway 1 wakes up after the switch moved on: RFC 3261 §9.1 lets the switch
+        # CANCEL only now, and it says why.
+        answer(h.gw1, invite, addr, 180)
+        cancel, caddr = await h.gw1.request("CANCEL")
+        assert cancel.headers.get_all("Reason") == (REASON_TIMER_EXPIRY,)
+        h.gw1.send(make_response(cancel, 200), caddr)
+        answer(h.gw1, invite, addr, 487)
+        answer(h.gw2, invite2, addr2, 486)
+        assert (await h.uac.response()).status == 486
+
+    run_scenario(scenario, sip={"gateway_setup_timeout_s": 0.3})
+
+
 def test_ring_timeout_cancels_and_fails_over(run_scenario: Run) -> None:
     async def scenario(h: Harness) -> None:
         h.invite()
@@ -190,6 +209,8 @@ def test_ring_timeout_cancels_and_fails_over(run_scenario: Run) -> None:
         await h.uac.response(180)
         cancel, caddr = await h.gw1.request("CANCEL", timeout=2.0)
         assert cancel.vias[0].branch == invite.vias[0].branch
+        # RFC 3326: the gateway learns why (Q.850 19, no answer from user).
+        assert cancel.headers.get_all("Reason") == (REASON_NO_ANSWER,)
         h.gw1.send(make_response(cancel, 200), caddr)
         answer(h.gw1, invite, addr, 487)
         invite2, addr2 = await h.gw2.request("INVITE")
@@ -217,6 +238,58 @@ def test_cancel_before_answer(run_scenario: Run) -> None:
         assert cdr.hangup_side is HangupSide.CALLER
         assert cdr.attempts[0].sip_code == 0
         assert h.gw2.nothing(lambda m: True)
+        assert cancel.headers.get("Reason") is None  # the customer gave none
+
+    run_scenario(scenario)
+
+
+def test_cancel_passes_the_customers_reason_on(run_scenario: Run) -> None:
+    async def scenario(h: Harness) -> None:
+        dialog = h.invite()
+        invite, addr = await h.gw1.request("INVITE")
+        answer(h.gw1, invite, addr, 180)
+        await h.uac.response(180)
+        reasons = (
+            ("Reason", 'SIP;cause=200;text="Call completed elsewhere"'),
+            ("Reason", "Q.850;cause=sixteen"),  # malformed: not passed on
+        )
+        h.uac.send(
+            request(
+                "CANCEL",
+                dialog.uri,
+                local_port=h.uac.port,
+                call_id=dialog.call_id,
+                from_tag=dialog.from_tag,
+                cseq=dialog.invite.cseq.seq,
+                branch=dialog.invite.vias[0].branch,
+                extra=reasons,
+            ),
+            h.switch,
+        )
+        await h.uac.response(200, method="CANCEL")
+        cancel, caddr = await h.gw1.request("CANCEL")
+        assert cancel.headers.get_all("Reason") == (
+            'SIP;cause=200;text="Call completed elsewhere"',
+        )
+        h.gw1.send(make_response(cancel, 200), caddr)
+        answer(h.gw1, invite, addr, 487)
+        (cdr,) = await h.sink.wait()
+        assert cdr.sip_code == 487
+
+    run_scenario(scenario)
+
+
+def test_bye_reason_is_passed_on_and_its_cause_recorded(run_scenario: Run) -> None:
+    async def scenario(h: Harness) -> None:
+        dialog, _, _ = await h.connected()
+        cause = 'Q.850;cause=17;text="User busy"'
+        h.uac.send(dialog.in_dialog("BYE", extra=(("Reason", cause),)), h.switch)
+        bye, addr = await h.gw1.request("BYE")
+        assert bye.headers.get_all("Reason") == (cause,)
+        h.gw1.send(make_response(bye, 200), addr)
+        (cdr,) = await h.sink.wait()
+        assert cdr.hangup_side is HangupSide.CALLER
+        assert cdr.q850_cause == 17
 
     run_scenario(scenario)
 
@@ -234,13 +307,15 @@ def test_bye_from_the_provider(run_scenario: Run) -> None:
             .replace("To", invite.headers.get("From") or "")
             .replace("Via", f"SIP/2.0/UDP 127.0.0.1:{h.gw1.port};branch=z9hG4bKbye1"),
         )
-        h.gw1.send(bye, addr)
+        h.gw1.send(bye.with_headers(bye.headers.append("Reason", "Q.850;cause=31")), addr)
         await h.gw1.response(200, method="BYE")
         cbye, caddr = await h.uac.request("BYE")
         assert cbye.call_id == dialog.call_id
+        assert cbye.headers.get_all("Reason") == ("Q.850;cause=31",)
         h.uac.send(make_response(cbye, 200), caddr)
         (cdr,) = await h.sink.wait()
         assert cdr.hangup_side is HangupSide.CALLEE
+        assert cdr.q850_cause == 31  # the provider's cause, not our mapping of 200
 
     run_scenario(scenario)
 
@@ -399,9 +474,12 @@ def test_max_duration_ends_both_legs(run_scenario: Run) -> None:
         h.gw1.send(make_response(bye_b, 200), baddr)
         bye_a, aaddr = await h.uac.request("BYE")
         assert bye_a.call_id == dialog.call_id
+        assert bye_a.headers.get_all("Reason") == bye_b.headers.get_all("Reason")
+        assert bye_a.headers.get_all("Reason") == (REASON_MAX_DURATION,)
         h.uac.send(make_response(bye_a, 200), aaddr)
         (cdr,) = await h.sink.wait()
         assert cdr.hangup_side is HangupSide.SWITCH
+        assert cdr.q850_cause == 16
         assert 900 <= cdr.duration_ms <= 2500
 
     run_scenario(scenario, customer={"max_call_duration_s": 1})
@@ -583,11 +661,13 @@ def test_retransmissions_over_udp(run_scenario: Run) -> None:
         await h.gw1.request("ACK")  # the switch acknowledged the gateway's 2xx itself
         # The customer never ACKs: after 64*T1 the switch hangs up both legs.
         bye_b, baddr = await h.gw1.request("BYE")
+        assert bye_b.headers.get_all("Reason") == (REASON_TIMER_EXPIRY,)
         h.gw1.send(make_response(bye_b, 200), baddr)
         bye_a, aaddr = await h.uac.request("BYE")
         h.uac.send(make_response(bye_a, 200), aaddr)
         (cdr,) = await h.sink.wait()
         assert cdr.hangup_side is HangupSide.SWITCH
+        assert cdr.q850_cause == 102
 
     run_scenario(scenario, sip={"t1": 0.02, "t2": 0.08})
 

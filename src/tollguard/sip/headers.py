@@ -24,6 +24,7 @@ __all__ = [
     "HeaderSpec",
     "Headers",
     "NameAddr",
+    "ReasonValue",
     "Via",
     "canonical_name",
     "header_key",
@@ -33,6 +34,7 @@ __all__ = [
     "parse_cseq",
     "parse_max_forwards",
     "parse_name_addr",
+    "parse_reason",
     "parse_via",
     "split_list",
 ]
@@ -721,3 +723,62 @@ def parse_content_length(value: str) -> int:
     if len(digits) > 10:
         raise LocalProtocolError(f"Content-Length out of range: {digits}")
     return int(digits)
+
+
+@dataclass(frozen=True, slots=True)
+class ReasonValue:
+    """One value of a Reason header (RFC 3326 §2): why a request was sent.
+
+    ``protocol`` is ``SIP``, ``Q.850`` or another token; ``cause`` the protocol's code and
+    ``text`` its description, each ``None`` when absent.
+    """
+
+    protocol: str
+    cause: int | None
+    text: str | None
+    params: Params = ()
+
+    @property
+    def is_q850(self) -> bool:
+        return self.protocol.upper() == "Q.850"
+
+    def __str__(self) -> str:
+        return f"{self.protocol}{_format_params(self.params)}"
+
+
+_REASON_PROTOCOL_RE = re.compile(rf"{grammar.SWS}({grammar.TOKEN})")
+# Q.850 causes run to 127, SIP status codes to 699; anything longer is not a cause.
+_MAX_CAUSE_DIGITS = 4
+
+
+def parse_reason(value: str) -> tuple[ReasonValue, ...]:
+    """Parse one Reason header value, which may hold several comma-separated values.
+
+    reason-value = protocol *(SEMI reason-params), protocol-cause = "cause" EQUAL 1*DIGIT,
+    reason-text = "text" EQUAL quoted-string (RFC 3326 §2).
+    """
+    values: list[ReasonValue] = []
+    for item in split_list(value):
+        found = _REASON_PROTOCOL_RE.match(item)
+        if found is None:
+            raise LocalProtocolError(f"malformed Reason: {item[:60]!r}")
+        params, end = _match_params(item, found.end())
+        if end != len(item):
+            raise LocalProtocolError(f"malformed Reason: {item[:60]!r}")
+        cause_text = _find_param(params, "cause")
+        cause: int | None = None
+        if cause_text is not None:
+            if not (cause_text.isascii() and cause_text.isdigit()):
+                raise LocalProtocolError(f"Reason cause is not a number: {cause_text[:20]!r}")
+            if len(cause_text) > _MAX_CAUSE_DIGITS:
+                raise LocalProtocolError(f"Reason cause out of range: {cause_text[:20]}")
+            cause = int(cause_text)
+        text = _find_param(params, "text")
+        if text is not None:
+            if not grammar.QUOTED_STRING_RE.fullmatch(text):
+                raise LocalProtocolError("Reason text is not a quoted string")
+            text = _unquote(text)
+        values.append(ReasonValue(found[1], cause, text, params))
+    if not values:
+        raise LocalProtocolError("empty Reason header")
+    return tuple(values)

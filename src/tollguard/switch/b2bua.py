@@ -55,8 +55,13 @@ from tollguard.domain.rating import rate_call
 from tollguard.domain.routing import Plan, RouteCandidate, failover_policy
 from tollguard.sip import error_response, read_message
 from tollguard.sip.digest import NonceManager
-from tollguard.sip.errors import MessageDropped, RemoteProtocolError, SipError
-from tollguard.sip.headers import parse_via
+from tollguard.sip.errors import (
+    LocalProtocolError,
+    MessageDropped,
+    RemoteProtocolError,
+    SipError,
+)
+from tollguard.sip.headers import parse_reason, parse_via
 from tollguard.sip.message import Request, Response
 from tollguard.sip.uri import SipUri, TelUri, Uri
 from tollguard.switch.auth import Authenticated, Authenticator, Challenge
@@ -89,6 +94,14 @@ _KNOWN_METHODS = frozenset(
 
 # Distinct (source, transport, connection) peers remembered by on_message.
 _PEERS_MAX = 4096
+
+# Reason header values (RFC 3326) on the CANCELs and BYEs the switch starts itself; the
+# Q.850 cause (ITU-T Q.850 Table 1) is also the CDR's.
+REASON_TIMER_EXPIRY = 'Q.850;cause=102;text="Recovery on timer expiry"'
+REASON_NO_ANSWER = 'Q.850;cause=19;text="No answer from user"'
+REASON_MAX_DURATION = 'Q.850;cause=16;text="Maximum call duration reached"'
+# Q.850 causes are 7 bits.
+_Q850_MAX = 127
 
 
 class CallState(Enum):
@@ -171,6 +184,7 @@ class _Leg:
         "invite",
         "invite_uri",
         "peer",
+        "reasons",
         "remote_target",
         "ring_timer",
         "route_set",
@@ -201,6 +215,8 @@ class _Leg:
         self.route_set: tuple[str, ...] = ()
         self.started_at = 0.0
         self.user_agent = ""
+        # Reason values (RFC 3326) for the CANCEL or BYE that ends this attempt.
+        self.reasons: tuple[str, ...] = ()
 
     def stop_timers(self) -> None:
         if self.invite is not None:
@@ -319,6 +335,36 @@ def _to_tag(message: Request | Response) -> str | None:
     if to is None or "tag" not in to.lower():
         return None
     return message.to.tag
+
+
+def _reasons(request: Request) -> tuple[str, ...]:
+    """The Reason values (RFC 3326) of a CANCEL or BYE worth passing on: those that parse."""
+    values = request.headers.get_all("Reason")
+    if not values:
+        return ()
+    kept: list[str] = []
+    for value in values:
+        try:
+            parse_reason(value)
+        except LocalProtocolError:
+            if log.isEnabledFor(logging.DEBUG):
+                log.debug("call %s: malformed Reason dropped: %r", request.call_id, value[:80])
+            continue
+        kept.append(value)
+    return tuple(kept)
+
+
+def _reason_lines(reasons: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(f"Reason: {value}" for value in reasons)
+
+
+def _q850_cause(reasons: tuple[str, ...]) -> int | None:
+    """The first Q.850 cause among Reason values already checked by :func:`_reasons`."""
+    for value in reasons:
+        for reason in parse_reason(value):
+            if reason.is_q850 and reason.cause is not None and 0 < reason.cause <= _Q850_MAX:
+                return reason.cause
+    return None
 
 
 def _head_parts(message: Request | Response) -> tuple[str, str, str]:
@@ -717,18 +763,19 @@ class B2bua:
 
     def _setup_timeout(self, leg: _Leg) -> None:
         leg.setup_timer = None
-        self._abandon(leg, "setup timeout")
+        self._abandon(leg, "setup timeout", REASON_TIMER_EXPIRY)
 
     def _ring_timeout(self, leg: _Leg) -> None:
         leg.ring_timer = None
-        self._abandon(leg, "ring timeout")
+        self._abandon(leg, "ring timeout", REASON_NO_ANSWER)
 
-    def _abandon(self, leg: _Leg, why: str) -> None:
+    def _abandon(self, leg: _Leg, why: str, reason: str) -> None:
         """Give up on a gateway that is too slow, then try the next one."""
         call = leg.call
         if leg.state not in (AttemptState.CALLING, AttemptState.PROCEEDING):
             return
         leg.stop_timers()
+        leg.reasons = (reason,)
         self._cancel_leg(leg)
         self._attempt_done(leg, 408, why)
         if call.state is CallState.ROUTING and call.b is leg:
@@ -748,6 +795,7 @@ class B2bua:
             leg.invite_uri,
             f"Via: {leg.via}\r\nMax-Forwards: 70\r\n{leg.head}To: {leg.to_value}\r\n"
             f"CSeq: 1 CANCEL\r\n",
+            _reason_lines(leg.reasons),
         )
         leg.call.outgoing[(True, -1, leg.call_id)] = self._send_request(
             data, leg.peer, invite=False, on_timeout=None
@@ -884,7 +932,7 @@ class B2bua:
         ):
             # Answered after we gave up on it (RFC 3261 §9.1 race): end it at once.
             # Its channel was released when the attempt was abandoned.
-            self._send_bye(call, leg, towards_b=True)
+            self._send_bye(call, leg, towards_b=True, reasons=leg.reasons)
             return
         self._attempt_done(leg, response.status, response.reason)
         call.enter(CallState.ANSWERED)
@@ -990,12 +1038,12 @@ class B2bua:
     def _no_ack(self, call: Call) -> None:
         if call.state is CallState.ANSWERED:
             log.info("call %s: no ACK for our 2xx, hanging up", call.a_call_id)
-            self._hangup(call, HangupSide.SWITCH)
+            self._hangup(call, HangupSide.SWITCH, reasons=(REASON_TIMER_EXPIRY,))
 
     def _max_duration(self, call: Call) -> None:
         call.duration_timer = None
         if call.state is CallState.ANSWERED:
-            self._hangup(call, HangupSide.SWITCH)
+            self._hangup(call, HangupSide.SWITCH, reasons=(REASON_MAX_DURATION,))
 
     # -- in-dialog -----------------------------------------------------------------------
 
@@ -1026,11 +1074,12 @@ class B2bua:
             return
         if method == "BYE":
             self._respond(request, peer, 200)
+            reasons = _reasons(request)
             if call.state is CallState.ANSWERED:
-                self._hangup(call, HangupSide.CALLER, from_customer=True)
+                self._hangup(call, HangupSide.CALLER, from_customer=True, reasons=reasons)
             elif call.state is CallState.ROUTING:
                 # A BYE in the early dialog ends the call like a CANCEL would (§15).
-                self._abort_routing(call, 0, "caller hung up")
+                self._abort_routing(call, 0, "caller hung up", reasons)
                 self._reject(call, 487, "Request Terminated", HangupSide.CALLER)
             return
         if call.state is not CallState.ANSWERED:
@@ -1048,7 +1097,7 @@ class B2bua:
         if method == "BYE":
             self._respond(request, peer, 200)
             if call.state is CallState.ANSWERED and call.b is leg:
-                self._hangup(call, HangupSide.CALLEE, from_provider=True)
+                self._hangup(call, HangupSide.CALLEE, from_provider=True, reasons=_reasons(request))
             return
         if call.state is not CallState.ANSWERED or call.b is not leg:
             self._respond(request, peer, 481)
@@ -1068,14 +1117,18 @@ class B2bua:
         self._respond(request, peer, 200, to_tag=call.a_tag)
         if call.state is not CallState.ROUTING:
             return
-        self._abort_routing(call, 0, "cancelled")
+        self._abort_routing(call, 0, "cancelled", _reasons(request))
         self._reject(call, 487, "Request Terminated", HangupSide.CALLER)
 
-    def _abort_routing(self, call: Call, status: int, reason: str) -> None:
-        """Stop the attempt in progress (CANCEL it) without trying another gateway."""
+    def _abort_routing(
+        self, call: Call, status: int, reason: str, reasons: tuple[str, ...] = ()
+    ) -> None:
+        """Stop the attempt in progress (CANCEL it, with ``reasons``) without trying another
+        gateway."""
         leg = call.b
         if leg is not None:
             leg.stop_timers()
+            leg.reasons = reasons
             self._cancel_leg(leg)
             self._attempt_done(leg, status, reason)
             call.b = None
@@ -1164,7 +1217,9 @@ class B2bua:
 
     # -- ending --------------------------------------------------------------------------
 
-    def _send_bye(self, call: Call, leg: _Leg | None, *, towards_b: bool) -> None:
+    def _send_bye(
+        self, call: Call, leg: _Leg | None, *, towards_b: bool, reasons: tuple[str, ...] = ()
+    ) -> None:
         if towards_b:
             assert leg is not None
             saved = call.b
@@ -1176,7 +1231,10 @@ class B2bua:
             cseq = self._next_cseq(call, False)
             head, dest, uri = self._in_dialog_head(call, False, "BYE", cseq)
         call.outgoing[(towards_b, cseq, "BYE")] = self._send_request(
-            render_request("BYE", uri, head), dest, invite=False, on_timeout=None
+            render_request("BYE", uri, head, _reason_lines(reasons)),
+            dest,
+            invite=False,
+            on_timeout=None,
         )
 
     def _hangup(
@@ -1186,15 +1244,19 @@ class B2bua:
         *,
         from_customer: bool = False,
         from_provider: bool = False,
+        reasons: tuple[str, ...] = (),
     ) -> None:
-        """End an answered call: BYE to whichever legs did not hang up themselves."""
+        """End an answered call: BYE to whichever legs did not hang up themselves.
+
+        ``reasons`` (RFC 3326) go with the BYEs, and a Q.850 cause among them is the CDR's.
+        """
         self._acked(call)  # a BYE either way: no point resending our 2xx
         if not from_customer:
-            self._send_bye(call, None, towards_b=False)
+            self._send_bye(call, None, towards_b=False, reasons=reasons)
         if not from_provider and call.b is not None:
-            self._send_bye(call, call.b, towards_b=True)
+            self._send_bye(call, call.b, towards_b=True, reasons=reasons)
         call.hangup_side = side
-        self._end(call, None)
+        self._end(call, _q850_cause(reasons))
 
     def _end(self, call: Call, cause: int | None) -> None:
         call.enter(CallState.ENDED)
