@@ -64,6 +64,7 @@ def test_tollguard_smoke(auth: str) -> None:
     assert_measured(result, max_rate=MAX_RATE)
     assert "auth_fallback" not in result
     assert result["auth"] == auth
+    assert result["hold_retries"] == 1
 
 
 def test_search_stops_at_first_failure_and_bisects() -> None:
@@ -113,6 +114,38 @@ def test_search_confirms_lower_when_the_full_hold_fails() -> None:
     assert search.best.seconds == 10
     assert search.best.rate <= 12
     assert search.best.rate >= 10  # halved from 40 to 20, then 10, then bisected upwards
+
+
+def test_search_runs_a_failed_full_hold_again() -> None:
+    # A fake system that holds up to 30 calls a second but fails the first full-length
+    # hold at every rate, as a pause of the host would make it.
+    tried: list[tuple[float, float]] = []
+
+    def hold(rate: float, seconds: float) -> calls.Hold:
+        first_try = (rate, seconds) not in tried
+        tried.append((rate, seconds))
+        ok = rate <= 30 and not (seconds == 10 and first_try)
+        n = round(rate * seconds)
+        return calls.Hold(rate, seconds, n, n if ok else n - 1, 0 if ok else 1, seconds, 0.1, ok)
+
+    search = calls.search_rate(
+        hold, duration_s=10, start_rate=5, max_rate=100, step=5, ramp_s=2, retries=1
+    )
+    assert search.best is not None
+    assert search.best.rate == 30
+    full = [hold for hold in search.holds if hold.seconds == 10]
+    # Every full-length rate was tried twice; each listed, the failed tries too.
+    assert [h.rate for h in full] == [
+        r for r in dict.fromkeys(h.rate for h in full) for _ in (1, 2)
+    ]
+    assert not full[0].held and full[1].held
+    ramps = [hold for hold in search.holds if hold.seconds == 2]
+    assert len(ramps) == len({hold.rate for hold in ramps})  # short ramp holds: no retries
+
+    # Without retries the first failure decides: the search ends lower or empty.
+    tried.clear()
+    strict = calls.search_rate(hold, duration_s=10, start_rate=5, max_rate=100, step=5, ramp_s=2)
+    assert strict.best is None or strict.best.rate < 30
 
 
 def test_unknown_auth_mode_is_refused() -> None:
