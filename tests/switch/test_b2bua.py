@@ -297,16 +297,7 @@ def test_bye_reason_is_passed_on_and_its_cause_recorded(run_scenario: Run) -> No
 def test_bye_from_the_provider(run_scenario: Run) -> None:
     async def scenario(h: Harness) -> None:
         dialog, invite, addr = await h.connected()
-        to = invite.headers.get("To") or ""
-        bye = Request(
-            "BYE",
-            invite.from_.uri,
-            invite.headers.remove("Max-Forwards")
-            .replace("CSeq", "1 BYE")
-            .replace("From", f"{to};tag=x1")
-            .replace("To", invite.headers.get("From") or "")
-            .replace("Via", f"SIP/2.0/UDP 127.0.0.1:{h.gw1.port};branch=z9hG4bKbye1"),
-        )
+        bye = _from_gateway(invite, "BYE", 1, h.gw1.port)
         h.gw1.send(bye.with_headers(bye.headers.append("Reason", "Q.850;cause=31")), addr)
         await h.gw1.response(200, method="BYE")
         cbye, caddr = await h.uac.request("BYE")
@@ -338,6 +329,56 @@ def test_reinvite_is_relayed_both_ways(run_scenario: Run) -> None:
         info, iaddr = await h.gw1.request("INFO")
         h.gw1.send(make_response(info, 200), iaddr)
         await h.uac.response(200, method="INFO")
+        await _bye_from_customer(h, dialog)
+
+    run_scenario(scenario)
+
+
+def _from_gateway(invite: Request, method: str, cseq: int, port: int) -> Request:
+    """An in-dialog request from gateway 1 for the call that ``invite`` started."""
+    to = invite.headers.get("To") or ""
+    return Request(
+        method,
+        invite.from_.uri,
+        invite.headers.remove("Max-Forwards")
+        .replace("CSeq", f"{cseq} {method}")
+        .replace("From", f"{to};tag=x1")
+        .replace("To", invite.headers.get("From") or "")
+        .replace("Via", f"SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bK{method}{cseq}"),
+    )
+
+
+def test_overlapping_and_crossing_reinvites(run_scenario: Run) -> None:
+    async def scenario(h: Harness) -> None:
+        dialog, invite, addr = await h.connected()
+        h.uac.send(dialog.in_dialog("INVITE", body=SDP_OFFER), h.switch)
+        reinvite, raddr = await h.gw1.request("INVITE")
+        # RFC 3261 §14.2: a second re-INVITE from the customer while its first is
+        # unanswered gets 500 with a Retry-After of 0-10 s, and goes no further.
+        h.uac.send(dialog.in_dialog("INVITE", body=SDP_OFFER), h.switch)
+        refused = await h.uac.response(500)
+        retry = refused.headers.get("Retry-After")
+        assert retry is not None and 0 <= int(retry) <= 10
+        # The gateway's own re-INVITE crosses ours on its leg: 491 Request Pending.
+        h.gw1.send(_from_gateway(invite, "INVITE", 2, h.gw1.port), addr)
+        assert (await h.gw1.response(491)).status == 491
+        assert h.uac.nothing(_is("INVITE"))
+        # Once the first is answered, re-INVITEs flow again.
+        h.gw1.send(
+            make_response(
+                reinvite, 200, body=SDP_ANSWER, headers=(("Content-Type", "application/sdp"),)
+            ),
+            raddr,
+        )
+        await h.uac.response(200)
+        await h.gw1.request("ACK")
+        h.gw1.send(_from_gateway(invite, "INVITE", 3, h.gw1.port), addr)
+        relayed, caddr = await h.uac.request("INVITE")
+        # ... and the customer's crossing one gets 491 while the switch's is pending.
+        h.uac.send(dialog.in_dialog("INVITE", body=SDP_OFFER), h.switch)
+        assert (await h.uac.response(491)).status == 491
+        h.uac.send(make_response(relayed, 200), caddr)
+        await h.gw1.response(200, method="INVITE")
         await _bye_from_customer(h, dialog)
 
     run_scenario(scenario)

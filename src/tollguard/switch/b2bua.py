@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import time
 from collections import deque
 from collections.abc import Callable
@@ -428,6 +429,8 @@ class B2bua:
         self._ended: deque[tuple[float, Call]] = deque()
         self._sweeper: Cancellable | None = None
         self.calls_total = 0
+        # Retry-After of a 500 to an overlapping re-INVITE: spread, not secret.
+        self._retry_rng = random.Random()
 
     # -- wiring ------------------------------------------------------------------------
 
@@ -1086,7 +1089,8 @@ class B2bua:
             self._respond(request, peer, 481)
             return
         if method in _IN_DIALOG_RELAYED:
-            self._relay_request(call, request, peer, towards_b=True)
+            if method != "INVITE" or not self._reinvite_refused(call, request, peer, False):
+                self._relay_request(call, request, peer, towards_b=True)
         else:
             self._respond(request, peer, 501, extra=(f"Allow: {ALLOW}",))
 
@@ -1103,9 +1107,30 @@ class B2bua:
             self._respond(request, peer, 481)
             return
         if method in _IN_DIALOG_RELAYED:
-            self._relay_request(call, request, peer, towards_b=False)
+            if method != "INVITE" or not self._reinvite_refused(call, request, peer, True):
+                self._relay_request(call, request, peer, towards_b=False)
         else:
             self._respond(request, peer, 501, extra=(f"Allow: {ALLOW}",))
+
+    def _reinvite_refused(self, call: Call, request: Request, peer: _Peer, from_b: bool) -> bool:
+        """Answer a re-INVITE that overlaps another INVITE on its leg (RFC 3261 §14.2).
+
+        The switch is the UAS of each leg: while an INVITE it relayed *to* the sender is
+        unanswered, the sender gets 491 (crossing re-INVITEs, each side retries after a
+        random pause); while the sender's own previous INVITE is unanswered, 500 with a
+        Retry-After of 0-10 s.
+        """
+        towards_sender = from_b  # the direction of requests the switch relays to the sender
+        for (towards_b, _), relay in call.relays.items():
+            if relay.method != "INVITE":
+                continue
+            if towards_b == towards_sender:
+                self._respond(request, peer, 491)
+            else:
+                retry = f"Retry-After: {self._retry_rng.randint(0, 10)}"
+                self._respond(request, peer, 500, extra=(retry,))
+            return True
+        return False
 
     def _acked(self, call: Call) -> None:
         if call.retransmit is not None:
