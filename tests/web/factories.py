@@ -32,10 +32,12 @@ def customer(name: str = "acme", **values: object) -> Customer:
     return Customer.objects.create(name=name, **values)
 
 
-def account(customer: Customer, username: str = "alice", password: str = "pw") -> Account:
-    md5, sha256 = ha1_digests(username, REALM, password)
+def account(
+    customer: Customer, username: str = "alice", password: str = "pw", *, allow_md5: bool = False
+) -> Account:
+    md5, sha256 = ha1_digests(username, REALM, password, md5=allow_md5)
     return Account.objects.create(
-        customer=customer, username=username, ha1_md5=md5, ha1_sha256=sha256
+        customer=customer, username=username, ha1_md5=md5, ha1_sha256=sha256, allow_md5=allow_md5
     )
 
 

@@ -73,7 +73,9 @@ def test_account_form_stores_only_digests(client: Client) -> None:
     assert response.status_code == 302
     account = Account.objects.get(username="alice")
     realm = settings.TOLLGUARD.sip.realm
-    assert (account.ha1_md5, account.ha1_sha256) == ha1_digests("alice", realm, "pa55-word")
+    assert (account.ha1_md5, account.ha1_sha256) == ha1_digests(
+        "alice", realm, "pa55-word", md5=True
+    )
 
 
 @override_settings(ROOT_URLCONF=__name__, ALLOWED_HOSTS=["testserver"])
@@ -110,6 +112,28 @@ def test_renaming_an_account_needs_a_new_password(client: Client) -> None:
     )
     assert response.status_code == 200
     assert "Changing the user name needs a new SIP password." in response.content.decode()
+
+
+@override_settings(ROOT_URLCONF=__name__, ALLOWED_HOSTS=["testserver"])
+def test_allowing_md5_needs_the_password_again(client: Client) -> None:
+    account = factories.account(factories.customer(), "bob", "old")
+    assert account.ha1_md5 == ""  # never made for an account without MD5
+    change = f"/hidden/customers/account/{account.pk}/change/"
+    fields = {"customer": account.customer_id, "username": "bob", "enabled": "on"}
+    response = client.post(change, {**fields, "allow_md5": "on"})
+    assert response.status_code == 200
+    assert "Allowing MD5 needs the SIP password again" in response.content.decode()
+    assert Account.objects.get(pk=account.pk).allow_md5 is False
+    response = client.post(change, {**fields, "allow_md5": "on", "sip_password": "n3w-pass"})
+    assert response.status_code == 302
+    stored = Account.objects.get(pk=account.pk)
+    realm = settings.TOLLGUARD.sip.realm
+    assert (stored.ha1_md5, stored.ha1_sha256) == ha1_digests("bob", realm, "n3w-pass", md5=True)
+    # Turning MD5 off again forgets its digest; the SHA-256 one stays.
+    assert client.post(change, fields).status_code == 302
+    stored = Account.objects.get(pk=account.pk)
+    assert (stored.allow_md5, stored.ha1_md5) == (False, "")
+    assert stored.ha1_sha256 == ha1_digests("bob", realm, "n3w-pass", md5=False)[1]
 
 
 @override_settings(ROOT_URLCONF=__name__, ALLOWED_HOSTS=["testserver"])

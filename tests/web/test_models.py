@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import importlib
 from decimal import Decimal
 
 import pytest
@@ -24,12 +25,12 @@ pytestmark = pytest.mark.usefixtures("db")
 
 def test_ha1_md5_matches_the_rfc_2617_example() -> None:
     # RFC 2617 §3.5: user Mufasa, realm testrealm@host.com, password "Circle Of Life".
-    md5, _ = ha1_digests("Mufasa", "testrealm@host.com", "Circle Of Life")
+    md5, _ = ha1_digests("Mufasa", "testrealm@host.com", "Circle Of Life", md5=True)
     assert md5 == "939e7578ed9e3c518a452acee763bce9"
 
 
 def test_ha1_sha256_is_over_username_realm_password() -> None:
-    _, sha256 = ha1_digests("Mufasa", "http-auth@example.org", "Circle of Life")
+    _, sha256 = ha1_digests("Mufasa", "http-auth@example.org", "Circle of Life", md5=True)
     assert sha256 == hashlib.sha256(b"Mufasa:http-auth@example.org:Circle of Life").hexdigest()
     assert len(sha256) == 64
 
@@ -39,15 +40,52 @@ def test_set_sip_password_stores_only_digests() -> None:
     account = Account(customer=customer, username="bob")
     set_sip_password(account, "correct horse", "example.net")
     stored = Account.objects.get(username="bob")
-    assert (stored.ha1_md5, stored.ha1_sha256) == ha1_digests("bob", "example.net", "correct horse")
+    assert (stored.ha1_md5, stored.ha1_sha256) == ha1_digests(
+        "bob", "example.net", "correct horse", md5=False
+    )
     assert "correct horse" not in {f for f in vars(stored).values() if isinstance(f, str)}
+
+
+def test_set_sip_password_keeps_md5_only_when_allowed() -> None:
+    customer = factories.customer()
+    account = Account(customer=customer, username="dave", allow_md5=True)
+    set_sip_password(account, "pw-one", "example.net")
+    stored = Account.objects.get(username="dave")
+    assert (stored.ha1_md5, stored.ha1_sha256) == ha1_digests(
+        "dave", "example.net", "pw-one", md5=True
+    )
+    assert len(stored.ha1_md5) == 32
+
+
+def test_account_save_forgets_md5_when_not_allowed() -> None:
+    account = factories.account(factories.customer(), "erin", allow_md5=True)
+    assert account.ha1_md5
+    account.allow_md5 = False
+    account.save(update_fields=["allow_md5"])  # the digest goes with it all the same
+    assert Account.objects.get(pk=account.pk).ha1_md5 == ""
+
+
+def test_migration_forgets_unused_md5_digests() -> None:
+    from django.apps import apps
+
+    migration = importlib.import_module(
+        "tollguard.web.customers.migrations.0003_account_forget_unused_md5"
+    )
+    customer = factories.customer()
+    kept = factories.account(customer, "frank", allow_md5=True)
+    unused = factories.account(customer, "grace")
+    # A digest stored before this release, past Account.save.
+    Account.objects.filter(pk=unused.pk).update(ha1_md5="0" * 32)
+    migration.forget_unused_md5(apps, None)
+    assert Account.objects.get(pk=unused.pk).ha1_md5 == ""
+    assert Account.objects.get(pk=kept.pk).ha1_md5 == kept.ha1_md5
 
 
 def test_set_sip_password_replaces_the_digests() -> None:
     account = factories.account(factories.customer(), "carol", "old")
     set_sip_password(account, "new", factories.REALM)
     account.refresh_from_db()
-    assert account.ha1_sha256 == ha1_digests("carol", factories.REALM, "new")[1]
+    assert account.ha1_sha256 == ha1_digests("carol", factories.REALM, "new", md5=False)[1]
 
 
 def test_set_sip_password_refuses_an_empty_password() -> None:

@@ -98,7 +98,7 @@ def test_example_plan_loads_and_is_idempotent() -> None:
     assert report.counts["accounts"].created == 2
     office = Account.objects.get(username="acme-office")
     assert (office.ha1_md5, office.ha1_sha256) == ha1_digests(
-        "acme-office", REALM, "change-me-9f2c41"
+        "acme-office", REALM, "change-me-9f2c41", md5=office.allow_md5
     )
     cost = RateCard.objects.get(name="carrier-a-cost")
     assert cost.kind == "cost"
@@ -136,7 +136,10 @@ def test_updates_by_natural_key(tmp_path: Path) -> None:
     assert (report.counts["rates"].created, report.counts["rates"].deleted) == (1, 1)
     assert Customer.objects.get(name="acme").pk == customer_id
     assert Gateway.objects.get(name="gw-a1").host == "192.0.2.11"
-    assert Account.objects.get(username="alice").ha1_sha256 == ha1_digests("alice", REALM, "n3w")[1]
+    assert (
+        Account.objects.get(username="alice").ha1_sha256
+        == ha1_digests("alice", REALM, "n3w", md5=False)[1]
+    )
     assert RateCard.objects.get(name="retail").rates.get().price_per_minute == Decimal("0.03")
 
 
@@ -164,6 +167,36 @@ def test_accounts_accept_sha256_only_unless_the_plan_allows_md5(tmp_path: Path) 
     load_plan_file(EXAMPLE, realm=REALM)
     legacy, office = Account.objects.filter(username__startswith="acme-").order_by("username")
     assert (legacy.allow_md5, office.allow_md5) == (True, False)
+
+
+def test_md5_digest_is_kept_only_while_the_plan_allows_md5(tmp_path: Path) -> None:
+    load_plan_file(write(tmp_path, BASE), realm=REALM)
+    assert Account.objects.get(username="alice").ha1_md5 == ""
+    # Allowing MD5 later without the password: the MD5 digest was never made.
+    without = BASE.replace(
+        "{username: alice, password: s3cret}", "{username: alice, allow_md5: true}"
+    )
+    with pytest.raises(PlanFileError, match=r"accounts\[0\]\.allow_md5: needs 'password'"):
+        load_plan_file(write(tmp_path, without), realm=REALM)
+    assert Account.objects.get(username="alice").allow_md5 is False
+    with_password = BASE.replace(
+        "{username: alice, password: s3cret}",
+        "{username: alice, password: s3cret, allow_md5: true}",
+    )
+    load_plan_file(write(tmp_path, with_password), realm=REALM)
+    alice = Account.objects.get(username="alice")
+    assert alice.ha1_md5 == ha1_digests("alice", REALM, "s3cret", md5=True)[0]
+    # Now kept: a later file may leave the password out and keep MD5 allowed.
+    assert not load_plan_file(write(tmp_path, without), realm=REALM).changed
+    # Digests given for an account without MD5: the MD5 one is not stored, and loading
+    # the same file again changes nothing.
+    digests = BASE.replace(
+        "{username: alice, password: s3cret}",
+        "{username: alice, ha1_md5: " + '"' + "cd" * 16 + '", ha1_sha256: "' + "ab" * 32 + '"}',
+    )
+    load_plan_file(write(tmp_path, digests), realm=REALM)
+    assert Account.objects.get(username="alice").ha1_md5 == ""
+    assert not load_plan_file(write(tmp_path, digests), realm=REALM).changed
 
 
 def test_objects_not_in_the_file_are_left_alone(tmp_path: Path) -> None:

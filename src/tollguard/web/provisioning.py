@@ -770,6 +770,7 @@ def _check_references(plan: _Plan, errors: list[str]) -> None:
             if owner is not None and provider.name is not None and owner != provider.name:
                 errors.append(f"{gateway.where}.name: already belongs to provider {owner!r}")
     account_owner = _owners(Account, "username", "customer__name")
+    with_md5 = set(Account.objects.exclude(ha1_md5="").values_list("username", flat=True))
     acl_owner = {
         (network, tech_prefix): owner
         for network, tech_prefix, owner in AclEntry.objects.values_list(
@@ -788,6 +789,16 @@ def _check_references(plan: _Plan, errors: list[str]) -> None:
                 )
             if owner is None and not account.credentials_given:
                 errors.append(f"{account.where}: a new account needs 'password' or HA1 digests")
+            elif (
+                owner is not None
+                and account.allow_md5
+                and not account.credentials_given
+                and account.username not in with_md5
+            ):
+                errors.append(
+                    f"{account.where}.allow_md5: needs 'password' (or ha1_md5) again: the "
+                    "MD5 digest is kept only for accounts that allow MD5"
+                )
         for entry in customer.acl or ():
             owner = acl_owner.get((entry.network, entry.tech_prefix))
             if owner is not None and customer.name is not None and owner != customer.name:
@@ -888,10 +899,11 @@ def _apply(plan: _Plan, realm: str, counts: dict[str, Counts]) -> None:
             }
             if aspec.password is not None:
                 values["ha1_md5"], values["ha1_sha256"] = ha1_digests(
-                    aspec.username, realm, aspec.password
+                    aspec.username, realm, aspec.password, md5=aspec.allow_md5
                 )
             elif aspec.ha1_sha256 is not None:
-                values["ha1_md5"] = aspec.ha1_md5 or ""
+                # The MD5 HA1 is kept only for accounts that allow MD5 (Account.save).
+                values["ha1_md5"] = (aspec.ha1_md5 or "") if aspec.allow_md5 else ""
                 values["ha1_sha256"] = aspec.ha1_sha256
             _, outcome = _upsert(Account, {"username": aspec.username}, values)
             counts["accounts"].add(outcome)

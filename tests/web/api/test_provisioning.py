@@ -48,11 +48,29 @@ def test_account_password_is_hashed_and_never_returned(api: Client) -> None:
     assert "password" not in response.json()
     account = Account.objects.get(username="carol")
     realm = settings.TOLLGUARD.sip.realm
-    assert (account.ha1_md5, account.ha1_sha256) == ha1_digests("carol", realm, PASSWORD)
+    assert (account.ha1_md5, account.ha1_sha256) == ha1_digests("carol", realm, PASSWORD, md5=False)
     assert config_version() > before
     listed = send(api, "get", "/api/v1/accounts/").content.decode()
     assert account.ha1_sha256 not in listed
     assert "ha1" not in listed
+
+
+def test_allowing_md5_over_the_api_needs_the_password(api: Client) -> None:
+    w = people.world()
+    path = f"/api/v1/accounts/{w.account_a.pk}/"
+    Account.objects.filter(pk=w.account_a.pk).update(allow_md5=False, ha1_md5="")
+    refused = send(api, "patch", path, {"allow_md5": True})
+    assert refused.status_code == 400
+    assert "Allowing MD5 needs the SIP password again" in refused.json()["password"][0]
+    assert Account.objects.get(pk=w.account_a.pk).allow_md5 is False
+    done = send(api, "patch", path, {"allow_md5": True, "password": PASSWORD})
+    assert done.status_code == 200, done.content
+    account = Account.objects.get(pk=w.account_a.pk)
+    realm = settings.TOLLGUARD.sip.realm
+    expected = ha1_digests(account.username, realm, PASSWORD, md5=True)
+    assert (account.ha1_md5, account.ha1_sha256) == expected
+    assert send(api, "patch", path, {"allow_md5": False}).status_code == 200
+    assert Account.objects.get(pk=w.account_a.pk).ha1_md5 == ""
 
 
 def test_account_password_change_and_rename_rules(api: Client) -> None:
@@ -65,7 +83,7 @@ def test_account_password_change_and_rename_rules(api: Client) -> None:
     assert changed.status_code == 200
     account = Account.objects.get(pk=w.account_a.pk)
     realm = settings.TOLLGUARD.sip.realm
-    assert account.ha1_sha256 == ha1_digests("alicia", realm, PASSWORD)[1]
+    assert account.ha1_sha256 == ha1_digests("alicia", realm, PASSWORD, md5=False)[1]
 
 
 @pytest.mark.parametrize(

@@ -157,6 +157,14 @@ class AccountSerializer(RoleFieldLimitsSerializer[Account]):
             raise serializers.ValidationError(
                 {"password": "Changing the user name needs a new password."}
             )
+        if (
+            attrs.get("allow_md5")
+            and not password
+            and (self.instance is None or not self.instance.ha1_md5)
+        ):
+            raise serializers.ValidationError(
+                {"password": customer_services.ALLOW_MD5_NEEDS_DIGEST}
+            )
         return attrs
 
     def create(self, validated_data: dict[str, Any]) -> Account:

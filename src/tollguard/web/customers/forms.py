@@ -8,7 +8,7 @@ from django import forms
 from django.conf import settings
 
 from tollguard.web.customers.models import Account
-from tollguard.web.customers.services import ha1_digests
+from tollguard.web.customers.services import ALLOW_MD5_NEEDS_DIGEST, ha1_digests
 
 
 class AccountForm(forms.ModelForm[Account]):
@@ -35,6 +35,8 @@ class AccountForm(forms.ModelForm[Account]):
         if self.instance.pk is not None and username != self.instance.username and not password:
             # The digests cover the user name: renaming without a password breaks them.
             self.add_error("sip_password", "Changing the user name needs a new SIP password.")
+        if cleaned.get("allow_md5") and not password and not self.instance.ha1_md5:
+            self.add_error("sip_password", ALLOW_MD5_NEEDS_DIGEST)
         return cleaned
 
     def save(self, commit: bool = True) -> Account:
@@ -42,7 +44,7 @@ class AccountForm(forms.ModelForm[Account]):
         password = self.cleaned_data.get("sip_password", "")
         if password:
             account.ha1_md5, account.ha1_sha256 = ha1_digests(
-                account.username, settings.TOLLGUARD.sip.realm, password
+                account.username, settings.TOLLGUARD.sip.realm, password, md5=account.allow_md5
             )
         if commit:
             account.save()

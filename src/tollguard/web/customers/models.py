@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
 
@@ -86,6 +88,16 @@ class Account(models.Model):
 
     def __str__(self) -> str:
         return self.username
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        # The MD5 HA1 is kept only while MD5 is allowed: turning MD5 off forgets it, and
+        # turning it back on needs the password again (the forms, API and loader say so).
+        if not self.allow_md5 and self.ha1_md5:
+            self.ha1_md5 = ""
+            fields = kwargs.get("update_fields")
+            if fields is not None and "ha1_md5" not in fields:
+                kwargs["update_fields"] = [*fields, "ha1_md5"]
+        super().save(*args, **kwargs)
 
 
 class AclEntry(models.Model):
