@@ -348,6 +348,46 @@ def _from_gateway(invite: Request, method: str, cseq: int, port: int) -> Request
     )
 
 
+def test_required_extensions_get_420(run_scenario: Run) -> None:
+    async def scenario(h: Harness) -> None:
+        # RFC 3261 §8.2.2.3: the switch supports no option tag a Require can name.
+        h.invite(extra=(("Require", "100rel, timer"),))
+        refused = await h.uac.response(420)
+        assert refused.headers.get_all("Unsupported") == ("100rel", "timer")
+        assert refused.to.tag
+        assert h.gw1.nothing(_is("INVITE"))
+        # Supported (not Require) is fine: the call goes through.
+        dialog = h.invite(extra=(("Supported", "100rel, timer"),))
+        invite, addr = await h.gw1.request("INVITE")
+        answer(h.gw1, invite, addr, 200, body=SDP_ANSWER)
+        dialog.ack(await h.uac.response(200))
+        await h.gw1.request("ACK")
+        # In a dialog too, and nothing is relayed.
+        h.uac.send(dialog.in_dialog("INFO", extra=(("Require", "foo"),)), h.switch)
+        assert (await h.uac.response(420, method="INFO")).headers.get("Unsupported") == "foo"
+        assert h.gw1.nothing(_is("INFO"))
+        await _bye_from_customer(h, dialog)
+
+    run_scenario(scenario)
+
+
+def test_rfc4475_bext01_gets_420_listing_the_required_options(run_scenario: Run) -> None:
+    # RFC 4475 §3.3.5: a UAS answers 420 listing the Require options (Proxy-Require is a
+    # proxy's business, and the switch is a user agent on each leg).
+    corpus = Path(__file__).resolve().parents[1] / "sip" / "rfc4475"
+    torture = (corpus / "bext01.dat").read_bytes()
+
+    async def scenario(h: Harness) -> None:
+        h.uac.send(torture, h.switch)
+        refused = await h.uac.response(420, method="OPTIONS")
+        assert refused.headers.get_all("Unsupported") == (
+            "nothingSupportsThis",
+            "nothingSupportsThisEither",
+        )
+
+    run_scenario(scenario)
+
+
 def test_overlapping_and_crossing_reinvites(run_scenario: Run) -> None:
     async def scenario(h: Harness) -> None:
         dialog, invite, addr = await h.connected()

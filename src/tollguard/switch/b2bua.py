@@ -62,6 +62,7 @@ from tollguard.sip.errors import (
     RemoteProtocolError,
     SipError,
 )
+from tollguard.sip.grammar import TOKEN_RE
 from tollguard.sip.headers import parse_reason, parse_via
 from tollguard.sip.message import Request, Response
 from tollguard.sip.uri import SipUri, TelUri, Uri
@@ -87,6 +88,8 @@ SendFunction = Callable[[bytes, str, Address, int], None]
 
 ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO"
 _IN_DIALOG_RELAYED = frozenset({"INVITE", "UPDATE", "INFO"})
+# RFC 3261 §8.2.2.3: Require is not checked on these.
+_NO_REQUIRE = frozenset({"ACK", "CANCEL"})
 _KNOWN_METHODS = frozenset(
     {"INVITE", "ACK", "CANCEL", "BYE", "OPTIONS", "UPDATE", "INFO", "REGISTER", "PRACK"}
     | {"SUBSCRIBE", "NOTIFY", "REFER", "MESSAGE", "PUBLISH"}
@@ -528,6 +531,9 @@ class B2bua:
 
     def _on_request(self, request: Request, peer: _Peer) -> None:
         method = request.method
+        if method not in _NO_REQUIRE and request.headers.get("Require") is not None:
+            self._bad_extension(request, peer)
+            return
         entry = self._dialogs.get(request.call_id)
         if entry is not None:
             call, leg = entry
@@ -555,6 +561,20 @@ class B2bua:
             self._respond(request, peer, 501, extra=(f"Allow: {ALLOW}",), to_tag=self._ids.tag())
         else:
             self._respond(request, peer, 481, to_tag=self._ids.tag())
+
+    def _bad_extension(self, request: Request, peer: _Peer) -> None:
+        """420 for a request that requires extensions (RFC 3261 §8.2.2.3).
+
+        The switch supports none of the option tags a Require can name (100rel, timer,
+        precondition, replaces ...): the UAC learns which from Unsupported and may retry
+        without them.
+        """
+        tags = [tag for tag in request.headers.get_all("Require") if TOKEN_RE.fullmatch(tag)]
+        to_tag = self._ids.tag() if _to_tag(request) is None else None
+        if not tags:
+            self._respond(request, peer, 400, "Bad Request - malformed Require", to_tag=to_tag)
+            return
+        self._respond(request, peer, 420, extra=(f"Unsupported: {', '.join(tags)}",), to_tag=to_tag)
 
     # -- new calls ---------------------------------------------------------------------
 
