@@ -197,7 +197,7 @@ class Dialog:
         )
         self.uac.send(ack, self.switch)
 
-    def cancel(self) -> None:
+    def cancel(self, extra: tuple[tuple[str, str], ...] = ()) -> None:
         cancel = request(
             "CANCEL",
             self.uri,
@@ -206,6 +206,7 @@ class Dialog:
             from_tag=self.from_tag,
             cseq=self.invite.cseq.seq,
             branch=self.invite.vias[0].branch,
+            extra=extra,
         )
         self.uac.send(cancel, self.switch)
 

@@ -253,19 +253,7 @@ def test_cancel_passes_the_customers_reason_on(run_scenario: Run) -> None:
             ("Reason", 'SIP;cause=200;text="Call completed elsewhere"'),
             ("Reason", "Q.850;cause=sixteen"),  # malformed: not passed on
         )
-        h.uac.send(
-            request(
-                "CANCEL",
-                dialog.uri,
-                local_port=h.uac.port,
-                call_id=dialog.call_id,
-                from_tag=dialog.from_tag,
-                cseq=dialog.invite.cseq.seq,
-                branch=dialog.invite.vias[0].branch,
-                extra=reasons,
-            ),
-            h.switch,
-        )
+        dialog.cancel(extra=reasons)
         await h.uac.response(200, method="CANCEL")
         cancel, caddr = await h.gw1.request("CANCEL")
         assert cancel.headers.get_all("Reason") == (
