@@ -350,6 +350,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
             max_rate=args.max_rate,
             references=not args.no_references,
             auth=args.auth,
+            hold_retries=args.hold_retries,
         )
     elif args.name == "web":
         from tollguard.bench import web
@@ -457,6 +458,14 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("digest", "acl"),
         default="digest",
         help="calls: authenticate the customer by digest (MD5) or by source address",
+    )
+    p.add_argument(
+        "--hold-retries",
+        type=int,
+        choices=range(4),
+        default=1,
+        metavar="{0..3}",
+        help="calls: run a failed full-length hold again this many times (default 1)",
     )
     p.add_argument("--cdrs", type=int, default=5_000_000, help="web: CDRs in the database")
     p.add_argument("--requests", type=int, default=50, help="web: requests per page to time")

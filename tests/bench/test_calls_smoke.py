@@ -67,6 +67,24 @@ def test_tollguard_smoke(auth: str) -> None:
     assert result["hold_retries"] == 1
 
 
+@pytest.mark.integration
+@needs_sipp
+def test_cli_prints_one_json_object_with_its_options() -> None:
+    command = [sys.executable, "-m", "tollguard.cli", "bench", "calls", "--json"]
+    command += ["--no-references", "--auth", "acl", "--duration", "2", "--max-rate", "10"]
+    result = subprocess.run(
+        [*command, "--hold-retries", "0"], capture_output=True, text=True, timeout=180, check=True
+    )
+    figures = json.loads(result.stdout)
+    assert (figures["auth"], figures["hold_retries"], figures["references"]) == ("acl", 0, {})
+    assert_measured(figures, max_rate=MAX_RATE)
+    refused = subprocess.run(
+        [*command, "--hold-retries", "9"], check=False, capture_output=True, text=True, timeout=60
+    )
+    assert refused.returncode == 2
+    assert "--hold-retries" in refused.stderr
+
+
 def test_search_stops_at_first_failure_and_bisects() -> None:
     # The rate search alone, against a fake system that holds up to 37 calls a second.
     tried: list[tuple[float, float]] = []
