@@ -218,6 +218,7 @@ DECLARED: dict[str, Rule] = {
     # The path names customer B's session: not the customer's own, so a 404.
     "portal:session_end": Portal(customer=404, methods=("POST",)),
     "portal:sessions_end_others": Portal(customer=302, methods=("POST",)),
+    "portal:password": Portal(),
     "admin:index": AdminPage(),
     "admin:login": Public(frozenset({200, 302})),
     "admin:logout": Public(frozenset({200, 302}), methods=("POST",)),

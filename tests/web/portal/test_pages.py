@@ -23,7 +23,7 @@ from tollguard.web.customers.services import ha1_digests
 
 from ..api import people
 
-PAGES = ["/portal/", "/portal/cdrs/", "/portal/accounts/", "/portal/api-keys/"]
+PAGES = ["/portal/", "/portal/cdrs/", "/portal/accounts/", "/portal/api-keys/", "/portal/password/"]
 
 
 @pytest.fixture

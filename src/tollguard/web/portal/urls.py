@@ -22,4 +22,5 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("sessions/", views.session_list, name="sessions"),
     path("sessions/<int:pk>/end/", views.session_end, name="session_end"),
     path("sessions/end-others/", views.sessions_end_others, name="sessions_end_others"),
+    path("password/", views.password_change, name="password"),
 ]

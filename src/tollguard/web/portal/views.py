@@ -15,7 +15,9 @@ from functools import wraps
 from typing import Any, Concatenate
 
 from django.contrib import messages
+from django.contrib.auth import update_session_auth_hash
 from django.contrib.auth import views as auth_views
+from django.contrib.auth.forms import PasswordChangeForm
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.http import (
@@ -255,3 +257,29 @@ def session_end(request: HttpRequest, customer: Customer, pk: int) -> HttpRespon
 @require_POST
 def sessions_end_others(request: HttpRequest, customer: Customer) -> HttpResponse:
     return security_views.end_other_sessions(request, reverse("portal:sessions"))
+
+
+@customer_required
+def password_change(request: HttpRequest, customer: Customer) -> HttpResponse:
+    """The signed-in user's own portal password: the current one, then the new one twice.
+
+    The new password meets every configured validator (length, breached and context
+    words). This session stays signed in; the user's other sessions end.
+    """
+    if request.method == "POST":
+        form = PasswordChangeForm(request.user, request.POST)  # type: ignore[arg-type]
+        if form.is_valid():
+            user = form.save()
+            update_session_auth_hash(request, user)
+            security_log.info(
+                "portal password changed: ip=%s user_id=%s",
+                request.META.get("REMOTE_ADDR", ""),
+                user.pk,
+            )
+            messages.success(request, "Password changed. Your other sessions have ended.")
+            return HttpResponseRedirect(reverse("portal:home"))
+    elif request.method == "GET":
+        form = PasswordChangeForm(request.user)  # type: ignore[arg-type]
+    else:
+        return HttpResponse(status=405, headers={"Allow": "GET, POST"})
+    return render(request, "portal/password.html", {"customer": customer, "form": form})
