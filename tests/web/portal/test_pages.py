@@ -253,6 +253,14 @@ def test_api_key_form_refuses(alice: Client, data: dict[str, Any], error: str) -
     assert not ApiKey.objects.exists()
 
 
+def test_api_key_form_groups_the_scopes_and_labels_every_other_field(alice: Client) -> None:
+    html = text(alice.get("/portal/api-keys/"))
+    assert "<fieldset><legend>Scopes</legend>" in html
+    for name in ("name", "expires_on", "allowed_networks"):
+        assert f'<label for="id_{name}">' in html
+    assert '<div class="help">Leave empty: never.</div>' in html
+
+
 def test_cannot_revoke_another_customers_key(alice: Client, w: people.World) -> None:
     other = people.key(people.customer_user("cust-b", w.b), "read:cdr")
     assert alice.post(f"/portal/api-keys/{other.key.pk}/revoke/").status_code == 404

@@ -88,5 +88,8 @@ def test_a_refused_change_says_why_and_changes_nothing(
     assert user.check_password(OLD)
 
 
-def test_only_get_and_post(user: Any) -> None:
-    assert signed_in(user).put("/portal/password/").status_code == 405
+@pytest.mark.parametrize("path", ["/portal/password/", "/portal/api-keys/"])
+def test_only_get_and_post(user: Any, path: str) -> None:
+    response = signed_in(user).put(path)
+    assert response.status_code == 405
+    assert response["Allow"] == "GET, POST"

@@ -30,7 +30,7 @@ from django.http import (
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.utils import timezone
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from tollguard.web.api.errors import KeyRequestError
 from tollguard.web.api.keys import create_api_key, revoke_api_key
@@ -197,6 +197,7 @@ def account_reset(request: HttpRequest, customer: Customer, pk: int) -> HttpResp
 
 
 @customer_required
+@require_http_methods(["GET", "POST"])
 def api_key_list(request: HttpRequest, customer: Customer) -> HttpResponse:
     keys = ApiKey.objects.filter(customer=customer, owner_id=request.user.pk)
     if request.method == "POST":
@@ -219,10 +220,8 @@ def api_key_list(request: HttpRequest, customer: Customer) -> HttpResponse:
                     "portal/api_key_created.html",
                     {"customer": customer, "key": issued.key, "secret": issued.secret},
                 )
-    elif request.method == "GET":
-        form = ApiKeyForm()
     else:
-        return HttpResponse(status=405, headers={"Allow": "GET, POST"})
+        form = ApiKeyForm()
     return render(
         request,
         "portal/api_keys.html",
@@ -260,6 +259,7 @@ def sessions_end_others(request: HttpRequest, customer: Customer) -> HttpRespons
 
 
 @customer_required
+@require_http_methods(["GET", "POST"])
 def password_change(request: HttpRequest, customer: Customer) -> HttpResponse:
     """The signed-in user's own portal password: the current one, then the new one twice.
 
@@ -278,8 +278,6 @@ def password_change(request: HttpRequest, customer: Customer) -> HttpResponse:
             )
             messages.success(request, "Password changed. Your other sessions have ended.")
             return HttpResponseRedirect(reverse("portal:home"))
-    elif request.method == "GET":
-        form = PasswordChangeForm(request.user)  # type: ignore[arg-type]
     else:
-        return HttpResponse(status=405, headers={"Allow": "GET, POST"})
+        form = PasswordChangeForm(request.user)  # type: ignore[arg-type]
     return render(request, "portal/password.html", {"customer": customer, "form": form})
