@@ -30,6 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 REQUIREMENTS = ROOT / "requirements"
 DEV_LOCK = REQUIREMENTS / "dev.txt"
 RUNTIME_LOCK = REQUIREMENTS / "runtime.txt"
+BOOTSTRAP_LOCK = REQUIREMENTS / "bootstrap.txt"
 SBOM = ROOT / "sbom" / "tollguard.cdx.json"
 PROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
 # The scripts find the virtualenv through TOLLGUARD_VENV: the one running the tests.
@@ -75,7 +76,7 @@ def declared(*extras: str, inputs: tuple[str, ...] = ()) -> list[Requirement]:
 
 ALL_EXTRAS = tuple(PROJECT["optional-dependencies"])
 LOCKS = {
-    "dev": (DEV_LOCK, declared(*ALL_EXTRAS, inputs=("build.in", "tools.in"))),
+    "dev": (DEV_LOCK, declared(*ALL_EXTRAS, inputs=("build.in", "tools.in", "bootstrap.in"))),
     "runtime": (RUNTIME_LOCK, declared("postgresql", inputs=("build.in",))),
 }
 
@@ -133,6 +134,14 @@ def test_every_pin_carries_hashes(lock: str) -> None:
     pins = read_lock(LOCKS[lock][0])
     assert len(pins) > 20
     assert [name for name, pin in pins.items() if not pin.hashes] == []
+
+
+def test_the_bootstrap_lock_pins_the_tested_pip() -> None:
+    # scripts/_env.sh puts this pip into every new venv before installing a lock.
+    bootstrap, dev = read_lock(BOOTSTRAP_LOCK), read_lock(DEV_LOCK)
+    assert set(bootstrap) == {"pip"}
+    assert bootstrap["pip"].version == dev["pip"].version
+    assert set(bootstrap["pip"].hashes) == set(dev["pip"].hashes)
 
 
 def test_deployments_get_the_versions_that_were_tested() -> None:
