@@ -128,9 +128,12 @@ def test_a_new_venv_accepts_both_locks(tmp_path: Path) -> None:
     assert version.stdout.split()[1] == pip
     for lock in (DEV_LOCK, RUNTIME_LOCK):
         result = subprocess.run(
-            [venv / "bin" / "python", "-m", "pip", "install", "--dry-run", "--quiet"]
-            + ["--disable-pip-version-check", "--ignore-installed", "--require-hashes"]
-            + ["-r", str(lock)],
+            [
+                venv / "bin" / "python",
+                *("-m", "pip", "install", "--dry-run", "--quiet"),
+                *("--disable-pip-version-check", "--ignore-installed", "--require-hashes"),
+                *("-r", str(lock)),
+            ],
             capture_output=True,
             text=True,
             timeout=600,
