@@ -13,6 +13,7 @@ import contextlib
 import ipaddress
 import itertools
 import threading
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -44,6 +45,8 @@ from tollguard.sip.headers import Headers
 from tollguard.sip.message import Request, Response, make_response
 from tollguard.sip.uri import parse_uri
 from tollguard.switch.server import run_switch
+
+from .clock import ManualClock
 
 REALM = "tollguard"
 PASSWORD = "correct horse"
@@ -391,6 +394,8 @@ class Harness:
     stop: asyncio.Event
     task: asyncio.Task[None]
     ready: list[str] = field(default_factory=list)
+    # Set when the scenario runs on a manual clock: timers fire only when it moves.
+    clock: ManualClock | None = None
 
     def invite(
         self,
@@ -456,7 +461,10 @@ Scenario = Callable[["Harness"], Awaitable[None]]
 
 @contextlib.asynccontextmanager
 async def running_switch(
-    tmp_path: Path, sip: dict[str, object], customer: dict[str, object]
+    tmp_path: Path,
+    sip: dict[str, object],
+    customer: dict[str, object],
+    clock: ManualClock | None = None,
 ) -> AsyncIterator[Harness]:
     uac, gw1, gw2 = await _endpoint(), await _endpoint(), await _endpoint()
     source = MemorySource(plan_data((gw1.port, gw2.port), **customer), asyncio.get_running_loop())
@@ -477,6 +485,8 @@ async def running_switch(
             on_ready=on_ready,
             stop=stop,
             settle_heap=False,
+            scheduler=clock,
+            wall_clock=clock.wall if clock is not None else time.time,
         )
     )
     waiter = asyncio.create_task(ready.wait())
@@ -486,7 +496,7 @@ async def running_switch(
     if task.done():
         task.result()
     port = int(lines[0].rsplit(":", 1)[1])
-    h = Harness(uac, gw1, gw2, ("127.0.0.1", port), source, sink, stop, task, lines)
+    h = Harness(uac, gw1, gw2, ("127.0.0.1", port), source, sink, stop, task, lines, clock)
     try:
         yield h
     finally:
@@ -507,9 +517,12 @@ def run_scenario(tmp_path: Path) -> Callable[..., None]:
         *,
         sip: dict[str, object] | None = None,
         customer: dict[str, object] | None = None,
+        clock: bool = False,
     ) -> None:
+        manual = ManualClock() if clock else None
+
         async def main() -> None:
-            async with running_switch(tmp_path, sip or {}, customer or {}) as harness:
+            async with running_switch(tmp_path, sip or {}, customer or {}, manual) as harness:
                 await scenario(harness)
 
         asyncio.run(main())

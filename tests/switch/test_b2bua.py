@@ -15,7 +15,7 @@ from tollguard.domain.plan import SipTransport
 from tollguard.sip import parse_message
 from tollguard.sip.digest import authorization
 from tollguard.sip.message import Request, Response, make_response
-from tollguard.switch.b2bua import REASON_MAX_DURATION, REASON_NO_ANSWER, REASON_TIMER_EXPIRY
+from tollguard.switch.q850 import REASON_MAX_DURATION, REASON_NO_ANSWER, REASON_TIMER_EXPIRY
 from tollguard.transport import Transports, client_context
 
 from .conftest import (
@@ -168,11 +168,20 @@ def test_last_failure_code_goes_to_the_customer(run_scenario: Run) -> None:
     run_scenario(scenario)
 
 
+def advance(h: Harness, seconds: float) -> None:
+    """Move the switch's manual clock (scenarios run with ``clock=True``)."""
+    assert h.clock is not None
+    h.clock.advance(seconds)
+
+
 def test_setup_timeout_fails_over(run_scenario: Run) -> None:
     async def scenario(h: Harness) -> None:
         dialog = h.invite()
         await h.gw1.request("INVITE")  # gateway 1 stays silent
-        invite2, addr2 = await h.gw2.request("INVITE", timeout=2.0)
+        advance(h, 0.99)
+        assert h.gw2.nothing(_is("INVITE"))
+        advance(h, 0.01)  # the setup timeout (1 s)
+        invite2, addr2 = await h.gw2.request("INVITE")
         answer(h.gw2, invite2, addr2, 486)
         final = await h.uac.response()
         assert final.status == 486
@@ -180,14 +189,15 @@ def test_setup_timeout_fails_over(run_scenario: Run) -> None:
         assert [(a.gateway_id, a.sip_code) for a in cdr.attempts] == [(1, 408), (2, 486)]
         assert cdr.call_id == dialog.call_id
 
-    run_scenario(scenario, sip={"gateway_setup_timeout_s": 0.3})
+    run_scenario(scenario, clock=True)
 
 
 def test_late_provisional_after_setup_timeout_gets_cancel_with_reason(run_scenario: Run) -> None:
     async def scenario(h: Harness) -> None:
         h.invite()
         invite, addr = await h.gw1.request("INVITE")
-        invite2, addr2 = await h.gw2.request("INVITE", timeout=2.0)
+        advance(h, 1.0)  # the setup timeout
+        invite2, addr2 = await h.gw2.request("INVITE")
         # Gateway 1 wakes up after the switch moved on: RFC 3261 §9.1 lets the switch
         # CANCEL only now, and it says why.
         answer(h.gw1, invite, addr, 180)
@@ -198,7 +208,7 @@ def test_late_provisional_after_setup_timeout_gets_cancel_with_reason(run_scenar
         answer(h.gw2, invite2, addr2, 486)
         assert (await h.uac.response()).status == 486
 
-    run_scenario(scenario, sip={"gateway_setup_timeout_s": 0.3})
+    run_scenario(scenario, clock=True)
 
 
 def test_ring_timeout_cancels_and_fails_over(run_scenario: Run) -> None:
@@ -207,7 +217,10 @@ def test_ring_timeout_cancels_and_fails_over(run_scenario: Run) -> None:
         invite, addr = await h.gw1.request("INVITE")
         answer(h.gw1, invite, addr, 180)
         await h.uac.response(180)
-        cancel, caddr = await h.gw1.request("CANCEL", timeout=2.0)
+        advance(h, 4.9)
+        assert h.gw1.nothing(_is("CANCEL"))
+        advance(h, 0.1)  # the ring timeout (5 s)
+        cancel, caddr = await h.gw1.request("CANCEL")
         assert cancel.vias[0].branch == invite.vias[0].branch
         # RFC 3326: the gateway learns why (Q.850 19, no answer from user).
         assert cancel.headers.get_all("Reason") == (REASON_NO_ANSWER,)
@@ -217,7 +230,7 @@ def test_ring_timeout_cancels_and_fails_over(run_scenario: Run) -> None:
         answer(h.gw2, invite2, addr2, 404)
         assert (await h.uac.response()).status == 404
 
-    run_scenario(scenario, sip={"gateway_ring_timeout_s": 0.3})
+    run_scenario(scenario, clock=True)
 
 
 def test_cancel_before_answer(run_scenario: Run) -> None:
@@ -539,7 +552,10 @@ def test_gateway_at_max_channels_is_skipped(run_scenario: Run) -> None:
 def test_max_duration_ends_both_legs(run_scenario: Run) -> None:
     async def scenario(h: Harness) -> None:
         dialog, _, _ = await h.connected()
-        bye_b, baddr = await h.gw1.request("BYE", timeout=3.0)
+        advance(h, 0.999)
+        assert h.gw1.nothing(_is("BYE"))
+        advance(h, 0.001)
+        bye_b, baddr = await h.gw1.request("BYE")
         h.gw1.send(make_response(bye_b, 200), baddr)
         bye_a, aaddr = await h.uac.request("BYE")
         assert bye_a.call_id == dialog.call_id
@@ -549,9 +565,9 @@ def test_max_duration_ends_both_legs(run_scenario: Run) -> None:
         (cdr,) = await h.sink.wait()
         assert cdr.hangup_side is HangupSide.SWITCH
         assert cdr.q850_cause == 16
-        assert 900 <= cdr.duration_ms <= 2500
+        assert cdr.duration_ms == 1000
 
-    run_scenario(scenario, customer={"max_call_duration_s": 1})
+    run_scenario(scenario, customer={"max_call_duration_s": 1}, clock=True)
 
 
 def test_options_unknown_method_and_register(run_scenario: Run) -> None:
@@ -630,9 +646,13 @@ def test_new_invites_get_503_while_stopping(run_scenario: Run) -> None:
         await h.gw1.request("BYE")  # not answered: the switch waits for it, then stops
         h.invite()
         assert (await h.uac.response(503)).status == 503
+        assert not h.task.done()
+        advance(h, 6.5)  # Timer F (64*T1): the BYEs are given up, the switch stops
+        async with asyncio.timeout(2):
+            await h.task
         del dialog
 
-    run_scenario(scenario)
+    run_scenario(scenario, clock=True)
 
 
 def test_bye_in_the_early_dialog_ends_the_call_like_cancel(run_scenario: Run) -> None:
@@ -719,16 +739,21 @@ def test_retransmissions_over_udp(run_scenario: Run) -> None:
     async def scenario(h: Harness) -> None:
         dialog = h.invite()
         first, addr = await h.gw1.request("INVITE")
+        advance(h, 0.1)  # T1
         again, _ = await h.gw1.request("INVITE")  # Timer A: same transaction, resent
         assert again.vias[0].branch == first.vias[0].branch
         h.uac.send(dialog.invite, h.switch)  # the customer retransmits: 100 again
         await h.uac.response(100)
         answer(h.gw1, first, addr, 200, body=SDP_ANSWER)
         ok = await h.uac.response(200)
+        advance(h, 0.1)
         again_ok = await h.uac.response(200)  # no ACK yet: the 2xx is resent
         assert again_ok.to.tag == ok.to.tag
         await h.gw1.request("ACK")  # the switch acknowledged the gateway's 2xx itself
         # The customer never ACKs: after 64*T1 the switch hangs up both legs.
+        advance(h, 6.2)
+        assert h.gw1.nothing(_is("BYE"))
+        advance(h, 0.1)
         bye_b, baddr = await h.gw1.request("BYE")
         assert bye_b.headers.get_all("Reason") == (REASON_TIMER_EXPIRY,)
         h.gw1.send(make_response(bye_b, 200), baddr)
@@ -737,8 +762,10 @@ def test_retransmissions_over_udp(run_scenario: Run) -> None:
         (cdr,) = await h.sink.wait()
         assert cdr.hangup_side is HangupSide.SWITCH
         assert cdr.q850_cause == 102
+        # Hung up 64*T1 after the unacknowledged 2xx was first sent.
+        assert cdr.duration_ms == 6400
 
-    run_scenario(scenario, sip={"t1": 0.02, "t2": 0.08})
+    run_scenario(scenario, clock=True)
 
 
 def test_malformed_request_gets_400_and_garbage_is_dropped(run_scenario: Run) -> None:

@@ -2,13 +2,14 @@
 
 Each example plays a few calls in which the customer and the gateway act in a random
 order (answers of every kind, CANCEL, ACK, BYE from either side, re-INVITEs, resends of
-the last message). The B2BUA runs on a fake transport; its handler must never reach the
-"failed to handle a message" path, and a graceful stop must end every call with one CDR.
+the last message) while time moves on a manual clock in random steps (retransmissions,
+setup and ring timeouts, Timer B/F/H, a 2xx never acknowledged). The B2BUA runs on a
+fake transport; no error may be logged by the switch (a message handler's failure, a
+timer callback's), and a graceful stop must end every call with one CDR.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from pathlib import Path
 from typing import cast
@@ -22,6 +23,7 @@ from tollguard.domain.routing import build_plan
 from tollguard.switch.b2bua import B2bua
 from tollguard.switch.cdr_writer import CdrWriter
 
+from .clock import ManualClock
 from .conftest import TECH_PREFIX, make_settings, plan_data
 from .profile_calls import GATEWAY, SWITCH, gw_response, header, uac_in_dialog, uac_invite
 
@@ -43,7 +45,14 @@ ACTIONS = (
     "gw_ok_last",
     "uac_ok_last",
     "resend",
+    # Time passes: past T1 (resends), the setup timeout (1 s), then far enough for the
+    # ring timeout (5 s) and 64*T1 (6.4 s) to fall due.
+    "wait_t1",
+    "wait_setup",
+    "wait_long",
 )
+WAITS = {"wait_t1": 0.15, "wait_setup": 1.0, "wait_long": 7.0}
+T1 = 0.1  # make_settings
 
 
 class Collect:
@@ -59,17 +68,20 @@ class Collect:
 class Flow:
     """Both peers of one call, acting on what the switch last sent them."""
 
-    def __init__(self, b2bua: B2bua, index: int) -> None:
+    def __init__(self, b2bua: B2bua, clock: ManualClock, index: int) -> None:
         self.b2bua = b2bua
+        self.clock = clock
         self.index = index
         self.number = f"{TECH_PREFIX}44207{index:07d}"
         self.cseq = 1
         self.to_customer: list[bytes] = []
         self.to_gateway: list[bytes] = []
         self.last: tuple[bytes, tuple[str, int]] | None = None
+        self.last_at = 0.0
 
     def deliver(self, data: bytes, source: tuple[str, int]) -> None:
         self.last = (data, source)
+        self.last_at = self.clock.now()
         self.b2bua.on_message(data, source, "udp", 0)
 
     def sent(self, data: bytes, address: tuple[str, int]) -> None:
@@ -126,7 +138,13 @@ class Flow:
                 peer = GATEWAY if gateway else CUSTOMER
                 self.deliver(gw_response(last, "200 OK", tag if gateway else "uac"), peer)
         elif action == "resend" and self.last is not None:
-            self.deliver(*self.last)
+            # A peer resends only within its transaction's lifetime (Timer B/F,
+            # 64*T1); later the same bytes would be a new request.
+            if self.clock.now() - self.last_at < 64 * T1:
+                data, source = self.last
+                self.b2bua.on_message(data, source, "udp", 0)
+        elif action in WAITS:
+            self.clock.advance(WAITS[action])
 
 
 def uac_cancel(index: int, number: str) -> bytes:
@@ -155,7 +173,7 @@ def gateway_request(invite: bytes, method: str, tag: str) -> bytes:
     ).encode()
 
 
-FLOWS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FLOWS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 @FLOWS
@@ -170,27 +188,34 @@ def test_random_call_flows_never_break_the_handler(
             records.append(record)
 
     keep = Keep(level=logging.ERROR)
-    logger = logging.getLogger("tollguard.switch.b2bua")
+    logger = logging.getLogger("tollguard.switch")
     logger.addHandler(keep)
     try:
-        cdrs = asyncio.run(_play(tmp_path_factory.mktemp("flows"), plays))
+        cdrs, handler_errors = _play(tmp_path_factory.mktemp("flows"), plays)
     finally:
         logger.removeHandler(keep)
     assert not records, [r.getMessage() for r in records]
+    assert handler_errors == 0
     # Every call reached routing (an ACL customer, a known number): one CDR each.
     assert sorted(cdr.call_id for cdr in cdrs) == sorted(
         f"{index}-1@{CUSTOMER[0]}" for index in range(len(plays))
     )
 
 
-async def _play(tmp_path: Path, plays: list[list[str]]) -> list[Cdr]:
+def _play(tmp_path: Path, plays: list[list[str]]) -> tuple[list[Cdr], int]:
     data = plan_data((GATEWAY[1], GATEWAY[1] + 1))
     plan = build_plan(data)
     collect = Collect()
+    clock = ManualClock()
     b2bua = B2bua(
-        make_settings(tmp_path), lambda: plan, cast(CdrWriter, collect), nonce_secret=b"k" * 32
+        make_settings(tmp_path),
+        lambda: plan,
+        cast(CdrWriter, collect),
+        nonce_secret=b"k" * 32,
+        scheduler=clock,
+        wall_clock=clock.wall,
     )
-    flows = [Flow(b2bua, index) for index in range(len(plays))]
+    flows = [Flow(b2bua, clock, index) for index in range(len(plays))]
     # Calls are played one after the other: what the switch sends goes to the call in play.
     playing = [flows[0]]
 
@@ -205,5 +230,7 @@ async def _play(tmp_path: Path, plays: list[list[str]]) -> list[Cdr]:
             flow.act(action)
     b2bua.drain()
     assert b2bua.active_calls == 0
+    clock.advance(60.0)  # every retransmission given up, every ended call forgotten
+    assert clock.pending() == 0
     b2bua.close()
-    return collect.cdrs
+    return collect.cdrs, b2bua.handler_errors

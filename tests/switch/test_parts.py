@@ -21,16 +21,18 @@ from tollguard.domain.cdr import Cdr, HangupSide
 from tollguard.domain.routing import build_plan
 from tollguard.sip import Request, make_response, parse_message
 from tollguard.sip.digest import NonceManager, authorization
+from tollguard.sip.errors import LocalProtocolError
 from tollguard.switch import server
 from tollguard.switch.auth import Authenticated, Authenticator, Challenge, Rejected
 from tollguard.switch.b2bua import B2bua
 from tollguard.switch.cdr_writer import CdrWriter
 from tollguard.switch.loader import PlanLoader
 from tollguard.switch.q850 import q850_cause
-from tollguard.switch.status import StatusPublisher
+from tollguard.switch.status import StatusPublisher, SwitchCounters
 from tollguard.switch.timers import HORIZON_S, TimerWheel
 from tollguard.switch.wire import IdFactory, uri_of
 
+from .clock import ManualClock
 from .conftest import PASSWORD, REALM, make_settings, plan_data
 
 URI = "sip:442071234567@127.0.0.1"
@@ -369,6 +371,58 @@ def test_mutated_messages_never_escape_the_receive_boundary(
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
 
 
+@pytest.mark.parametrize(
+    ("fault", "counted", "level", "text"),
+    [
+        (KeyError("routing"), 1, logging.ERROR, "bug: handling a message of call fault-1"),
+        (AttributeError("no such thing"), 1, logging.ERROR, "bug: handling a message"),
+        (LocalProtocolError("unusable header"), 0, logging.INFO, "not handled: unusable"),
+    ],
+    ids=["key-error", "attribute-error", "protocol-error"],
+)
+def test_errors_past_the_receive_boundary_are_told_apart(
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+    fault: Exception,
+    counted: int,
+    level: int,
+    text: str,
+) -> None:
+    """A bug in call handling is logged with the Call-ID and counted; a peer's bad header
+    that only shows past parsing is the peer's fault, logged and not counted."""
+    clock = ManualClock()
+    b2bua = B2bua(
+        make_settings(tmp_path),
+        lambda: build_plan(plan_data((40001, 40002))),
+        ListQueue(),
+        nonce_secret=b"s" * 32,
+        scheduler=clock,
+        wall_clock=clock.wall,
+    )
+    b2bua.bind(lambda *_: None, {"udp": 5060})
+
+    def broken(*args: object) -> None:
+        raise fault
+
+    monkeypatch.setattr(b2bua._attempts, "next", broken)
+    with caplog.at_level(logging.INFO, "tollguard.switch"):
+        b2bua.on_message(INVITE.replace(b"fuzz-1", b"fault-1"), ("127.0.0.1", 5061), "udp", 0)
+    assert b2bua.handler_errors == counted
+    (record,) = [r for r in caplog.records if r.name == "tollguard.switch.b2bua"]
+    assert record.levelno == level
+    assert text in record.getMessage()
+    assert record.call_id == "fault-1"  # type: ignore[attr-defined]
+
+
+class ListQueue:
+    def __init__(self) -> None:
+        self.cdrs: list[Cdr] = []
+
+    def submit(self, cdr: Cdr) -> None:
+        self.cdrs.append(cdr)
+
+
 class ListSinkStub:
     def __init__(self) -> None:
         self.cdrs: list[Cdr] = []
@@ -392,7 +446,7 @@ def test_settling_the_heap_hides_what_was_loaded_from_the_collector() -> None:
 
 
 def test_the_status_document_carries_counters_and_the_rate(tmp_path: Path) -> None:
-    counters = iter([(3, 100), (1, 150)])
+    counters = iter([SwitchCounters(3, 100), SwitchCounters(1, 150, 2)])
     clock = iter([1000.0, 1010.0, 1012.0])  # start, first and second document
     publisher = StatusPublisher(
         tmp_path / "run" / "switch-status.json",
@@ -409,6 +463,7 @@ def test_the_status_document_carries_counters_and_the_rate(tmp_path: Path) -> No
     publisher.publish()
     second = json.loads(publisher.path.read_text())
     assert second["calls_per_second"] == 25.0  # 50 calls in 2 s
+    assert (first["handler_errors"], second["handler_errors"]) == (0, 2)
     assert [p.name for p in publisher.path.parent.iterdir()] == ["switch-status.json"]
     publisher.remove()
     assert not publisher.path.exists()
@@ -418,9 +473,9 @@ def test_the_status_is_rewritten_until_stop_then_removed(tmp_path: Path) -> None
     async def scenario() -> None:
         calls = [0]
 
-        def counters() -> tuple[int, int]:
+        def counters() -> SwitchCounters:
             calls[0] += 1
-            return 0, calls[0]
+            return SwitchCounters(0, calls[0])
 
         publisher = StatusPublisher(tmp_path / "status.json", counters, interval_s=0.01)
         stop = asyncio.Event()
@@ -442,7 +497,9 @@ def test_a_status_that_cannot_be_written_does_not_stop_the_switch(
     blocker.write_text("a file where the directory should be")
 
     async def scenario() -> None:
-        publisher = StatusPublisher(blocker / "status.json", lambda: (0, 0), interval_s=0.01)
+        publisher = StatusPublisher(
+            blocker / "status.json", lambda: SwitchCounters(0, 0), interval_s=0.01
+        )
         stop = asyncio.Event()
         task = asyncio.create_task(publisher.run(stop))
         await asyncio.sleep(0.05)

@@ -14,6 +14,7 @@ import gc
 import logging
 import os
 import signal
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -23,7 +24,8 @@ from tollguard.domain.plan import PlanSource
 from tollguard.switch.b2bua import B2bua
 from tollguard.switch.cdr_writer import CdrWriter
 from tollguard.switch.loader import PlanLoader
-from tollguard.switch.status import StatusPublisher
+from tollguard.switch.status import StatusPublisher, SwitchCounters
+from tollguard.switch.timers import Scheduler
 from tollguard.transport import Transports, client_context, server_context
 
 __all__ = ["run_switch"]
@@ -69,6 +71,8 @@ async def run_switch(
     on_ready: Callable[[list[str]], None] | None = None,
     stop: asyncio.Event | None = None,
     settle_heap: bool = True,
+    scheduler: Scheduler | None = None,
+    wall_clock: Callable[[], float] = time.time,
 ) -> None:
     """Serve SIP until ``stop`` is set (or SIGTERM/SIGINT), then stop gracefully.
 
@@ -76,7 +80,8 @@ async def run_switch(
     ``udp:127.0.0.1:40123``, once the plan is loaded and every listener is up.
     ``settle_heap`` tunes the process's garbage collector for the switch (see
     :func:`settle_heap`); a caller that shares its process with other work (a test
-    run) passes False.
+    run) passes False. ``scheduler`` and ``wall_clock`` replace the event loop's timer
+    wheel and the time of day (tests move a manual clock instead of waiting).
     """
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -85,7 +90,14 @@ async def run_switch(
     writer = CdrWriter(
         cdr_sink, batch_size=settings.cdr.batch_size, flush_interval_s=settings.cdr.flush_interval_s
     )
-    b2bua = B2bua(settings, lambda: loader.plan, writer, nonce_secret=_nonce_secret(settings))
+    b2bua = B2bua(
+        settings,
+        lambda: loader.plan,
+        writer,
+        nonce_secret=_nonce_secret(settings),
+        wall_clock=wall_clock,
+        scheduler=scheduler,
+    )
     if settle_heap:
         _settle_heap()
     listens = settings.sip.listeners
@@ -127,7 +139,8 @@ async def run_switch(
         if on_ready is not None:
             on_ready(lines)
         status = StatusPublisher(
-            settings.switch_status_path, lambda: (b2bua.active_calls, b2bua.calls_total)
+            settings.switch_status_path,
+            lambda: SwitchCounters(b2bua.active_calls, b2bua.calls_total, b2bua.handler_errors),
         )
         publishing = asyncio.create_task(status.run(stop))
         await loader.run(stop)

@@ -3,7 +3,9 @@
 The dashboard runs in another process and must not ask the switch anything on the call
 path, so the switch writes a small JSON document (``Settings.switch_status_path``) every
 ``interval_s``: calls in progress, calls since start, the call rate over the last
-interval, its process id and the time it was written. Each write goes to a temporary
+interval, how many messages failed on a bug of the switch (``handler_errors``, logged
+with their Call-ID; anything but 0 deserves a look), its process id and the time it was
+written. Each write goes to a temporary
 file renamed over the old one, so a reader sees a whole document or the previous one.
 A reader treats a document older than a few intervals as "switch not running"; the
 switch removes it when it stops.
@@ -19,12 +21,20 @@ import os
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import NamedTuple
 
-__all__ = ["StatusPublisher"]
+__all__ = ["StatusPublisher", "SwitchCounters"]
 
 log = logging.getLogger(__name__)
 
-Counters = Callable[[], tuple[int, int]]  # (calls in progress, calls since start)
+
+class SwitchCounters(NamedTuple):
+    active_calls: int  # calls in progress
+    calls_total: int  # calls since start
+    handler_errors: int = 0  # messages whose handling failed on a bug
+
+
+Counters = Callable[[], SwitchCounters]
 
 
 class StatusPublisher:
@@ -48,7 +58,7 @@ class StatusPublisher:
     def document(self) -> dict[str, object]:
         """The status now; the rate is over the time since the previous document."""
         now = self._clock()
-        active, total = self._counters()
+        active, total, errors = self._counters()
         rate = 0.0
         if self._last is not None and now > self._last[0]:
             rate = (total - self._last[1]) / (now - self._last[0])
@@ -58,6 +68,7 @@ class StatusPublisher:
             "active_calls": active,
             "calls_total": total,
             "calls_per_second": round(rate, 2),
+            "handler_errors": errors,
             "started_at": self._started,
             "updated_at": now,
             "interval_s": self._interval,

@@ -16,7 +16,7 @@ import logging
 from collections.abc import Callable
 from typing import Protocol
 
-__all__ = ["HORIZON_S", "Cancellable", "Timer", "TimerWheel"]
+__all__ = ["HORIZON_S", "Cancellable", "Scheduler", "Timer", "TimerWheel"]
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +28,20 @@ HORIZON_S = 120.0
 
 class Cancellable(Protocol):
     def cancel(self) -> None: ...
+
+
+class Scheduler(Protocol):
+    """The switch's clock and timers: monotonic seconds and callbacks after a delay.
+
+    The event loop's timer wheel in a running switch; tests pass a manual clock and
+    move it, so that a call-flow test reaches Timer B or a ring timeout without waiting.
+    """
+
+    def now(self) -> float: ...
+
+    def call_later(
+        self, delay: float, callback: Callable[..., None], *args: object
+    ) -> Cancellable: ...
 
 
 class Timer:
@@ -51,11 +65,23 @@ class Timer:
 class TimerWheel:
     """Timers rounded up to the next ``tick``, fired by one loop timer while any is armed."""
 
-    __slots__ = ("_done", "_due", "_handle", "_loop", "_per_second", "_slots", "_tick", "_time")
+    __slots__ = (
+        "_done",
+        "_due",
+        "_handle",
+        "_loop",
+        "_per_second",
+        "_slots",
+        "_tick",
+        "_time",
+        "now",
+    )
 
     def __init__(self, loop: asyncio.AbstractEventLoop, tick: float = 0.01) -> None:
         self._loop = loop
         self._time = loop.time
+        # The Scheduler's now(): the loop's own clock, without a call in between.
+        self.now: Callable[[], float] = loop.time
         self._tick = tick
         self._per_second = 1.0 / tick
         self._slots: dict[int, list[Timer]] = {}

@@ -117,7 +117,10 @@ def test_live_state_from_a_fresh_status(tmp_path: Path) -> None:
         "available": True,
         "active_calls": 7,
         "calls_per_second": "12.50",
+        "handler_errors": 0,  # a switch that does not report them has none to show
     }
+    path = status_file(tmp_path, handler_errors=3)
+    assert selectors.live_state(path, now=1002.0)["handler_errors"] == 3
 
 
 @pytest.mark.parametrize(

@@ -286,6 +286,7 @@ def live_state(path: Path, now: float) -> dict[str, Any]:
         interval = float(status.get("interval_s", 1.0))
         active = int(status["active_calls"])
         rate = float(status["calls_per_second"])
+        errors = int(status.get("handler_errors", 0))
     except FileNotFoundError:
         return {"available": False, "note": "The switch is not running."}
     except (OSError, ValueError, KeyError, TypeError) as exc:
@@ -296,7 +297,12 @@ def live_state(path: Path, now: float) -> dict[str, Any]:
             "available": False,
             "note": f"The switch has not reported for {age:.0f} s; it is probably stopped.",
         }
-    return {"available": True, "active_calls": active, "calls_per_second": f"{rate:.2f}"}
+    return {
+        "available": True,
+        "active_calls": active,
+        "calls_per_second": f"{rate:.2f}",
+        "handler_errors": errors,
+    }
 
 
 def with_live_state(data: dict[str, Any], now: float | None = None) -> dict[str, Any]:

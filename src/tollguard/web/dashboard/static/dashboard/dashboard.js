@@ -90,7 +90,11 @@
   function render(data) {
     if (data.live.available) {
       field("live", String(data.live.active_calls));
-      field("live_note", "in progress now, " + data.live.calls_per_second + " calls/s");
+      var note = "in progress now, " + data.live.calls_per_second + " calls/s";
+      if (data.live.handler_errors > 0) {
+        note += "; " + data.live.handler_errors + " messages failed on a switch error (see its log)";
+      }
+      field("live_note", note);
     } else {
       field("live", String(data.live.calls_last_minute));
       field("live_note", data.live.note + " Shown: calls ended in the last minute.");

@@ -1,0 +1,347 @@
+"""Gateway attempts and failover: the provider side of a call until one gateway answers.
+
+The route gives the gateways to try in order. Each attempt starts at the switch with a
+new Call-ID, From tag and branch (topology hiding); gateways at their channel limit are
+skipped. An attempt is left — with a CANCEL once it sent a provisional response (RFC 3261
+§9.1), with a Reason saying why (RFC 3326) — when the gateway sends no ringing within the
+setup timeout or rings longer than the ring timeout, and the next one is tried; a final
+failure moves on when the failover policy lists its code. A 2xx that comes after the
+switch gave up on the attempt is acknowledged and ended with a BYE at once.
+
+What the customer sees is not decided here: the owner is told of progress, of the answer
+and of the final failure through the callbacks it passes in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from tollguard.config import SipSettings
+from tollguard.domain.cdr import Attempt, HangupSide
+from tollguard.domain.plan import Gateway, SipTransport
+from tollguard.domain.routing import RouteCandidate, failover_policy
+from tollguard.sip.message import Response
+from tollguard.switch.call import (
+    LIVE_ATTEMPT,
+    AttemptState,
+    Call,
+    CallState,
+    GatewayAttempt,
+    Leg,
+    Peer,
+    TransactionKey,
+)
+from tollguard.switch.dialogs import DialogTable
+from tollguard.switch.q850 import REASON_NO_ANSWER, REASON_TIMER_EXPIRY, reason_lines
+from tollguard.switch.retransmit import Retransmitter
+from tollguard.switch.signalling import ALLOW, Signalling
+from tollguard.switch.timers import Scheduler
+from tollguard.switch.wire import reason_phrase, render_request, uri_of
+from tollguard.transport import Address
+
+__all__ = ["Attempts", "GatewayChannels"]
+
+# A provisional (non-100) response to relay to the customer.
+Progress = Callable[[Call, Response], None]
+# The current attempt answered: the call is answered.
+Answer = Callable[[Call, GatewayAttempt, Response], None]
+# No attempt left: (call, status, reason, hangup side, Q.850 cause, extra header lines).
+Failure = Callable[[Call, int, str, HangupSide, int | None, tuple[str, ...]], None]
+# End an answered dialog on a leg with a BYE carrying these Reason values.
+Bye = Callable[[Leg, tuple[str, ...]], None]
+
+
+class GatewayChannels:
+    """Calls in progress per gateway, against each gateway's channel limit."""
+
+    __slots__ = ("counts",)
+
+    def __init__(self) -> None:
+        self.counts: dict[int, int] = {}
+
+    def full(self, gateway: Gateway) -> bool:
+        return bool(gateway.max_channels) and self.counts.get(gateway.id, 0) >= gateway.max_channels
+
+    def take(self, gateway: Gateway) -> None:
+        self.counts[gateway.id] = self.counts.get(gateway.id, 0) + 1
+
+    def give_back(self, gateway: Gateway) -> None:
+        count = self.counts.get(gateway.id, 0) - 1
+        if count > 0:
+            self.counts[gateway.id] = count
+        else:
+            self.counts.pop(gateway.id, None)
+
+
+class Attempts:
+    """Starts, times, cancels and fails over the gateway attempts of every call."""
+
+    def __init__(  # noqa: PLR0917 (the switch's parts this concern uses, then its callbacks)
+        self,
+        settings: SipSettings,
+        signalling: Signalling,
+        retransmitter: Retransmitter,
+        scheduler: Scheduler,
+        wall: Callable[[], float],
+        dialogs: DialogTable,
+        channels: GatewayChannels,
+        *,
+        on_progress: Progress,
+        on_answer: Answer,
+        on_failure: Failure,
+        bye: Bye,
+    ) -> None:
+        self._settings = settings
+        self._sig = signalling
+        self._retransmitter = retransmitter
+        self._scheduler = scheduler
+        self._wall = wall
+        self._dialogs = dialogs
+        self.channels = channels
+        self._failover = failover_policy(settings.failover_codes)
+        self._on_progress = on_progress
+        self._on_answer = on_answer
+        self._on_failure = on_failure
+        self._bye = bye
+
+    # -- starting ------------------------------------------------------------------------
+
+    def next(self, call: Call) -> None:
+        """Try the next gateway of the route; with none left, the call fails."""
+        channels = self.channels
+        while call.next_candidate < len(call.candidates):
+            candidate = call.candidates[call.next_candidate]
+            call.next_candidate += 1
+            if channels.full(candidate.gateway):
+                continue
+            self._start(call, candidate)
+            return
+        if call.records:
+            last = call.records[-1]
+            status = last.sip_code if last.sip_code >= 300 else 503
+            self._on_failure(call, status, reason_phrase(status), HangupSide.CALLEE, None, ())
+        else:
+            # Every gateway is at its channel limit: no circuit available (Q.850 34).
+            self._on_failure(call, 503, "Service Unavailable", HangupSide.SWITCH, 34, ())
+
+    def _start(self, call: Call, candidate: RouteCandidate) -> None:
+        gateway = candidate.gateway
+        transport = str(gateway.transport)
+        sig = self._sig
+        ids = sig.ids
+        tparam = "" if gateway.transport is SipTransport.UDP else f";transport={transport}"
+        invite_uri = f"sip:{candidate.dial_number}@{gateway.host}:{gateway.port}{tparam}"
+        tag = ids.tag()
+        leg = Leg(
+            Peer((gateway.host, gateway.port), transport),
+            ids.call_id(),
+            tag,
+            f"<sip:{call.caller}@{sig.host}>;tag={tag}",
+            f"<{invite_uri}>",
+            invite_uri,
+            1,
+        )
+        via = sig.via(transport)
+        attempt = GatewayAttempt(call, candidate, leg, invite_uri, via, self._wall())
+        call.attempt = attempt
+        call.tried.append(attempt)
+        self._dialogs.add_attempt(attempt)
+        self.channels.take(gateway)
+        data = render_request(
+            "INVITE",
+            invite_uri,
+            f"Via: {via}\r\nMax-Forwards: {max(call.max_forwards - 1, 0)}\r\n"
+            f"From: {leg.local}\r\nTo: {leg.remote}\r\nCall-ID: {leg.call_id}\r\n"
+            f"CSeq: 1 INVITE\r\n{sig.contact(transport)}\r\nAllow: {ALLOW}\r\n"
+            f"User-Agent: {self._settings.user_agent}\r\n",
+            body=call.body,
+            content_type=call.content_type,
+        )
+        setup = self._settings.gateway_setup_timeout_s
+        attempt.invite = self._retransmitter.request(
+            data, leg.peer, invite=True, on_timeout=None, deadline=setup
+        )
+        attempt.setup_timer = self._scheduler.call_later(setup, self._setup_timeout, attempt)
+
+    # -- giving up -----------------------------------------------------------------------
+
+    def _setup_timeout(self, attempt: GatewayAttempt) -> None:
+        attempt.setup_timer = None
+        self._abandon(attempt, "setup timeout", REASON_TIMER_EXPIRY)
+
+    def _ring_timeout(self, attempt: GatewayAttempt) -> None:
+        attempt.ring_timer = None
+        self._abandon(attempt, "ring timeout", REASON_NO_ANSWER)
+
+    def _abandon(self, attempt: GatewayAttempt, why: str, reason: str) -> None:
+        """Give up on a gateway that is too slow, then try the next one."""
+        call = attempt.call
+        if attempt.state not in LIVE_ATTEMPT:
+            return
+        attempt.stop_timers()
+        attempt.reasons = (reason,)
+        self._cancel(attempt)
+        self._done(attempt, 408, why)
+        if call.state is CallState.ROUTING and call.attempt is attempt:
+            call.attempt = None
+            self.next(call)
+
+    def abort(self, call: Call, status: int, reason: str, reasons: tuple[str, ...] = ()) -> None:
+        """Stop the attempt in progress (CANCEL it, with ``reasons``) and try no other."""
+        attempt = call.attempt
+        if attempt is not None:
+            attempt.stop_timers()
+            attempt.reasons = reasons
+            self._cancel(attempt)
+            self._done(attempt, status, reason)
+            call.attempt = None
+
+    def _cancel(self, attempt: GatewayAttempt) -> None:
+        # RFC 3261 §9.1: CANCEL only once a provisional response came.
+        if attempt.state is AttemptState.CALLING:
+            attempt.enter(AttemptState.CANCEL_PENDING)
+            return
+        attempt.enter(AttemptState.CANCELLED)
+        if attempt.invite is not None:
+            attempt.invite.cancel()
+        leg = attempt.leg
+        data = render_request(
+            "CANCEL",
+            attempt.invite_uri,
+            f"Via: {attempt.via}\r\nMax-Forwards: 70\r\nFrom: {leg.local}\r\n"
+            f"To: {leg.remote}\r\nCall-ID: {leg.call_id}\r\nCSeq: 1 CANCEL\r\n",
+            reason_lines(attempt.reasons),
+        )
+        leg.pending[TransactionKey(1, "CANCEL")] = self._retransmitter.request(
+            data, leg.peer, invite=False, on_timeout=None
+        )
+
+    def _done(self, attempt: GatewayAttempt, status: int, reason: str) -> None:
+        candidate = attempt.candidate
+        attempt.call.records.append(
+            Attempt(
+                provider_id=candidate.provider.id,
+                gateway_id=candidate.gateway.id,
+                started_at=datetime.fromtimestamp(attempt.started_at, UTC),
+                sip_code=status,
+                reason=reason,
+            )
+        )
+        if status < 200 or status >= 300:
+            self.channels.give_back(candidate.gateway)
+
+    def _failed(
+        self, attempt: GatewayAttempt, status: int, reason: str, response: Response | None
+    ) -> None:
+        call = attempt.call
+        attempt.stop_timers()
+        attempt.enter(AttemptState.FAILED)
+        self._done(attempt, status, reason)
+        if call.state is not CallState.ROUTING or call.attempt is not attempt:
+            return
+        call.attempt = None
+        if self._failover.should_failover(status) and call.next_candidate < len(call.candidates):
+            self.next(call)
+            return
+        extra: tuple[str, ...] = ()
+        if response is not None:
+            # The carrier's own Q.850 cause says more than our mapping of its code.
+            extra = tuple(f"Reason: {value}" for value in response.headers.get_all("Reason"))
+        self._on_failure(call, status, reason, HangupSide.CALLEE, None, extra)
+
+    def transport_failed(self, transport: str, address: Address) -> None:
+        """A connection to ``address`` failed: attempts waiting on it fail with 503."""
+        for call, attempt in list(self._dialogs.entries.values()):
+            if (
+                attempt is not None
+                and attempt.leg.peer.address == address
+                and attempt.leg.peer.transport == transport
+                and attempt.state is AttemptState.CALLING
+                and call.attempt is attempt
+            ):
+                self._failed(attempt, 503, "Service Unavailable", None)
+
+    # -- responses to the INVITE -----------------------------------------------------------
+
+    def invite_response(self, call: Call, attempt: GatewayAttempt, response: Response) -> None:
+        status = response.status
+        if attempt.invite is not None:
+            attempt.invite.cancel()  # any response stops Timer A (RFC 3261 §17.1.1.2)
+        if status < 200:
+            self._provisional(call, attempt, response)
+        elif status < 300:
+            self._answered(call, attempt, response)
+        else:
+            self._ack_failure(attempt, response)
+            state = attempt.state
+            if state in LIVE_ATTEMPT:
+                self._failed(attempt, status, response.reason, response)
+            elif state is AttemptState.CANCEL_PENDING or state is AttemptState.CANCELLED:
+                attempt.enter(AttemptState.FAILED)
+            # FAILED or ANSWERED: a retransmission or a stray final, acknowledged above.
+
+    def _provisional(self, call: Call, attempt: GatewayAttempt, response: Response) -> None:
+        state = attempt.state
+        if state is AttemptState.CANCEL_PENDING:
+            self._cancel(attempt)  # the provisional makes the pending CANCEL possible
+            return
+        if state is AttemptState.CALLING:
+            attempt.enter(AttemptState.PROCEEDING)
+        elif state is not AttemptState.PROCEEDING:
+            return
+        if call.attempt is not attempt or response.status == 100:
+            return
+        if attempt.setup_timer is not None:
+            attempt.setup_timer.cancel()
+            attempt.setup_timer = None
+            attempt.ring_timer = self._scheduler.call_later(
+                self._settings.gateway_ring_timeout_s, self._ring_timeout, attempt
+            )
+        self._on_progress(call, response)
+
+    def _answered(self, call: Call, attempt: GatewayAttempt, response: Response) -> None:
+        leg = attempt.leg
+        if attempt.state is AttemptState.ANSWERED:
+            self._ack_2xx(leg)  # a retransmitted 2xx: our ACK was lost (§13.2.2.4)
+            return
+        headers = response.headers
+        if leg.remote.find(";tag=") < 0:
+            leg.remote = headers.get("To") or leg.remote
+        contact = headers.get("Contact")
+        leg.remote_target = uri_of(contact) if contact else attempt.invite_uri
+        leg.route_set = tuple(uri_of(v) for v in reversed(headers.get_all("Record-Route")))
+        attempt.user_agent = headers.get("Server") or headers.get("User-Agent") or ""
+        previous = attempt.state
+        attempt.enter(AttemptState.ANSWERED)
+        attempt.stop_timers()
+        self._ack_2xx(leg)
+        if (
+            call.state is not CallState.ROUTING
+            or call.attempt is not attempt
+            or previous not in (LIVE_ATTEMPT)
+        ):
+            # Answered after we gave up on it (RFC 3261 §9.1 race): end it at once.
+            # Its channel was released when the attempt was abandoned.
+            self._bye(leg, attempt.reasons)
+            return
+        self._done(attempt, response.status, response.reason)
+        self._on_answer(call, attempt, response)
+
+    def _ack_2xx(self, leg: Leg) -> None:
+        # The ACK for a 2xx is its own transaction: new branch, to the remote target
+        # (RFC 3261 §13.2.2.4, §17.1.1.3).
+        head = leg.request_head(self._sig.via(leg.peer.transport), "ACK", 1)
+        self._sig.out(render_request("ACK", leg.remote_target, head), leg.peer)
+
+    def _ack_failure(self, attempt: GatewayAttempt, response: Response) -> None:
+        # The ACK for a non-2xx final belongs to the INVITE transaction: same branch and
+        # Request-URI, the response's To (RFC 3261 §17.1.1.3).
+        leg = attempt.leg
+        data = render_request(
+            "ACK",
+            attempt.invite_uri,
+            f"Via: {attempt.via}\r\nMax-Forwards: 70\r\nFrom: {leg.local}\r\n"
+            f"To: {response.headers.get('To')}\r\nCall-ID: {leg.call_id}\r\nCSeq: 1 ACK\r\n",
+        )
+        self._sig.out(data, leg.peer)

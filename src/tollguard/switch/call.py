@@ -1,0 +1,305 @@
+"""What the switch knows of one call: its two sides, its gateway attempts, their states.
+
+Both sides of a call are :class:`Leg` values, the dialog state the switch keeps as the
+user agent it is towards each peer (RFC 3261 §12): the customer leg (A), where the switch
+is the UAS of the initial INVITE, and one leg per gateway attempt (B), where it is the
+UAC. A leg holds where its messages go, its Call-ID, the two identities with their tags
+(``local`` is the From of the requests the switch sends on it, ``remote`` their To), the
+CSeq, the route set and remote target, and the transactions pending on it: requests the
+switch sent and may retransmit (keyed by CSeq number and method) and in-dialog requests
+relayed onto it whose responses go back to the other side (keyed by CSeq number).
+
+Call and attempt states are tables (``_CALL_NEXT``, ``_ATTEMPT_NEXT``); entering a state
+the table does not allow from the current one is a bug and raises.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+from typing import TYPE_CHECKING, NamedTuple
+
+from tollguard.domain.cdr import Attempt, HangupSide
+from tollguard.switch.wire import header_lines
+
+if TYPE_CHECKING:
+    from tollguard.domain.plan import Account, Customer, Rate
+    from tollguard.domain.routing import Plan, RouteCandidate
+    from tollguard.switch.retransmit import Outgoing
+    from tollguard.switch.timers import Cancellable
+    from tollguard.transport import Address
+
+__all__ = [
+    "AttemptState",
+    "Call",
+    "CallState",
+    "GatewayAttempt",
+    "Leg",
+    "Peer",
+    "Relay",
+    "TransactionKey",
+]
+
+
+class CallState(Enum):
+    # Members are singletons compared by identity: hashing them by identity too keeps
+    # the state tables' lookups in C (Enum's own __hash__ is Python code).
+    __hash__ = object.__hash__
+
+    ROUTING = "routing"  # trying gateways, nothing final sent to the customer
+    ANSWERED = "answered"  # both legs confirmed or confirming
+    ENDED = "ended"  # CDR written; kept only to absorb retransmissions
+
+
+# RFC 3261 §13/§15: a call is answered at most once and ends once.
+_CALL_NEXT: dict[CallState, frozenset[CallState]] = {
+    CallState.ROUTING: frozenset({CallState.ANSWERED, CallState.ENDED}),
+    CallState.ANSWERED: frozenset({CallState.ENDED}),
+    CallState.ENDED: frozenset(),
+}
+
+
+class AttemptState(Enum):
+    __hash__ = object.__hash__
+
+    CALLING = "calling"  # INVITE sent, no response yet
+    PROCEEDING = "proceeding"  # a provisional response came
+    CANCEL_PENDING = "cancel-pending"  # abandoned before any provisional: CANCEL on one
+    CANCELLED = "cancelled"  # CANCEL sent, waiting for 487
+    FAILED = "failed"  # final non-2xx, a timeout, or a transport failure
+    ANSWERED = "answered"  # 2xx (kept, or ended at once when it came too late)
+
+
+_A = AttemptState
+# RFC 3261 §9.1 and §17.1.1: a CANCEL may be sent only once a provisional response came,
+# and a 2xx may still cross it; RFC 3261 §13.2.2.4: every 2xx is acknowledged, one that
+# comes after the attempt was given up or failed is then ended with a BYE.
+_ATTEMPT_NEXT: dict[AttemptState, frozenset[AttemptState]] = {
+    _A.CALLING: frozenset({_A.PROCEEDING, _A.CANCEL_PENDING, _A.FAILED, _A.ANSWERED}),
+    _A.PROCEEDING: frozenset({_A.CANCELLED, _A.FAILED, _A.ANSWERED}),
+    _A.CANCEL_PENDING: frozenset({_A.CANCELLED, _A.FAILED, _A.ANSWERED}),
+    _A.CANCELLED: frozenset({_A.FAILED, _A.ANSWERED}),
+    _A.FAILED: frozenset({_A.ANSWERED}),
+    _A.ANSWERED: frozenset(),
+}
+# Attempts the switch may still give up on (CANCEL) or fail over from.
+LIVE_ATTEMPT = frozenset({_A.CALLING, _A.PROCEEDING})
+
+
+@dataclass(frozen=True, slots=True)
+class Peer:
+    """Where a leg's messages go: address, transport and (for streams) connection."""
+
+    address: Address
+    transport: str
+    connection: int = 0
+
+
+class TransactionKey(NamedTuple):
+    """A request the switch sent on a leg, as its responses name it (CSeq)."""
+
+    cseq: int
+    method: str
+
+
+@dataclass(frozen=True, slots=True)
+class Relay:
+    """An in-dialog request relayed onto a leg: where its responses go back."""
+
+    head: str  # Via..CSeq of the origin's request
+    method: str
+    peer: Peer
+
+
+class Leg:
+    """One side of a call: the dialog state of the switch towards one peer."""
+
+    __slots__ = (
+        "call_id",
+        "cseq",
+        "local",
+        "local_tag",
+        "peer",
+        "pending",
+        "relays",
+        "remote",
+        "remote_target",
+        "route_set",
+    )
+
+    def __init__(  # noqa: PLR0917 (the dialog identifiers, in RFC 3261 §12 order)
+        self,
+        peer: Peer,
+        call_id: str,
+        local_tag: str,
+        local: str,
+        remote: str,
+        remote_target: str,
+        cseq: int,
+    ) -> None:
+        self.peer = peer
+        self.call_id = call_id
+        self.local_tag = local_tag
+        self.local = local  # our identity with our tag: From of our requests
+        self.remote = remote  # the peer's identity, with its tag once known: their To
+        self.remote_target = remote_target
+        self.route_set: tuple[str, ...] = ()
+        self.cseq = cseq  # the last CSeq number the switch used on this leg
+        self.pending: dict[TransactionKey, Outgoing] = {}
+        self.relays: dict[int, Relay] = {}
+
+    def request_head(self, via: str, method: str, cseq: int) -> str:
+        """The Via..CSeq and Route lines of a request the switch sends on this leg."""
+        route = header_lines("Route", [f"<{uri}>" for uri in self.route_set])
+        return (
+            f"Via: {via}\r\nMax-Forwards: 70\r\nFrom: {self.local}\r\nTo: {self.remote}\r\n"
+            f"Call-ID: {self.call_id}\r\nCSeq: {cseq} {method}\r\n{route}"
+        )
+
+    def relaying_invite(self) -> bool:
+        """True while an INVITE relayed onto this leg is unanswered."""
+        return any(relay.method == "INVITE" for relay in self.relays.values())
+
+
+class GatewayAttempt:
+    """One try of one gateway for a call: its leg and its INVITE client transaction."""
+
+    __slots__ = (
+        "call",
+        "candidate",
+        "invite",
+        "invite_uri",
+        "leg",
+        "reasons",
+        "ring_timer",
+        "setup_timer",
+        "started_at",
+        "state",
+        "user_agent",
+        "via",
+    )
+
+    def __init__(  # noqa: PLR0917 (what the INVITE was sent with)
+        self,
+        call: Call,
+        candidate: RouteCandidate,
+        leg: Leg,
+        invite_uri: str,
+        via: str,
+        started_at: float,
+    ) -> None:
+        self.call = call
+        self.candidate = candidate
+        self.leg = leg
+        self.invite_uri = invite_uri
+        self.via = via  # the INVITE's, shared by its CANCEL and non-2xx ACK (§9.1, §17.1.1.3)
+        self.started_at = started_at
+        self.state = AttemptState.CALLING
+        self.invite: Outgoing | None = None
+        self.setup_timer: Cancellable | None = None
+        self.ring_timer: Cancellable | None = None
+        self.user_agent = ""
+        # Reason values (RFC 3326) for the CANCEL or BYE that ends this attempt.
+        self.reasons: tuple[str, ...] = ()
+
+    def enter(self, state: AttemptState) -> None:
+        if state not in _ATTEMPT_NEXT[self.state]:
+            raise RuntimeError(f"attempt {self.leg.call_id}: {self.state.value} -> {state.value}")
+        self.state = state
+
+    def stop_timers(self) -> None:
+        if self.invite is not None:
+            self.invite.cancel()
+        if self.setup_timer is not None:
+            self.setup_timer.cancel()
+            self.setup_timer = None
+        if self.ring_timer is not None:
+            self.ring_timer.cancel()
+            self.ring_timer = None
+
+
+class Call:
+    """One customer call: the customer leg, its INVITE, and the gateway attempts."""
+
+    __slots__ = (
+        "a",
+        "account",
+        "admitted",
+        "answered_at",
+        "attempt",
+        "body",
+        "callee",
+        "callee_raw",
+        "caller",
+        "caller_ua",
+        "candidates",
+        "content_type",
+        "customer",
+        "destination",
+        "duration_timer",
+        "final_out",
+        "final_reason",
+        "final_status",
+        "hangup_side",
+        "invite_head",
+        "invite_via",
+        "last_final",
+        "max_forwards",
+        "next_candidate",
+        "plan",
+        "records",
+        "sell_rate",
+        "started_at",
+        "state",
+        "tried",
+    )
+
+    def __init__(self, a: Leg, plan: Plan, started_at: float) -> None:
+        self.state = CallState.ROUTING
+        self.a = a  # the customer leg
+        self.plan = plan
+        self.started_at = started_at
+        self.customer: Customer | None = None
+        self.account: Account | None = None
+        self.admitted = False  # admission let it through: it releases at the end
+        # The customer's INVITE (the switch is its UAS): its top Via, which a CANCEL
+        # must match (§9.2); the head of every response to it; the last final response
+        # (resent when the INVITE is) and its retransmission (Timer G / §13.3.1.4).
+        self.invite_via = ""
+        self.invite_head = ""
+        self.last_final = b""
+        self.final_out: Outgoing | None = None
+        self.caller = ""
+        self.callee_raw = ""
+        self.callee = ""
+        self.destination = ""
+        self.caller_ua = ""
+        self.sell_rate: Rate | None = None
+        self.candidates: tuple[RouteCandidate, ...] = ()
+        self.next_candidate = 0
+        self.attempt: GatewayAttempt | None = None  # in progress, or the answered one
+        self.tried: list[GatewayAttempt] = []
+        self.records: list[Attempt] = []  # one per finished attempt, for the CDR
+        self.body = b""
+        self.content_type: str | None = None
+        self.max_forwards = 70
+        self.answered_at: float | None = None
+        self.final_status = 0
+        self.final_reason = ""
+        self.hangup_side = HangupSide.SWITCH
+        self.duration_timer: Cancellable | None = None
+
+    @property
+    def call_id(self) -> str:
+        return self.a.call_id
+
+    def enter(self, state: CallState) -> None:
+        if state not in _CALL_NEXT[self.state]:
+            raise RuntimeError(f"call {self.a.call_id}: {self.state.value} -> {state.value}")
+        self.state = state
+
+    def answered_leg(self) -> Leg | None:
+        """The gateway leg that answered, while the call is (or was) answered."""
+        if self.answered_at is None or self.attempt is None:
+            return None
+        return self.attempt.leg

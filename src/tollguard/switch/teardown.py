@@ -1,0 +1,107 @@
+"""Teardown: how a call ends, once, whichever side or timer ends it.
+
+An answered call ends with a BYE on each leg whose side did not hang up itself, carrying
+the Reason values (RFC 3326) that say why; a Q.850 cause among them is the CDR's. Ending
+a call — answered or not — releases what it held (the answering gateway's channel, what
+admission took, the media session), hands the call to accounting for its CDR, and leaves
+it in the dialog table only to absorb late retransmissions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from tollguard.domain.cdr import HangupSide
+from tollguard.switch.accounting import Accounting
+from tollguard.switch.admission import Admission
+from tollguard.switch.attempts import GatewayChannels
+from tollguard.switch.call import Call, CallState, Leg, TransactionKey
+from tollguard.switch.dialogs import DialogTable
+from tollguard.switch.media import MediaHooks
+from tollguard.switch.q850 import q850_of_reasons, reason_lines
+from tollguard.switch.retransmit import Retransmitter
+from tollguard.switch.signalling import Signalling
+from tollguard.switch.wire import render_request
+
+__all__ = ["Teardown"]
+
+
+class Teardown:
+    """Ends calls: BYEs, releases, the CDR."""
+
+    __slots__ = (
+        "_accounting",
+        "_admission",
+        "_channels",
+        "_dialogs",
+        "_media",
+        "_retransmitter",
+        "_sig",
+        "_wall",
+    )
+
+    def __init__(  # noqa: PLR0917 (the switch's parts a call's end touches)
+        self,
+        signalling: Signalling,
+        retransmitter: Retransmitter,
+        wall: Callable[[], float],
+        dialogs: DialogTable,
+        channels: GatewayChannels,
+        admission: Admission,
+        media: MediaHooks,
+        accounting: Accounting,
+    ) -> None:
+        self._sig = signalling
+        self._retransmitter = retransmitter
+        self._wall = wall
+        self._dialogs = dialogs
+        self._channels = channels
+        self._admission = admission
+        self._media = media
+        self._accounting = accounting
+
+    def bye(self, leg: Leg, reasons: tuple[str, ...] = ()) -> None:
+        """End the dialog on ``leg`` (Timer E/F until its 200)."""
+        head = self._sig.new_request_head(leg, "BYE")
+        leg.pending[TransactionKey(leg.cseq, "BYE")] = self._retransmitter.request(
+            render_request("BYE", leg.remote_target, head, reason_lines(reasons)),
+            leg.peer,
+            invite=False,
+            on_timeout=None,
+        )
+
+    def hangup(
+        self,
+        call: Call,
+        side: HangupSide,
+        *,
+        from_customer: bool = False,
+        from_provider: bool = False,
+        reasons: tuple[str, ...] = (),
+    ) -> None:
+        """End an answered call: BYE to whichever legs did not hang up themselves."""
+        if call.final_out is not None:
+            # A BYE either way: no point resending our 2xx.
+            call.final_out.cancel()
+            call.final_out = None
+        if not from_customer:
+            self.bye(call.a, reasons)
+        if not from_provider and call.attempt is not None:
+            self.bye(call.attempt.leg, reasons)
+        call.hangup_side = side
+        self.end(call, q850_of_reasons(reasons))
+
+    def end(self, call: Call, cause: int | None) -> None:
+        """The call is over (the customer has its final answer or a BYE went out)."""
+        call.enter(CallState.ENDED)
+        if call.duration_timer is not None:
+            call.duration_timer.cancel()
+            call.duration_timer = None
+        ended = self._wall()
+        if call.answered_at is not None and call.attempt is not None:
+            self._channels.give_back(call.attempt.candidate.gateway)
+        if call.admitted and call.customer is not None:
+            self._admission.release(call.customer)
+        self._media.end(call)
+        self._accounting.record(call, ended, cause)
+        self._dialogs.ended(call)
