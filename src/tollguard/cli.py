@@ -1,4 +1,10 @@
-"""The ``tollguard`` command: the product's surface (see ARCHITECTURE.md, "Command line")."""
+"""The ``tollguard`` command: the product's surface (see ARCHITECTURE.md, "Command line").
+
+Only the command lives here: arguments, what each command prints, its exit status.
+Nothing imports this module (an import contract checks it); what the demo, the
+benchmarks and the tests share with it is in :mod:`tollguard.datadir` (data
+directories) and :mod:`tollguard.processes` (the web process).
+"""
 
 from __future__ import annotations
 

@@ -220,6 +220,10 @@ def _choice(options: Iterable[str]) -> Any:
     return convert
 
 
+# Rates from the CSV file a card names. Each row, like an inline entry and a line of an
+# admin upload, goes through the rating app's checks, so all three report alike.
+
+
 def _csv_rates(path: Path, where: str, errors: list[str]) -> tuple[Rate, ...]:
     try:
         handle = path.open(newline="", encoding="utf-8-sig")
