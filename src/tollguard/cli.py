@@ -1,22 +1,23 @@
-"""The ``tollguard`` command: the product's surface (see ARCHITECTURE.md, "Command line")."""
+"""The ``tollguard`` command: the product's surface (see ARCHITECTURE.md, "Command line").
+
+Only the command lives here: arguments, what each command prints, its exit status.
+Nothing imports this module (an import contract checks it); what the demo, the
+benchmarks and the tests share with it is in :mod:`tollguard.datadir` (data
+directories) and :mod:`tollguard.processes` (the web process).
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import json
-import os
-import secrets
-import shutil
 import signal
-import subprocess
 import sys
 from collections.abc import Sequence
-from dataclasses import replace
 from pathlib import Path
 from typing import Any, NoReturn
 
-from tollguard import certs, config
+from tollguard import certs, config, datadir, processes
 
 EXIT_USAGE = 2
 EXIT_FAILURE = 1
@@ -35,8 +36,10 @@ def _settings(args: argparse.Namespace) -> config.Settings:
 
 
 def _require_initialised(settings: config.Settings) -> None:
-    if not settings.settings_path.exists() or not settings.secrets.django_secret_key:
-        fail(f"{settings.data_dir} is not initialised: run 'tollguard init' first")
+    try:
+        datadir.require_initialised(settings)
+    except datadir.DataDirError as exc:
+        fail(str(exc))
 
 
 def _setup_django(settings: config.Settings) -> None:
@@ -48,130 +51,21 @@ def _setup_django(settings: config.Settings) -> None:
 # --- init -------------------------------------------------------------------------------
 
 
-def _write_secrets(path: Path) -> None:
-    values = {
-        "django_secret_key": secrets.token_urlsafe(64),
-        "nonce_secret": secrets.token_hex(32),
-    }
-    text = "".join(f'{key} = "{value}"\n' for key, value in values.items())
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text)
-
-
-# Account names every credential-stuffing list starts with.
-WELL_KNOWN_ACCOUNT_NAMES = frozenset(
-    {"admin", "administrator", "root", "sa", "superuser", "sysadmin", "operator", "test"}
-)
-
-
-def default_admin_user() -> str:
-    return f"admin-{secrets.token_hex(3)}"
-
-
-def init_data_dir(
-    data_dir: Path,
-    *,
-    bind: str = "0.0.0.0",
-    sip_port: int = 5060,
-    tls_port: int | None = None,
-    web_port: int = 8443,
-    realm: str = "tollguard",
-    admin_user: str | None = None,
-    force: bool = False,
-) -> tuple[config.Settings, str]:
-    """Create a data directory; return its settings and the admin's one-time password.
-
-    The first administrator is ``admin_user``, or ``admin-<random>`` when none is given:
-    no install has an account under a name an attacker would try first (ASVS 6.3.2).
-    """
-    data_dir = data_dir.resolve()
-    admin_user = admin_user or default_admin_user()
-    if admin_user.lower() in WELL_KNOWN_ACCOUNT_NAMES:
-        fail(f"--admin-user {admin_user!r} is a name attackers try first; choose another")
-    if (data_dir / config.SETTINGS_FILE).exists() and not force:
-        fail(f"{data_dir} is already initialised (use --force to start over)")
-    if force and data_dir.exists():
-        shutil.rmtree(data_dir)
-    created = not data_dir.exists()
-    try:
-        return _init(
-            data_dir,
-            bind=bind,
-            sip_port=sip_port,
-            tls_port=tls_port,
-            web_port=web_port,
-            realm=realm,
-            admin_user=admin_user,
-        )
-    except BaseException:
-        # A failed init leaves nothing behind, so it can simply be run again.
-        if created:
-            shutil.rmtree(data_dir, ignore_errors=True)
-        else:
-            for name in (config.SETTINGS_FILE, config.SECRETS_FILE):
-                (data_dir / name).unlink(missing_ok=True)
-        raise
-
-
-def _init(
-    data_dir: Path,
-    *,
-    bind: str,
-    sip_port: int,
-    tls_port: int | None,
-    web_port: int,
-    realm: str,
-    admin_user: str,
-) -> tuple[config.Settings, str]:
-    data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    os.chmod(data_dir, 0o700)
-    tls_port = tls_port if tls_port is not None else (sip_port + 1 if sip_port else 0)
-    defaults = config.Settings(data_dir=data_dir)
-    settings = replace(
-        defaults,
-        sip=replace(
-            defaults.sip,
-            realm=realm,
-            listen=(
-                str(config.Listen("udp", bind, sip_port)),
-                str(config.Listen("tcp", bind, sip_port)),
-                str(config.Listen("tls", bind, tls_port)),
-            ),
-        ),
-        web=replace(
-            defaults.web,
-            listen_host="127.0.0.1" if bind in {"0.0.0.0", "::"} else bind,
-            listen_port=web_port,
-            # Unguessable admin path; the well-known /admin/ is left for the honeypot.
-            admin_path=f"manage-{secrets.token_hex(6)}/",
-        ),
-    )
-    _write_secrets(settings.secrets_path)
-    certs.write_self_signed(settings.tls_cert_path, settings.tls_key_path)
-    settings.settings_path.write_text(config.dump(settings))
-    settings = config.load(data_dir)
-
-    from tollguard.web import bootstrap
-
-    bootstrap.setup(settings)
-    bootstrap.migrate()
-    password = bootstrap.create_admin(admin_user)
-    return settings, password
-
-
 def cmd_init(args: argparse.Namespace) -> int:
-    admin_user = args.admin_user or default_admin_user()
-    settings, password = init_data_dir(
-        args.data_dir or config.default_data_dir(),
-        bind=args.bind,
-        sip_port=args.sip_port,
-        tls_port=args.tls_port,
-        web_port=args.web_port,
-        realm=args.realm,
-        admin_user=admin_user,
-        force=args.force,
-    )
+    admin_user = args.admin_user or datadir.default_admin_user()
+    try:
+        settings, password = datadir.init_data_dir(
+            args.data_dir or config.default_data_dir(),
+            bind=args.bind,
+            sip_port=args.sip_port,
+            tls_port=args.tls_port,
+            web_port=args.web_port,
+            realm=args.realm,
+            admin_user=admin_user,
+            force=args.force,
+        )
+    except datadir.DataDirError as exc:
+        fail(str(exc))
     print(f"Initialised {settings.data_dir}")
     print(f"  settings:   {settings.settings_path}")
     print(f"  secrets:    {settings.secrets_path} (mode 0600, keep it out of backups you share)")
@@ -229,53 +123,6 @@ def cmd_cdr_export(args: argparse.Namespace) -> int:
 # --- serve / demo -----------------------------------------------------------------------------
 
 
-# Mozilla's "intermediate" TLS configuration (ssl-config.mozilla.org, guideline 5.7):
-# TLS 1.2 suites with forward secrecy and AEAD only (TLS 1.3 suites are all fine). The
-# key-exchange groups cannot be set through uvicorn or Python's ssl module before 3.15,
-# so an OpenSSL configuration for the web process limits them.
-WEB_TLS_CIPHERS = ":".join(
-    (
-        "ECDHE-ECDSA-AES128-GCM-SHA256",
-        "ECDHE-RSA-AES128-GCM-SHA256",
-        "ECDHE-ECDSA-AES256-GCM-SHA384",
-        "ECDHE-RSA-AES256-GCM-SHA384",
-        "ECDHE-ECDSA-CHACHA20-POLY1305",
-        "ECDHE-RSA-CHACHA20-POLY1305",
-        "DHE-RSA-AES128-GCM-SHA256",
-        "DHE-RSA-AES256-GCM-SHA384",
-        "DHE-RSA-CHACHA20-POLY1305",
-    )
-)
-WEB_OPENSSL_CONF = Path(__file__).with_name("openssl_web.cfg")
-
-
-def _start_web(settings: config.Settings) -> subprocess.Popen[bytes]:
-    env = dict(os.environ)
-    env["OPENSSL_CONF"] = str(WEB_OPENSSL_CONF)
-    env[config.DATA_DIR_ENV] = str(settings.data_dir)
-    env["DJANGO_SETTINGS_MODULE"] = "tollguard.web.settings.prod"
-    command = [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "tollguard.web.asgi:application",
-        "--host",
-        settings.web.listen_host,
-        "--port",
-        str(settings.web.listen_port),
-        "--ssl-certfile",
-        str(settings.tls_cert_path),
-        "--ssl-keyfile",
-        str(settings.tls_key_path),
-        "--ssl-ciphers",
-        WEB_TLS_CIPHERS,
-        "--no-server-header",
-        "--log-level",
-        "warning",
-    ]
-    return subprocess.Popen(command, env=env)
-
-
 def serve(settings: config.Settings, *, web: bool = True) -> int:
     _require_initialised(settings)
     _setup_django(settings)
@@ -283,7 +130,7 @@ def serve(settings: config.Settings, *, web: bool = True) -> int:
     from tollguard.transport import loop_factory
     from tollguard.web import adapters
 
-    web_process = _start_web(settings) if web else None
+    web_process = processes.start_web(settings) if web else None
     if web_process is not None:
         print(
             f"web listening on https://{settings.web.listen_host}:{settings.web.listen_port}/",
@@ -308,11 +155,7 @@ def serve(settings: config.Settings, *, web: bool = True) -> int:
             runner.run(main())
     finally:
         if web_process is not None:
-            web_process.terminate()
-            try:
-                web_process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                web_process.kill()
+            processes.stop_web(web_process)
     print("tollguard stopped", flush=True)
     return 0
 

@@ -21,6 +21,7 @@ from tollguard.web.provisioning import (
     ProvisioningError,
     load_plan_file,
 )
+from tollguard.web.provisioning import apply as provisioning_apply
 from tollguard.web.rating.models import Rate, RateCard
 
 from . import factories
@@ -518,7 +519,7 @@ def test_a_database_failure_rolls_back_everything(
 ) -> None:
     load_plan_file(write(tmp_path, BASE), realm=REALM)
     before = snapshot()
-    original = provisioning._upsert
+    original = provisioning_apply._upsert
 
     def failing(model: type, lookup: dict[str, object], values: dict[str, object]) -> object:
         if model is AclEntry:
@@ -526,7 +527,7 @@ def test_a_database_failure_rolls_back_everything(
             AclEntry(customer=customer, network="not a network").full_clean()
         return original(model, lookup, values)
 
-    monkeypatch.setattr(provisioning, "_upsert", failing)
+    monkeypatch.setattr(provisioning_apply, "_upsert", failing)
     changed = BASE.replace('price_per_minute: "0.02"', 'price_per_minute: "0.05"').replace(
         "name: acme", "name: acme\n    enabled: false"
     )

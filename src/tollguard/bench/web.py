@@ -53,9 +53,9 @@ def run(
     root = Path(tempfile.mkdtemp(prefix="tollguard-bench-web-")) if owned else data_dir
     assert root is not None
     try:
-        from tollguard import cli
+        from tollguard import datadir
 
-        cli.init_data_dir(root / "data", bind="127.0.0.1", sip_port=0, web_port=0)
+        datadir.init_data_dir(root / "data", bind="127.0.0.1", sip_port=0, web_port=0)
         customers, providers = _configuration()
         started = time.perf_counter()
         _load_cdrs(cdrs, customers, providers, random.Random(seed))

@@ -226,13 +226,13 @@ def _print_cdrs() -> int:
 
 def run(*, sip_port: int, web_port: int, web: bool, once: bool = False) -> int:
     """Run the demo; with ``once``, exit after the demo calls (status 1 if any failed)."""
-    from tollguard import cli, config
+    from tollguard import config, datadir
     from tollguard.bench import sippctl
 
     data_dir = Path(tempfile.mkdtemp(prefix="tollguard-demo-"))
     try:
-        admin_user = cli.default_admin_user()
-        settings, admin_password = cli.init_data_dir(
+        admin_user = datadir.default_admin_user()
+        settings, admin_password = datadir.init_data_dir(
             data_dir,
             bind="127.0.0.1",
             sip_port=sip_port,

@@ -1,9 +1,10 @@
 """A real served web app in a throw-away data directory, for browser and scanner tests.
 
 :func:`serve` runs ``tollguard init`` (loopback only, SIP port 0, a free web port), then
-starts the web process with ``tollguard serve``'s own function (uvicorn over HTTPS with
-the data directory's self-signed certificate and the production settings), waits until it
-answers, and stops it afterwards. Nothing here touches the test process's own Django.
+starts the web process as ``tollguard serve`` does (:func:`tollguard.processes.start_web`:
+uvicorn over HTTPS with the data directory's self-signed certificate and the production
+settings), waits until it answers, and stops it afterwards. Nothing here touches the test
+process's own Django.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tollguard import cli, config
+from tollguard import config, processes
 
 SEED_SCRIPT = Path(__file__).with_name("seed.py")
 TOLLGUARD = Path(sys.executable).with_name("tollguard")
@@ -139,7 +140,7 @@ def serve(data_dir: Path, *, seed: bool = False) -> Iterator[ServedApp]:
         )
         seeded = json.loads(done.stdout.strip().splitlines()[-1])
     # Exactly how ``tollguard serve`` starts it, TLS options included.
-    process = cli._start_web(config.load(data_dir))
+    process = processes.start_web(config.load(data_dir))
     try:
         app = ServedApp(
             data_dir=data_dir,
@@ -152,9 +153,4 @@ def serve(data_dir: Path, *, seed: bool = False) -> Iterator[ServedApp]:
         _wait_until_up(process, f"{app.base_url}/portal/login/")
         yield app
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        processes.stop_web(process)

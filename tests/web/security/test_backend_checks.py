@@ -11,6 +11,7 @@ from django.core.checks import Warning, registry
 from django.test import override_settings
 
 from tollguard.config import DatabaseSettings
+from tollguard.web.customers import checks as account_checks
 from tollguard.web.security import checks
 
 from .. import factories
@@ -52,7 +53,7 @@ def test_md5_accounts_without_md5_offered_are_warned_about(
         old.allow_md5 = True
         old.save()
     with with_sip(*algorithms):
-        found = checks.check_md5_accounts()
+        found = account_checks.check_md5_accounts()
     assert [m.id for m in found] == (["security.W101"] if warned else [])
     if warned:
         assert isinstance(found[0], Warning)
@@ -62,13 +63,13 @@ def test_md5_accounts_without_md5_offered_are_warned_about(
 
 def test_md5_warning_lists_a_bounded_number_of_accounts(db: None) -> None:
     customer = factories.customer()
-    for n in range(checks.MD5_ACCOUNTS_SHOWN + 3):
+    for n in range(account_checks.MD5_ACCOUNTS_SHOWN + 3):
         account = factories.account(customer, f"old-{n:02d}")
         account.allow_md5 = True
         account.save()
     with with_sip("SHA-256"):
-        (found,) = checks.check_md5_accounts()
-    assert found.msg.count("old-") == checks.MD5_ACCOUNTS_SHOWN
+        (found,) = account_checks.check_md5_accounts()
+    assert found.msg.count("old-") == account_checks.MD5_ACCOUNTS_SHOWN
     assert found.msg.endswith(", ....")
 
 
@@ -104,5 +105,5 @@ def test_sqlite_needs_no_tls() -> None:
 def test_both_checks_run_in_tollguard_check() -> None:
     deploy = {id(c) for c in registry.registry.get_checks(include_deployment_checks=True)}
     start = {id(c) for c in registry.registry.get_checks(include_deployment_checks=False)}
-    for check in (checks.check_md5_accounts, checks.check_database_tls):
+    for check in (account_checks.check_md5_accounts, checks.check_database_tls):
         assert id(check) in deploy - start

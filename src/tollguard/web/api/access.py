@@ -22,7 +22,7 @@ from rest_framework.request import Request
 
 from tollguard.web.api.models import ApiKey, Scope
 from tollguard.web.customers.models import Customer
-from tollguard.web.portal.selectors import customer_of
+from tollguard.web.customers.selectors import customer_of
 
 if TYPE_CHECKING:
     # Importing DRF's views here would be circular: DRF imports this module from its settings.

@@ -17,7 +17,7 @@ from rest_framework.request import Request
 from tollguard.web.api.errors import ApiKeyError, KeyAddressError
 from tollguard.web.api.keys import check_key
 from tollguard.web.api.models import ApiKey
-from tollguard.web.portal.selectors import customer_of
+from tollguard.web.customers.selectors import customer_of
 
 security_log = logging.getLogger("tollguard.security")
 

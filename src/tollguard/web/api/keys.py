@@ -28,7 +28,7 @@ from tollguard.web.api.errors import (
 )
 from tollguard.web.api.models import CUSTOMER_SCOPES, DEFAULT_RATE_PER_MINUTE, ApiKey, Scope
 from tollguard.web.customers.models import Customer
-from tollguard.web.portal.selectors import customer_of
+from tollguard.web.customers.selectors import customer_of
 
 __all__ = [
     "KEY_PREFIX",

@@ -15,12 +15,12 @@ from django.db import transaction
 from django.db.models import Model
 from rest_framework import serializers
 
-from tollguard.web.carriers.models import Gateway, Provider
+from tollguard.web.carriers.models import GATEWAY_FIELDS, Gateway, Provider
 from tollguard.web.cdr.models import Cdr
 from tollguard.web.customers import services as customer_services
 from tollguard.web.customers.fields import parse_network
 from tollguard.web.customers.models import Account, AclEntry, Customer
-from tollguard.web.rating.models import Rate, RateCard
+from tollguard.web.rating.models import RATE_FIELDS, Rate, RateCard
 from tollguard.web.security.field_access import read_only_fields
 
 SIP_PASSWORD_MIN_LENGTH = 12
@@ -55,18 +55,7 @@ class RateCardSerializer(RoleFieldLimitsSerializer[RateCard]):
 class RateSerializer(RoleFieldLimitsSerializer[Rate]):
     class Meta:
         model = Rate
-        fields = (
-            "id",
-            "card",
-            "prefix",
-            "destination",
-            "price_per_minute",
-            "connect_fee",
-            "initial_increment",
-            "next_increment",
-            "effective_from",
-            "effective_until",
-        )
+        fields = ("id", "card", *RATE_FIELDS)
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         start, end = attrs.get("effective_from"), attrs.get("effective_until")
@@ -86,18 +75,7 @@ class ProviderSerializer(RoleFieldLimitsSerializer[Provider]):
 class GatewaySerializer(RoleFieldLimitsSerializer[Gateway]):
     class Meta:
         model = Gateway
-        fields = (
-            "id",
-            "provider",
-            "name",
-            "host",
-            "port",
-            "transport",
-            "strip_digits",
-            "add_prefix",
-            "enabled",
-            "max_channels",
-        )
+        fields = ("id", "provider", *GATEWAY_FIELDS)
 
 
 class CustomerSerializer(RoleFieldLimitsSerializer[Customer]):

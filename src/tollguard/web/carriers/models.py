@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+from dataclasses import fields
+
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 
+from tollguard.domain import plan
 from tollguard.domain.plan import SipTransport
 from tollguard.web.rating.models import RateCard, RateCardKind
+
+# A gateway's own fields, named and ordered as :class:`tollguard.domain.plan.Gateway`'s
+# (less its id and its provider's): what a plan file declares for a gateway, what the API
+# shows, and what the switch's plan holds.
+GATEWAY_FIELDS: tuple[str, ...] = tuple(
+    f.name for f in fields(plan.Gateway) if f.name not in {"id", "provider_id"}
+)
 
 prefix_validator = RegexValidator(r"^\+?[0-9#*]*$", "Digits, '#', '*' and a leading '+'.")
 

@@ -24,40 +24,11 @@ def providers() -> tuple[Provider, ...]:
 
 def gateways() -> tuple[Gateway, ...]:
     rows = models.Gateway.objects.order_by("id").values_list(
-        "id",
-        "provider_id",
-        "name",
-        "host",
-        "port",
-        "transport",
-        "strip_digits",
-        "add_prefix",
-        "enabled",
-        "max_channels",
+        "id", "provider_id", *models.GATEWAY_FIELDS
     )
-    return tuple(
-        Gateway(
-            id=pk,
-            provider_id=provider_id,
-            name=name,
-            host=host,
-            port=port,
-            transport=SipTransport(transport),
-            strip_digits=strip_digits,
-            add_prefix=add_prefix,
-            enabled=enabled,
-            max_channels=max_channels,
-        )
-        for (
-            pk,
-            provider_id,
-            name,
-            host,
-            port,
-            transport,
-            strip_digits,
-            add_prefix,
-            enabled,
-            max_channels,
-        ) in rows
-    )
+    result = []
+    for pk, provider_id, *values in rows:
+        row = dict(zip(models.GATEWAY_FIELDS, values, strict=True))
+        row["transport"] = SipTransport(row["transport"])
+        result.append(Gateway(id=pk, provider_id=provider_id, **row))
+    return tuple(result)

@@ -223,12 +223,8 @@ class CdrAdmin(admin.ModelAdmin[Cdr]):
 
     def get_urls(self) -> list[URLPattern]:
         wrap = self.admin_site.admin_view
+        # The dashboard app adds its pages here too (tollguard.web.dashboard.admin).
         own = [path("export/", wrap(self.export_view), name="cdr_cdr_export")]
-        # The dashboard reads CDRs, so it sits with them under the admin (and its
-        # second factor and address rules); imported here to keep the app optional.
-        from tollguard.web.dashboard import views as dashboard
-
-        own += dashboard.admin_urls(self)
         return own + super().get_urls()
 
     def export_view(self, request: HttpRequest) -> StreamingHttpResponse:

@@ -1,12 +1,26 @@
-"""Customers, accounts and ACL entries from the ORM as domain values."""
+"""Customers, accounts and ACL entries from the ORM as domain values, and which
+customer a signed-in user acts for."""
 
 from __future__ import annotations
 
 import ipaddress
 from collections import defaultdict
+from typing import Any
 
 from tollguard.domain.plan import Account, AclEntry, Customer, NumberRules, RoutingStrategy
 from tollguard.web.customers import models
+
+
+def customer_of(user: Any) -> models.Customer | None:
+    """The customer ``user`` is confined to, or ``None`` for an operator or anonymous user.
+
+    The link is the portal's ``CustomerUser`` (``Customer.users``); it is read through the
+    relation rather than the portal's model, so that the API, which asks this on every
+    request, does not import the portal, and the portal can import the API's keys.
+    """
+    if user is None or not user.is_authenticated:
+        return None
+    return models.Customer.objects.filter(users__user_id=user.pk).first()
 
 
 def customers() -> tuple[Customer, ...]:

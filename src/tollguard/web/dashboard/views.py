@@ -1,9 +1,10 @@
 """The dashboard page and its JSON data, served inside the admin.
 
-Both are mounted by the CDR admin (:func:`admin_urls`), so they need what every admin
-page needs (staff, second factor, allowed address) plus permission to view CDRs. The
-page is static markup: ``dashboard.js`` fetches the data and draws it with the locally
-served Chart.js, as the Content-Security-Policy allows no inline script.
+Both are mounted under the CDR admin (:func:`admin_urls`, added by
+:mod:`tollguard.web.dashboard.admin`), so they need what every admin page needs (staff,
+second factor, allowed address) plus permission to view CDRs. The page is static
+markup: ``dashboard.js`` fetches the data and draws it with the locally served Chart.js,
+as the Content-Security-Policy allows no inline script.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ from django.db.models import QuerySet
 
 from tollguard.web.cdr.models import Cdr
 from tollguard.web.core.csvout import csv_lines
-from tollguard.web.rating.models import Rate, RateCard
+from tollguard.web.rating.models import RATE_FIELDS, Rate, RateCard
 
 CDR_COLUMNS: tuple[str, ...] = (
     "call_id",
@@ -33,16 +33,7 @@ CDR_COLUMNS: tuple[str, ...] = (
     "sell_amount",
     "currency",
 )
-RATE_COLUMNS: tuple[str, ...] = (
-    "prefix",
-    "destination",
-    "price_per_minute",
-    "connect_fee",
-    "initial_increment",
-    "next_increment",
-    "effective_from",
-    "effective_until",
-)
+RATE_COLUMNS: tuple[str, ...] = RATE_FIELDS
 CHUNK_SIZE = 2000
 
 

@@ -1,28 +1,19 @@
-"""Reads of the portal: which customer a user acts for, and what it was charged."""
+"""Reads of the portal: what a customer was charged (who a user acts for is
+:func:`tollguard.web.customers.selectors.customer_of`)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
 
 from django.db.models import Count, Sum
 
 from tollguard.web.cdr.models import Cdr
 from tollguard.web.customers.models import Customer
-from tollguard.web.portal.models import CustomerUser
 
 # Amounts shown to four places: calls are priced in fractions of a cent.
 _SHOWN = Decimal("0.0001")
-
-
-def customer_of(user: Any) -> Customer | None:
-    """The customer ``user`` is confined to, or ``None`` for an operator or anonymous user."""
-    if user is None or not user.is_authenticated:
-        return None
-    link = CustomerUser.objects.select_related("customer").filter(user_id=user.pk).first()
-    return link.customer if link is not None else None
 
 
 @dataclass(frozen=True, slots=True)

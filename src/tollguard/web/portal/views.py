@@ -38,9 +38,9 @@ from tollguard.web.api.models import ApiKey
 from tollguard.web.cdr.models import Cdr
 from tollguard.web.core.csvout import CSV_CONTENT_TYPE
 from tollguard.web.customers.models import Account, Customer
+from tollguard.web.customers.selectors import customer_of
 from tollguard.web.portal import exports, selectors, services
 from tollguard.web.portal.forms import ApiKeyForm, CdrFilterForm, older_than
-from tollguard.web.portal.selectors import customer_of
 from tollguard.web.security import views as security_views
 
 security_log = logging.getLogger("tollguard.security")

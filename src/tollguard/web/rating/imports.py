@@ -4,7 +4,7 @@ A rate file can hold hundreds of thousands of lines, more than one request shoul
 on them while the operator looks at a blank page. The upload is copied to a private
 temporary file as UTF-8 and becomes an :class:`ImportJob`; each :func:`advance` call then
 checks the next :data:`CHUNK_ROWS` lines with the same rules as ``tollguard load``
-(:mod:`tollguard.web.provisioning`), and the progress is the share of the file read. When
+(:mod:`tollguard.web.rating.rate_rows`), and the progress is the share of the file read. When
 every line is valid, one last step reads the file again and replaces the card's rates in
 a single transaction (:func:`tollguard.web.rating.services.sync_rates`). A file with any
 error changes nothing; its errors carry the line numbers of the file.
@@ -32,9 +32,8 @@ from pathlib import Path
 from typing import IO, Any
 
 from tollguard.domain.plan import Rate
-from tollguard.web import provisioning
 from tollguard.web.errors import WebError
-from tollguard.web.rating import models, services
+from tollguard.web.rating import models, rate_rows, services
 
 __all__ = [
     "CHUNK_ROWS",
@@ -54,8 +53,7 @@ CHUNK_ROWS = 20_000
 MAX_ERRORS = 200  # listed; the rest are counted
 MAX_FILE_BYTES = 64 * 1024 * 1024
 # The columns `tollguard load` reads from a rate file, in the order exports write them.
-CSV_COLUMNS: tuple[str, ...] = provisioning.RATE_CSV_COLUMNS
-_REQUIRED = ("prefix", "price_per_minute")
+CSV_COLUMNS: tuple[str, ...] = rate_rows.RATE_COLUMNS
 _FILE_PREFIX = "tollguard-rates-"
 # An import left unfinished (the operator closed the page) leaves its copy behind; the
 # next upload deletes copies this old.
@@ -200,9 +198,7 @@ def _lines(handle: IO[str]) -> Iterator[str]:
 
 def _check_header(job: ImportJob, header: list[str]) -> bool:
     names = [name.strip() for name in header]
-    problems = [f"unknown column {name!r}" for name in names if name not in CSV_COLUMNS]
-    problems += [f"missing column {name!r}" for name in _REQUIRED if name not in names]
-    if problems:
+    if problems := rate_rows.header_problems(names):
         job.add_error(f"line 1: {'; '.join(problems)}")
         return False
     job.header = names
@@ -255,7 +251,7 @@ def _check_row(job: ImportJob, cells: list[str], line: int) -> Rate | None:
         return None
     errors: list[str] = []
     row = dict(zip(job.header, cells, strict=False))
-    rate = provisioning.parse_rate(row, f"line {line}", errors)
+    rate = rate_rows.parse_rate(row, f"line {line}", errors)
     for message in errors:
         job.add_error(message)
     return rate

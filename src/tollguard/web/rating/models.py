@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+from dataclasses import fields
 from decimal import Decimal
 
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 
+from tollguard.domain import plan
 from tollguard.domain.plan import Rounding
+
+# A rate's own fields, named and ordered as :class:`tollguard.domain.plan.Rate`'s: the
+# columns of every rate file (``tollguard load``, the admin import and export, the
+# portal's download), of the API's rates and of the plan the switch loads.
+RATE_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(plan.Rate))
 
 digits_validator = RegexValidator(r"^[0-9]+$", "Only digits 0-9.")
 currency_validator = RegexValidator(r"^[A-Z]{3}$", "An ISO 4217 code such as EUR.")

@@ -12,20 +12,10 @@ def rate_cards() -> tuple[RateCard, ...]:
     """Every rate card with its rates (ordered by prefix), in two queries."""
     rates: dict[int, list[Rate]] = defaultdict(list)
     rows = models.Rate.objects.order_by("card_id", "prefix").values_list(
-        "card_id",
-        "prefix",
-        "destination",
-        "price_per_minute",
-        "connect_fee",
-        "initial_increment",
-        "next_increment",
-        "effective_from",
-        "effective_until",
+        "card_id", *models.RATE_FIELDS
     )
-    for card_id, prefix, name, price, fee, initial, following, start, end in rows.iterator(
-        chunk_size=10_000
-    ):
-        rates[card_id].append(Rate(prefix, name, price, fee, initial, following, start, end))
+    for card_id, *values in rows.iterator(chunk_size=10_000):
+        rates[card_id].append(Rate(*values))
     return tuple(
         RateCard(
             id=card_id,

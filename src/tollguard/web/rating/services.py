@@ -10,16 +10,6 @@ from tollguard.web.core.services import bump_config_version, config_batch
 from tollguard.web.rating import models
 
 BULK_BATCH_SIZE = 2000
-_RATE_FIELDS = (
-    "prefix",
-    "destination",
-    "price_per_minute",
-    "connect_fee",
-    "initial_increment",
-    "next_increment",
-    "effective_from",
-    "effective_until",
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +33,8 @@ def sync_rates(card: models.RateCard, rates: Iterable[Rate]) -> RateSync:
     with config_batch():
         stale: list[int] = []
         kept: set[Rate] = set()
-        for pk, *values in models.Rate.objects.filter(card=card).values_list("pk", *_RATE_FIELDS):
+        current = models.Rate.objects.filter(card=card).values_list("pk", *models.RATE_FIELDS)
+        for pk, *values in current:
             rate = Rate(*values)
             if rate in wanted and rate not in kept:
                 kept.add(rate)
@@ -72,14 +63,4 @@ def _order(rate: Rate) -> tuple[str, str]:
 
 
 def _row(card: models.RateCard, rate: Rate) -> models.Rate:
-    return models.Rate(
-        card=card,
-        prefix=rate.prefix,
-        destination=rate.destination,
-        price_per_minute=rate.price_per_minute,
-        connect_fee=rate.connect_fee,
-        initial_increment=rate.initial_increment,
-        next_increment=rate.next_increment,
-        effective_from=rate.effective_from,
-        effective_until=rate.effective_until,
-    )
+    return models.Rate(card=card, **{name: getattr(rate, name) for name in models.RATE_FIELDS})

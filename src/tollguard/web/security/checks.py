@@ -15,7 +15,9 @@ security.E009  session or CSRF cookie without ``__Host-``, Secure or HttpOnly
 security.E010  an address allow-list, country rule or country database is unusable
 security.E011  ``web.breached_passwords_file`` is set but cannot be read
 security.W101  SIP accounts allow MD5 digest, but ``sip.digest_algorithms`` does not
-               offer MD5: their phones fail unless they speak SHA-256
+               offer MD5: their phones fail unless they speak SHA-256 (a check of
+               the customers app, :mod:`tollguard.web.customers.checks`, which
+               registers it through :func:`register_check`)
 security.W102  PostgreSQL on another host without a verified TLS connection
                (``database.sslmode`` below ``verify-ca``)
 =============  ==============================================================
@@ -43,7 +45,6 @@ from tollguard.config import VERIFYING_SSL_MODES
 logger = logging.getLogger(__name__)
 
 MIN_HSTS_SECONDS = 31_536_000
-MD5_ACCOUNTS_SHOWN = 10
 MIN_SECRET_KEY_LENGTH = 50
 MIN_SECRET_KEY_UNIQUE = 5
 
@@ -219,40 +220,6 @@ def check_address_rules(app_configs: AppConfigs = None, **kwargs: Any) -> list[C
     return errors
 
 
-def check_md5_accounts(app_configs: AppConfigs = None, **kwargs: Any) -> list[CheckMessage]:
-    from django.db import DatabaseError
-
-    from tollguard.web.customers.models import Account
-
-    if "MD5" in settings.TOLLGUARD.sip.digest_algorithms:
-        return []
-    try:
-        names = list(
-            Account.objects.filter(allow_md5=True)
-            .order_by("username")
-            .values_list("username", flat=True)[: MD5_ACCOUNTS_SHOWN + 1]
-        )
-    except DatabaseError as exc:
-        # A data directory before its first migrate has no accounts to warn about.
-        logger.info("MD5 account check skipped: accounts not readable (%s)", exc)
-        return []
-    if not names:
-        return []
-    shown = ", ".join(names[:MD5_ACCOUNTS_SHOWN]) + (
-        ", ..." if len(names) > MD5_ACCOUNTS_SHOWN else ""
-    )
-    return [
-        Warning(
-            f"SIP accounts allow MD5 digest but sip.digest_algorithms does not offer it: {shown}.",
-            hint=(
-                'Turn allow_md5 off for accounts whose phones speak SHA-256, or add "MD5" '
-                "to sip.digest_algorithms for the others (see docs/switch.md)."
-            ),
-            id="security.W101",
-        )
-    ]
-
-
 def check_database_tls(app_configs: AppConfigs = None, **kwargs: Any) -> list[CheckMessage]:
     db = settings.TOLLGUARD.database
     if db.engine != "postgresql" or db.is_local:
@@ -279,7 +246,6 @@ def register() -> None:
         check_otp,
         check_admin_path,
         check_secret_key,
-        check_md5_accounts,
         check_database_tls,
     ):
         register_check(check, deploy=True)

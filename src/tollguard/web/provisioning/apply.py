@@ -1,0 +1,163 @@
+"""Apply a checked plan: create or update by natural key, then prune if asked.
+
+Every object is found by its natural key (names, usernames, ``network`` +
+``tech_prefix``) and saved only when a value differs, after the model's own validation
+(as an admin form would). The caller holds the transaction and the configuration batch.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import models
+
+from tollguard.domain.plan import Rate
+from tollguard.web.carriers.models import Gateway, Provider
+from tollguard.web.customers.models import Account, AclEntry, Customer
+from tollguard.web.customers.services import ha1_digests
+from tollguard.web.provisioning.report import Counts, Outcome
+from tollguard.web.provisioning.schema import PlanSpec
+from tollguard.web.rating import services as rating_services
+from tollguard.web.rating.models import Rate as RateModel
+from tollguard.web.rating.models import RateCard
+
+__all__ = ["apply"]
+
+
+def _upsert(
+    model: type[models.Model], lookup: dict[str, Any], values: dict[str, Any]
+) -> tuple[Any, Outcome]:
+    """Create or update the row found by ``lookup``; validated like an admin form save."""
+    obj = model._default_manager.filter(**lookup).first()
+    if obj is None:
+        obj = model(**lookup, **values)
+        obj.full_clean()
+        obj.save()
+        return obj, "created"
+    changed = [name for name, value in values.items() if getattr(obj, name) != value]
+    if not changed:
+        return obj, "unchanged"
+    for name in changed:
+        setattr(obj, name, values[name])
+    obj.full_clean()
+    obj.save(update_fields=changed)
+    return obj, "updated"
+
+
+def apply(plan: PlanSpec, realm: str, counts: dict[str, Counts]) -> None:
+    cards: dict[str, RateCard] = {}
+    for spec in plan.rate_cards:
+        card, outcome = _upsert(
+            RateCard,
+            {"name": spec.name},
+            {
+                "currency": spec.currency,
+                "rounding": spec.rounding,
+                "decimals": spec.decimals,
+                "kind": spec.kind,
+            },
+        )
+        counts["rate_cards"].add(outcome)
+        cards[spec.name] = card
+        if spec.rates is not None:
+            _replace_rates(card, spec.rates, counts["rates"])
+
+    def card_id(name: str | None) -> int | None:
+        if name is None:
+            return None
+        if name not in cards:
+            cards[name] = RateCard.objects.get(name=name)
+        return cards[name].pk
+
+    providers: dict[str, Provider] = {}
+    for pspec in plan.providers:
+        provider, outcome = _upsert(
+            Provider,
+            {"name": pspec.name},
+            {"cost_card_id": card_id(pspec.cost_card), **pspec.values},
+        )
+        counts["providers"].add(outcome)
+        providers[pspec.name] = provider
+        for gspec in pspec.gateways or ():
+            _, outcome = _upsert(
+                Gateway, {"name": gspec.name}, {"provider_id": provider.pk, **gspec.values}
+            )
+            counts["gateways"].add(outcome)
+
+    for cspec in plan.customers:
+        customer, outcome = _upsert(
+            Customer,
+            {"name": cspec.name},
+            {"sell_card_id": card_id(cspec.sell_card), **cspec.values},
+        )
+        if cspec.providers is not None:
+            wanted = set(
+                Provider.objects.filter(name__in=cspec.providers).values_list("pk", flat=True)
+            )
+            current = set(customer.providers.values_list("pk", flat=True))
+            if wanted != current:
+                customer.providers.set(wanted)
+                if outcome == "unchanged":
+                    outcome = "updated"
+        counts["customers"].add(outcome)
+        for aspec in cspec.accounts or ():
+            values: dict[str, Any] = {
+                "customer_id": customer.pk,
+                "allow_md5": aspec.allow_md5,
+                "enabled": aspec.enabled,
+            }
+            if aspec.password is not None:
+                values["ha1_md5"], values["ha1_sha256"] = ha1_digests(
+                    aspec.username, realm, aspec.password, md5=aspec.allow_md5
+                )
+            elif aspec.ha1_sha256 is not None:
+                # The MD5 HA1 is kept only for accounts that allow MD5 (Account.save).
+                values["ha1_md5"] = (aspec.ha1_md5 or "") if aspec.allow_md5 else ""
+                values["ha1_sha256"] = aspec.ha1_sha256
+            _, outcome = _upsert(Account, {"username": aspec.username}, values)
+            counts["accounts"].add(outcome)
+        for lspec in cspec.acl or ():
+            _, outcome = _upsert(
+                AclEntry,
+                {"network": lspec.network, "tech_prefix": lspec.tech_prefix},
+                {"customer_id": customer.pk},
+            )
+            counts["acl"].add(outcome)
+
+    if plan.prune:
+        _prune(plan, counts)
+
+
+def _replace_rates(card: RateCard, rates: tuple[Rate, ...], counts: Counts) -> None:
+    # A rate card is one price list: the declared rates replace the card's rates.
+    result = rating_services.sync_rates(card, rates)
+    counts.created += result.created
+    counts.deleted += result.deleted
+    counts.unchanged += result.unchanged
+
+
+def _prune(plan: PlanSpec, counts: dict[str, Counts]) -> None:
+    def delete(queryset: models.QuerySet[Any], kind: str) -> None:
+        removed = queryset.count()
+        if removed:
+            queryset.delete()
+            counts[kind].deleted += removed
+
+    customer_names = {c.name for c in plan.customers}
+    usernames = {a.username for c in plan.customers for a in c.accounts or ()}
+    acl_keys = {(e.network, e.tech_prefix) for c in plan.customers for e in c.acl or ()}
+    # Children first, so that their count is not hidden inside a parent's cascade.
+    delete(Account.objects.exclude(username__in=usernames), "accounts")
+    stale_acl = [
+        pk
+        for pk, network, tech_prefix in AclEntry.objects.values_list("pk", "network", "tech_prefix")
+        if (network, tech_prefix) not in acl_keys
+    ]
+    delete(AclEntry.objects.filter(pk__in=stale_acl), "acl")
+    delete(Customer.objects.exclude(name__in=customer_names), "customers")
+    gateway_names = {g.name for p in plan.providers for g in p.gateways or ()}
+    delete(Gateway.objects.exclude(name__in=gateway_names), "gateways")
+    delete(Provider.objects.exclude(name__in={p.name for p in plan.providers}), "providers")
+    stale_cards = RateCard.objects.exclude(name__in={c.name for c in plan.rate_cards})
+    counts["rates"].deleted += RateModel.objects.filter(card__in=stale_cards).count()
+    delete(stale_cards, "rate_cards")

@@ -1,0 +1,525 @@
+"""The plan file's schema: YAML (and the CSV rate files it names) read into checked specs.
+
+:func:`parse` checks the file against itself only (types, ranges, names repeated within
+the file) and reports every problem with the path of its entry, e.g.
+``customers[2] 'acme'.accounts[0].username: duplicate 'alice'``; what the database
+already holds is checked by :mod:`tollguard.web.provisioning.validation`. The rules are
+in ``docs/provisioning.md``.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tollguard.domain.plan import Rate, Rounding, RoutingStrategy, SipTransport
+from tollguard.web.carriers.models import GATEWAY_FIELDS
+from tollguard.web.customers.fields import parse_network
+from tollguard.web.rating.models import RateCardKind
+from tollguard.web.rating.rate_rows import (
+    RATE_COLUMNS,
+    InvalidValue,
+    header_problems,
+    parse_rate,
+    show,
+)
+
+__all__ = [
+    "AccountSpec",
+    "AclSpec",
+    "CardSpec",
+    "CustomerSpec",
+    "GatewaySpec",
+    "PlanSpec",
+    "ProviderSpec",
+    "parse",
+]
+
+_GATEWAY_PREFIX = re.compile(r"\+?[0-9#*]*")
+_CURRENCY = re.compile(r"[A-Z]{3}")
+_HEX_MD5 = re.compile(r"[0-9a-f]{32}")
+_HEX_SHA256 = re.compile(r"[0-9a-f]{64}")
+_HOST = re.compile(r"[A-Za-z0-9.\-]{1,253}|\[?[0-9A-Fa-f:.]{2,45}\]?")
+_USERNAME = re.compile(r"[A-Za-z0-9\-_.!~*'()&=+$,;?/]{1,64}")
+_DIGITS = re.compile(r"[0-9]*")
+_NAME_MAX = 100
+
+
+# Validated declarations. ``None`` for a nested list means "not declared: leave alone".
+
+
+@dataclass(frozen=True, slots=True)
+class CardSpec:
+    name: str
+    currency: str
+    rounding: str
+    decimals: int
+    kind: str
+    rates: tuple[Rate, ...] | None
+
+
+@dataclass(frozen=True, slots=True)
+class GatewaySpec:
+    where: str  # the entry's path in the file, for error messages
+    name: str
+    values: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderSpec:
+    where: str
+    name: str
+    cost_card: str | None
+    values: dict[str, Any]
+    gateways: tuple[GatewaySpec, ...] | None
+
+
+@dataclass(frozen=True, slots=True)
+class AccountSpec:
+    where: str
+    username: str
+    password: str | None
+    ha1_md5: str | None
+    ha1_sha256: str | None
+    allow_md5: bool
+    enabled: bool
+    credentials_given: bool  # a password or a digest key is present, even if invalid
+
+
+@dataclass(frozen=True, slots=True)
+class AclSpec:
+    where: str
+    network: str
+    tech_prefix: str
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerSpec:
+    where: str
+    name: str
+    sell_card: str | None
+    values: dict[str, Any]
+    providers: tuple[str | None, ...] | None
+    accounts: tuple[AccountSpec, ...] | None
+    acl: tuple[AclSpec, ...] | None
+
+
+@dataclass(frozen=True, slots=True)
+class PlanSpec:
+    prune: bool
+    rate_cards: tuple[CardSpec, ...]
+    providers: tuple[ProviderSpec, ...]
+    customers: tuple[CustomerSpec, ...]
+
+
+_MISSING: Any = object()
+
+
+class _Reader:
+    """Reads typed values out of a YAML mapping, recording errors with their path."""
+
+    def __init__(self, errors: list[str]) -> None:
+        self.errors = errors
+
+    def error(self, where: str, message: str) -> None:
+        self.errors.append(f"{where}: {message}")
+
+    def mapping(self, value: Any, where: str, allowed: Iterable[str]) -> dict[str, Any] | None:
+        if not isinstance(value, dict):
+            self.error(where, f"expected a mapping, got {show(value)}")
+            return None
+        known = set(allowed)
+        for key in value:
+            if key not in known:
+                self.error(where, f"unknown key {key!r}")
+        return value
+
+    def items(self, table: dict[str, Any], key: str, where: str) -> list[Any] | None:
+        value = table.get(key)
+        if value is None:
+            return None
+        if not isinstance(value, list):
+            self.error(f"{where}.{key}", f"expected a list, got {show(value)}")
+            return None
+        return value
+
+    def get(
+        self,
+        table: dict[str, Any],
+        key: str,
+        where: str,
+        convert: Callable[[Any], Any],
+        default: Any = _MISSING,
+    ) -> Any:
+        value = table.get(key, _MISSING)
+        if value is _MISSING or value is None:
+            if default is _MISSING:
+                self.error(f"{where}.{key}", "required")
+                return None
+            return default
+        try:
+            return convert(value)
+        except InvalidValue as exc:
+            self.error(f"{where}.{key}", str(exc))
+            return default if default is not _MISSING else None
+
+
+def _text(pattern: re.Pattern[str] | None = None, hint: str = "", max_length: int = 255) -> Any:
+    def convert(value: Any) -> str:
+        if not isinstance(value, str):
+            extra = f" (quote it: '{value}')" if isinstance(value, int | float) else ""
+            raise InvalidValue(f"expected a string, got {show(value)}{extra}")
+        if len(value) > max_length:
+            raise InvalidValue(f"{value!r} is longer than {max_length} characters")
+        if pattern is not None and not pattern.fullmatch(value):
+            raise InvalidValue(f"{value!r} is not {hint}")
+        return value
+
+    return convert
+
+
+def _name(value: Any) -> str:
+    text: str = _text(max_length=_NAME_MAX)(value)
+    if not text.strip():
+        raise InvalidValue("must not be empty")
+    return text
+
+
+def _integer(minimum: int = 0, maximum: int | None = None) -> Any:
+    def convert(value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise InvalidValue(f"expected an integer, got {show(value)}")
+        if value < minimum or (maximum is not None and value > maximum):
+            upper = f" and {maximum}" if maximum is not None else ""
+            bound = f"between {minimum}{upper}" if maximum is not None else f">= {minimum}"
+            raise InvalidValue(f"{value} is not {bound}")
+        return value
+
+    return convert
+
+
+def _boolean(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise InvalidValue(f"expected true or false, got {show(value)}")
+    return value
+
+
+def _choice(options: Iterable[str]) -> Any:
+    allowed = tuple(options)
+
+    def convert(value: Any) -> str:
+        if value not in allowed:
+            raise InvalidValue(f"{show(value)} is not one of {', '.join(allowed)}")
+        return str(value)
+
+    return convert
+
+
+# Rates from the CSV file a card names. Each row, like an inline entry and a line of an
+# admin upload, goes through the rating app's checks, so all three report alike.
+
+
+def _csv_rates(path: Path, where: str, errors: list[str]) -> tuple[Rate, ...]:
+    try:
+        handle = path.open(newline="", encoding="utf-8-sig")
+    except OSError as exc:
+        errors.append(f"{where}.file: cannot read {str(path)!r} ({exc.strerror})")
+        return ()
+    try:
+        with handle:
+            return _read_csv_rates(handle, path, where, errors)
+    except (UnicodeDecodeError, csv.Error) as exc:
+        errors.append(f"{where}.file {path.name}: not a UTF-8 CSV file ({exc})")
+        return ()
+
+
+def _read_csv_rates(
+    handle: Iterable[str], path: Path, where: str, errors: list[str]
+) -> tuple[Rate, ...]:
+    rates: list[Rate] = []
+    reader = csv.DictReader(handle)
+    header = [name.strip() for name in reader.fieldnames or ()]
+    if problems := header_problems(header):
+        errors.append(f"{where}.file {path.name} line 1: {'; '.join(problems)}")
+        return ()
+    reader.fieldnames = header
+    for row in reader:
+        line = reader.line_num
+        if None in row:
+            errors.append(f"{where}.rates line {line}: more cells than columns")
+            continue
+        rate = parse_rate(row, f"{where}.rates line {line}", errors)
+        if rate is not None:
+            rates.append(rate)
+    return tuple(rates)
+
+
+def _label(section: str, index: int, entry: Any, key: str) -> str:
+    """``customers[2] 'acme'``: the path of a list entry, with its name when it has one."""
+    name = entry.get(key) if isinstance(entry, dict) else None
+    return f"{section}[{index}] {name!r}" if isinstance(name, str) else f"{section}[{index}]"
+
+
+def _duplicates(
+    entries: Iterable[tuple[str, Any]], what: str, errors: list[str], show: Callable[[Any], str]
+) -> None:
+    """Reports each repeated key at every entry after its first occurrence."""
+    seen: Counter[Any] = Counter()
+    for where, key in entries:
+        if key is None:
+            continue
+        seen[key] += 1
+        if seen[key] > 1:
+            errors.append(f"{where}.{what}: duplicate {show(key)}")
+
+
+_CARD_KEYS = ("name", "currency", "rounding", "decimals", "kind", "rates", "file")
+_PROVIDER_KEYS = ("name", "enabled", "cost_card", "priority", "weight", "gateways")
+_GATEWAY_KEYS = GATEWAY_FIELDS
+_CUSTOMER_KEYS = (
+    "name",
+    "enabled",
+    "sell_card",
+    "strategy",
+    "allow_negative_margin",
+    "max_call_duration_s",
+    "numbering",
+    "providers",
+    "accounts",
+    "acl",
+)
+_NUMBERING_KEYS = ("country_code", "national_prefix", "international_prefix", "strip_prefix")
+_ACCOUNT_KEYS = ("username", "password", "ha1_md5", "ha1_sha256", "allow_md5", "enabled")
+_DIGIT_STRING = _text(_DIGITS, "a string of digits", 16)
+
+
+def parse(raw: Any, base: Path, errors: list[str]) -> PlanSpec:
+    """The plan in ``raw`` (parsed YAML); problems go to ``errors``, in file order."""
+    r = _Reader(errors)
+    top = r.mapping(
+        raw if raw is not None else {}, "(file)", ("prune", "rate_cards", "providers", "customers")
+    )
+    if top is None:
+        return PlanSpec(False, (), (), ())
+    prune = r.get(top, "prune", "(file)", _boolean, False)
+
+    cards: list[CardSpec] = []
+    names: list[tuple[str, Any]] = []
+    for i, entry in enumerate(r.items(top, "rate_cards", "(file)") or ()):
+        where = _label("rate_cards", i, entry, "name")
+        if (table := r.mapping(entry, where, _CARD_KEYS)) is not None:
+            cards.append(_parse_card(r, table, where, base))
+            names.append((where, cards[-1].name))
+    _duplicates(names, "name", errors, repr)
+
+    providers: list[ProviderSpec] = []
+    names = []
+    for i, entry in enumerate(r.items(top, "providers", "(file)") or ()):
+        where = _label("providers", i, entry, "name")
+        if (table := r.mapping(entry, where, _PROVIDER_KEYS)) is not None:
+            providers.append(_parse_provider(r, table, where))
+            names.append((where, providers[-1].name))
+    _duplicates(names, "name", errors, repr)
+    _duplicates(
+        (
+            (gateway.where, gateway.name)
+            for provider in providers
+            for gateway in provider.gateways or ()
+        ),
+        "name",
+        errors,
+        repr,
+    )
+
+    customers: list[CustomerSpec] = []
+    names = []
+    for i, entry in enumerate(r.items(top, "customers", "(file)") or ()):
+        where = _label("customers", i, entry, "name")
+        if (table := r.mapping(entry, where, _CUSTOMER_KEYS)) is not None:
+            customers.append(_parse_customer(r, table, where))
+            names.append((where, customers[-1].name))
+    _duplicates(names, "name", errors, repr)
+    # Usernames and ACL keys are unique across customers, so duplicates are file-wide.
+    _duplicates(
+        (
+            (account.where, account.username)
+            for customer in customers
+            for account in customer.accounts or ()
+        ),
+        "username",
+        errors,
+        repr,
+    )
+    _duplicates(
+        (
+            (entry.where, (entry.network, entry.tech_prefix))
+            for customer in customers
+            for entry in customer.acl or ()
+        ),
+        "network",
+        errors,
+        lambda key: repr(key[0]) + (f" with tech_prefix {key[1]!r}" if key[1] else ""),
+    )
+    return PlanSpec(prune, tuple(cards), tuple(providers), tuple(customers))
+
+
+def _parse_card(r: _Reader, table: dict[str, Any], where: str, base: Path) -> CardSpec:
+    name = r.get(table, "name", where, _name)
+    currency = r.get(table, "currency", where, _text(_CURRENCY, "an ISO 4217 code"), "EUR")
+    rounding = r.get(table, "rounding", where, _choice(Rounding), Rounding.HALF_UP.value)
+    decimals = r.get(table, "decimals", where, _integer(0, 6), 4)
+    kind = r.get(table, "kind", where, _choice(RateCardKind.values), RateCardKind.SELL.value)
+    rates: tuple[Rate, ...] | None = None
+    if "rates" in table and "file" in table:
+        r.error(where, "give either 'rates' or 'file', not both")
+    elif "file" in table:
+        file_name = r.get(table, "file", where, _text())
+        if file_name is not None:
+            rates = _csv_rates(base / file_name, where, r.errors)
+    elif "rates" in table:
+        parsed: list[Rate] = []
+        for j, item in enumerate(r.items(table, "rates", where) or ()):
+            if not isinstance(item, dict):
+                r.error(f"{where}.rates[{j}]", f"expected a mapping, got {show(item)}")
+                continue
+            if unknown := [k for k in item if k not in RATE_COLUMNS]:
+                r.error(f"{where}.rates[{j}]", f"unknown key {unknown[0]!r}")
+            if (rate := parse_rate(item, f"{where}.rates[{j}]", r.errors)) is not None:
+                parsed.append(rate)
+        rates = tuple(parsed)
+    # One price per prefix and start date: two would make the rate depend on row order.
+    _duplicates(
+        ((f"{where}.rates", (rate.prefix, rate.effective_from)) for rate in rates or ()),
+        "prefix",
+        r.errors,
+        lambda key: repr(key[0]) + (f" from {key[1].isoformat()}" if key[1] is not None else ""),
+    )
+    return CardSpec(name, currency, rounding, decimals, kind, rates)
+
+
+def _parse_provider(r: _Reader, table: dict[str, Any], where: str) -> ProviderSpec:
+    name = r.get(table, "name", where, _name)
+    cost_card = r.get(table, "cost_card", where, _name, None)
+    values = {
+        "enabled": r.get(table, "enabled", where, _boolean, True),
+        "priority": r.get(table, "priority", where, _integer(), 100),
+        "weight": r.get(table, "weight", where, _integer(), 100),
+    }
+    gateways: list[GatewaySpec] | None = None
+    if "gateways" in table:
+        gateways = []
+        for j, item in enumerate(r.items(table, "gateways", where) or ()):
+            gw_where = f"{where}." + _label("gateways", j, item, "name")
+            if (gw := r.mapping(item, gw_where, _GATEWAY_KEYS)) is not None:
+                gateways.append(_parse_gateway(r, gw, gw_where))
+    return ProviderSpec(
+        where, name, cost_card, values, tuple(gateways) if gateways is not None else None
+    )
+
+
+def _parse_gateway(r: _Reader, gw: dict[str, Any], where: str) -> GatewaySpec:
+    add_prefix = _text(_GATEWAY_PREFIX, "digits, '#', '*' with an optional '+'", 32)
+    return GatewaySpec(
+        where=where,
+        name=r.get(gw, "name", where, _name),
+        values={
+            "host": r.get(gw, "host", where, _text(_HOST, "a host name or IP address")),
+            "port": r.get(gw, "port", where, _integer(1, 65535), 5060),
+            "transport": r.get(gw, "transport", where, _choice(SipTransport), "udp"),
+            "strip_digits": r.get(gw, "strip_digits", where, _integer(0, 32), 0),
+            "add_prefix": r.get(gw, "add_prefix", where, add_prefix, ""),
+            "enabled": r.get(gw, "enabled", where, _boolean, True),
+            "max_channels": r.get(gw, "max_channels", where, _integer(), 0),
+        },
+    )
+
+
+def _parse_customer(r: _Reader, table: dict[str, Any], where: str) -> CustomerSpec:
+    name = r.get(table, "name", where, _name)
+    sell_card = r.get(table, "sell_card", where, _name, None)
+    values = {
+        "enabled": r.get(table, "enabled", where, _boolean, True),
+        "strategy": r.get(table, "strategy", where, _choice(RoutingStrategy), "lcr"),
+        "allow_negative_margin": r.get(table, "allow_negative_margin", where, _boolean, False),
+        "max_call_duration_s": r.get(table, "max_call_duration_s", where, _integer(1), 7200),
+    }
+    num_where = f"{where}.numbering"
+    numbering = r.mapping(table.get("numbering") or {}, num_where, _NUMBERING_KEYS) or {}
+    for key, default in (
+        ("country_code", ""),
+        ("national_prefix", "0"),
+        ("international_prefix", "00"),
+        ("strip_prefix", ""),
+    ):
+        values[key] = r.get(numbering, key, num_where, _DIGIT_STRING, default)
+    allow: tuple[str | None, ...] | None = None
+    if "providers" in table:
+        # Invalid names stay as None so that later messages keep the file's indices.
+        allow = tuple(
+            _safe(r, f"{where}.providers[{j}]", _name, item)
+            for j, item in enumerate(r.items(table, "providers", where) or ())
+        )
+    accounts: tuple[AccountSpec, ...] | None = None
+    if "accounts" in table:
+        accounts = tuple(
+            _parse_account(r, acc, f"{where}.accounts[{j}]")
+            for j, item in enumerate(r.items(table, "accounts", where) or ())
+            if (acc := r.mapping(item, f"{where}.accounts[{j}]", _ACCOUNT_KEYS)) is not None
+        )
+    acl: list[AclSpec] | None = None
+    if "acl" in table:
+        acl = []
+        for j, item in enumerate(r.items(table, "acl", where) or ()):
+            acl_where = f"{where}.acl[{j}]"
+            if (entry := r.mapping(item, acl_where, ("network", "tech_prefix"))) is None:
+                continue
+            network = r.get(entry, "network", acl_where, _network)
+            tech_prefix = r.get(entry, "tech_prefix", acl_where, _DIGIT_STRING, "")
+            if network is not None and tech_prefix is not None:
+                acl.append(AclSpec(acl_where, network, tech_prefix))
+    return CustomerSpec(
+        where, name, sell_card, values, allow, accounts, tuple(acl) if acl is not None else None
+    )
+
+
+def _parse_account(r: _Reader, acc: dict[str, Any], where: str) -> AccountSpec:
+    username = r.get(acc, "username", where, _text(_USERNAME, "a valid SIP user name", 64))
+    password = r.get(acc, "password", where, _text(max_length=256), None)
+    ha1_md5 = r.get(acc, "ha1_md5", where, _text(_HEX_MD5, "32 lower-case hex digits"), None)
+    ha1_sha256 = r.get(
+        acc, "ha1_sha256", where, _text(_HEX_SHA256, "64 lower-case hex digits"), None
+    )
+    allow_md5 = r.get(acc, "allow_md5", where, _boolean, False)
+    enabled = r.get(acc, "enabled", where, _boolean, True)
+    if password is not None and (ha1_md5 is not None or ha1_sha256 is not None):
+        r.error(where, "give either 'password' or HA1 digests, not both")
+    elif password == "":
+        r.error(f"{where}.password", "must not be empty")
+    elif ha1_md5 is not None and ha1_sha256 is None:
+        r.error(f"{where}.ha1_sha256", "required with ha1_md5")
+    elif ha1_sha256 is not None and ha1_md5 is None and allow_md5:
+        r.error(f"{where}.ha1_md5", "required unless allow_md5 is false")
+    given = any(key in acc for key in ("password", "ha1_md5", "ha1_sha256"))
+    return AccountSpec(where, username, password, ha1_md5, ha1_sha256, allow_md5, enabled, given)
+
+
+def _safe(r: _Reader, where: str, convert: Callable[[Any], Any], value: Any) -> Any:
+    try:
+        return convert(value)
+    except InvalidValue as exc:
+        r.error(where, str(exc))
+        return None
+
+
+def _network(value: Any) -> str:
+    if not isinstance(value, str):
+        raise InvalidValue(f"{show(value)} is not an IP network in CIDR form")
+    try:
+        return str(parse_network(value))
+    except Exception as exc:  # a django ValidationError; its text is not needed here
+        raise InvalidValue(f"{value!r} is not an IP network in CIDR form") from exc

@@ -1,0 +1,93 @@
+"""The plan against the database: names it uses exist, and nothing changes owner.
+
+Run inside the load's transaction, after :func:`tollguard.web.provisioning.schema.parse`
+and before anything is written, so that a file with any problem changes nothing.
+"""
+
+from __future__ import annotations
+
+from django.db import models
+
+from tollguard.web.carriers.models import Gateway, Provider
+from tollguard.web.customers.models import Account, AclEntry
+from tollguard.web.provisioning.schema import PlanSpec
+from tollguard.web.rating.models import RateCard, RateCardKind
+
+__all__ = ["check_references"]
+
+
+def check_references(plan: PlanSpec, errors: list[str]) -> None:
+    """Names used by the file exist (in the file or the database), with the right kind."""
+    kinds = dict(RateCard.objects.values_list("name", "kind"))
+    kinds.update((card.name, card.kind) for card in plan.rate_cards)
+    if plan.prune:
+        kinds = {card.name: card.kind for card in plan.rate_cards}
+
+    def card(where: str, name: str | None, kind: str) -> None:
+        if name is None:
+            return
+        if name not in kinds:
+            errors.append(f"{where}: unknown rate card {name!r}")
+        elif kinds[name] is not None and kinds[name] != kind:
+            errors.append(f"{where}: rate card {name!r} is a {kinds[name]} card, not {kind}")
+
+    for provider in plan.providers:
+        card(f"{provider.where}.cost_card", provider.cost_card, RateCardKind.COST)
+
+    provider_names = {p.name for p in plan.providers}
+    if not plan.prune:
+        provider_names.update(Provider.objects.values_list("name", flat=True))
+    for customer in plan.customers:
+        card(f"{customer.where}.sell_card", customer.sell_card, RateCardKind.SELL)
+        for j, name in enumerate(customer.providers or ()):
+            if name is not None and name not in provider_names:
+                errors.append(f"{customer.where}.providers[{j}]: unknown provider {name!r}")
+
+    # Natural keys that are unique across parents must not silently move between them.
+    owners = _owners(Gateway, "name", "provider__name")
+    for provider in plan.providers:
+        for gateway in provider.gateways or ():
+            owner = owners.get(gateway.name) if gateway.name is not None else None
+            if owner is not None and provider.name is not None and owner != provider.name:
+                errors.append(f"{gateway.where}.name: already belongs to provider {owner!r}")
+    account_owner = _owners(Account, "username", "customer__name")
+    with_md5 = set(Account.objects.exclude(ha1_md5="").values_list("username", flat=True))
+    acl_owner = {
+        (network, tech_prefix): owner
+        for network, tech_prefix, owner in AclEntry.objects.values_list(
+            "network", "tech_prefix", "customer__name"
+        )
+    }
+    for customer in plan.customers:
+        for account in customer.accounts or ():
+            if account.username is None or customer.name is None:
+                continue
+            owner = account_owner.get(account.username)
+            if owner is not None and owner != customer.name:
+                errors.append(
+                    f"{account.where}.username: {account.username!r} already belongs "
+                    f"to customer {owner!r}"
+                )
+            if owner is None and not account.credentials_given:
+                errors.append(f"{account.where}: a new account needs 'password' or HA1 digests")
+            elif (
+                owner is not None
+                and account.allow_md5
+                and not account.credentials_given
+                and account.username not in with_md5
+            ):
+                errors.append(
+                    f"{account.where}.allow_md5: needs 'password' (or ha1_md5) again: the "
+                    "MD5 digest is kept only for accounts that allow MD5"
+                )
+        for entry in customer.acl or ():
+            owner = acl_owner.get((entry.network, entry.tech_prefix))
+            if owner is not None and customer.name is not None and owner != customer.name:
+                errors.append(
+                    f"{entry.where}.network: {entry.network!r} already belongs to "
+                    f"customer {owner!r}"
+                )
+
+
+def _owners(model: type[models.Model], key: str, owner: str) -> dict[str, str]:
+    return dict(model._default_manager.values_list(key, owner))
