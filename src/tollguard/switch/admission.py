@@ -30,7 +30,7 @@ from tollguard.domain.routing import Plan, RouteCandidate
 from tollguard.sip.message import Request
 from tollguard.sip.uri import SipUri, TelUri, Uri
 from tollguard.switch.auth import Authenticated, Authenticator, Challenge
-from tollguard.switch.call import Peer
+from tollguard.switch.wire import Peer
 
 __all__ = ["Admission", "Admitted", "Refused", "Verdict", "user_part"]
 

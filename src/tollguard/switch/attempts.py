@@ -29,7 +29,6 @@ from tollguard.switch.call import (
     CallState,
     GatewayAttempt,
     Leg,
-    Peer,
     TransactionKey,
 )
 from tollguard.switch.dialogs import DialogTable
@@ -37,7 +36,7 @@ from tollguard.switch.q850 import REASON_NO_ANSWER, REASON_TIMER_EXPIRY, reason_
 from tollguard.switch.retransmit import Retransmitter
 from tollguard.switch.signalling import ALLOW, Signalling
 from tollguard.switch.timers import Scheduler
-from tollguard.switch.wire import reason_phrase, render_request, uri_of
+from tollguard.switch.wire import Peer, reason_phrase, render_request, uri_of
 from tollguard.transport import Address
 
 __all__ = ["Attempts", "GatewayChannels"]

@@ -42,7 +42,7 @@ from tollguard.switch.accounting import Accounting, CdrQueue
 from tollguard.switch.admission import Admission, Admitted, Refused, user_part
 from tollguard.switch.attempts import Attempts, GatewayChannels
 from tollguard.switch.auth import Authenticator, Challenge
-from tollguard.switch.call import Call, CallState, GatewayAttempt, Leg, Peer, TransactionKey
+from tollguard.switch.call import Call, CallState, GatewayAttempt, Leg, TransactionKey
 from tollguard.switch.dialogs import DialogTable
 from tollguard.switch.media import MediaHooks
 from tollguard.switch.q850 import REASON_MAX_DURATION, REASON_TIMER_EXPIRY, reasons_of
@@ -57,7 +57,7 @@ from tollguard.switch.signalling import (
 )
 from tollguard.switch.teardown import Teardown
 from tollguard.switch.timers import Scheduler, TimerWheel
-from tollguard.switch.wire import IdFactory, render_response, uri_of
+from tollguard.switch.wire import IdFactory, Peer, render_response, uri_of
 from tollguard.transport import Address
 
 __all__ = ["ALLOW", "B2bua", "CallState", "SendFunction"]

@@ -20,14 +20,13 @@ from enum import Enum
 from typing import TYPE_CHECKING, NamedTuple
 
 from tollguard.domain.cdr import Attempt, HangupSide
-from tollguard.switch.wire import header_lines
+from tollguard.switch.wire import Peer, header_lines
 
 if TYPE_CHECKING:
     from tollguard.domain.plan import Account, Customer, Rate
     from tollguard.domain.routing import Plan, RouteCandidate
     from tollguard.switch.retransmit import Outgoing
     from tollguard.switch.timers import Cancellable
-    from tollguard.transport import Address
 
 __all__ = [
     "AttemptState",
@@ -35,7 +34,6 @@ __all__ = [
     "CallState",
     "GatewayAttempt",
     "Leg",
-    "Peer",
     "Relay",
     "TransactionKey",
 ]
@@ -84,15 +82,6 @@ _ATTEMPT_NEXT: dict[AttemptState, frozenset[AttemptState]] = {
 }
 # Attempts the switch may still give up on (CANCEL) or fail over from.
 LIVE_ATTEMPT = frozenset({_A.CALLING, _A.PROCEEDING})
-
-
-@dataclass(frozen=True, slots=True)
-class Peer:
-    """Where a leg's messages go: address, transport and (for streams) connection."""
-
-    address: Address
-    transport: str
-    connection: int = 0
 
 
 class TransactionKey(NamedTuple):

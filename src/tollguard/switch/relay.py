@@ -13,11 +13,11 @@ from __future__ import annotations
 import random
 
 from tollguard.sip.message import Request, Response
-from tollguard.switch.call import Call, Leg, Peer, Relay, TransactionKey
+from tollguard.switch.call import Call, Leg, Relay, TransactionKey
 from tollguard.switch.media import MediaHooks
 from tollguard.switch.retransmit import Retransmitter
 from tollguard.switch.signalling import Signalling, head_of
-from tollguard.switch.wire import render_request, render_response
+from tollguard.switch.wire import Peer, render_request, render_response
 
 __all__ = ["RELAYED_METHODS", "InDialogRelay"]
 

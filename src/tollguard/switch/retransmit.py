@@ -22,8 +22,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from tollguard.switch.call import Peer
 from tollguard.switch.timers import Cancellable, Scheduler
+from tollguard.switch.wire import Peer
 
 __all__ = ["Outgoing", "Retransmitter"]
 

@@ -11,8 +11,8 @@ import logging
 from collections.abc import Callable
 
 from tollguard.sip.message import Request, Response
-from tollguard.switch.call import Leg, Peer
-from tollguard.switch.wire import IdFactory, header_lines, reason_phrase, render_response
+from tollguard.switch.call import Leg
+from tollguard.switch.wire import IdFactory, Peer, header_lines, reason_phrase, render_response
 from tollguard.transport import Address, TransportError
 
 __all__ = ["SendFunction", "Signalling", "head_of", "head_parts", "to_tag"]

@@ -15,11 +15,14 @@ from __future__ import annotations
 import itertools
 import os
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from tollguard.sip.status import reason_phrase
+from tollguard.transport import Address
 
 __all__ = [
     "IdFactory",
+    "Peer",
     "header_lines",
     "reason_phrase",
     "render_request",
@@ -30,6 +33,15 @@ __all__ = [
 _CRLF = "\r\n"
 
 BRANCH_MAGIC = "z9hG4bK"  # RFC 3261 §8.1.1.7
+
+
+@dataclass(frozen=True, slots=True)
+class Peer:
+    """Where a message goes: address, transport and (for streams) connection."""
+
+    address: Address
+    transport: str
+    connection: int = 0
 
 
 class IdFactory:
