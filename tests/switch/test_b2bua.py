@@ -591,6 +591,52 @@ def test_options_unknown_method_and_register(run_scenario: Run) -> None:
     run_scenario(scenario)
 
 
+@pytest.mark.parametrize(
+    ("method", "to_tag", "status"),
+    [
+        ("MESSAGE", False, 405),
+        ("SUBSCRIBE", False, 405),
+        ("NOTIFY", False, 405),
+        ("REFER", False, 405),
+        ("PUBLISH", False, 405),
+        ("FOO", False, 501),
+        ("BYE", False, 481),
+        ("UPDATE", False, 481),
+        ("INFO", False, 481),
+        ("MESSAGE", True, 481),
+        ("OPTIONS", True, 481),
+        ("INVITE", True, 481),
+    ],
+    ids=lambda value: str(value),
+)
+def test_requests_outside_a_dialog(
+    run_scenario: Run, method: str, to_tag: bool, status: int
+) -> None:
+    """Known methods the switch does not serve get 405 with Allow, unknown ones 501
+    (RFC 3261 §8.2.1); requests for a dialog it does not know get 481 (§12.2.2)."""
+
+    async def scenario(h: Harness) -> None:
+        uri = f"sip:bob@127.0.0.1:{h.switch[1]}"
+        to = f"<{uri}>;tag=unknown" if to_tag else None
+        h.uac.send(
+            request(
+                method, uri, local_port=h.uac.port, call_id=f"ood-{method}", from_tag="x", to=to
+            ),
+            h.switch,
+        )
+        response = await h.uac.response(method=method)
+        assert response.status == status
+        allow = response.headers.get("Allow")
+        if status in (405, 501):
+            assert allow is not None
+            assert "INVITE" in allow
+            assert method not in allow.split(", ")
+        else:
+            assert allow is None
+
+    run_scenario(scenario)
+
+
 def test_max_forwards_zero_and_loop(run_scenario: Run) -> None:
     async def scenario(h: Harness) -> None:
         req = request(

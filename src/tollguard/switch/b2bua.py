@@ -66,10 +66,12 @@ log = logging.getLogger(__name__)
 
 # RFC 3261 §8.2.2.3: Require is not checked on these.
 _NO_REQUIRE = frozenset({"ACK", "CANCEL"})
-_KNOWN_METHODS = frozenset(
-    {"INVITE", "ACK", "CANCEL", "BYE", "OPTIONS", "UPDATE", "INFO", "REGISTER", "PRACK"}
-    | {"SUBSCRIBE", "NOTIFY", "REFER", "MESSAGE", "PUBLISH"}
-)
+# Requests that only make sense inside a dialog (or a transaction) the switch knows:
+# without one, 481 (RFC 3261 §12.2.2, §9.2).
+_DIALOG_METHODS = frozenset({"BYE", "CANCEL", "UPDATE", "INFO", "PRACK"})
+# Methods the switch knows but does not serve outside a dialog: 405 with Allow (RFC 3261
+# §8.2.1); anything else unknown gets 501 (RFC 3261 §8.2.1 too).
+_NOT_ALLOWED = frozenset({"SUBSCRIBE", "NOTIFY", "REFER", "MESSAGE", "PUBLISH"})
 # Distinct (source, transport, connection) peers remembered by on_message.
 _PEERS_MAX = 4096
 
@@ -266,10 +268,12 @@ class B2bua:
         elif method == "REGISTER":
             # No registrar yet: trunks authenticate per call (ACL or digest).
             respond(request, peer, 501, to_tag=self._ids.tag())
-        elif method not in _KNOWN_METHODS:
-            respond(request, peer, 501, extra=(f"Allow: {ALLOW}",), to_tag=self._ids.tag())
-        else:
+        elif method in _DIALOG_METHODS or to_tag(request) is not None:
             respond(request, peer, 481, to_tag=self._ids.tag())
+        elif method in _NOT_ALLOWED:
+            respond(request, peer, 405, extra=(f"Allow: {ALLOW}",), to_tag=self._ids.tag())
+        else:
+            respond(request, peer, 501, extra=(f"Allow: {ALLOW}",), to_tag=self._ids.tag())
 
     def _bad_extension(self, request: Request, peer: Peer) -> None:
         """420 for a request that requires extensions (RFC 3261 §8.2.2.3).
