@@ -249,7 +249,8 @@ def test_cancel_before_answer(run_scenario: Run) -> None:
         (cdr,) = await h.sink.wait()
         assert cdr.sip_code == 487
         assert cdr.hangup_side is HangupSide.CALLER
-        assert cdr.attempts[0].sip_code == 0
+        # The attempt is recorded with the 487 it got, and why the switch cancelled it.
+        assert (cdr.attempts[0].sip_code, cdr.attempts[0].reason) == (487, "cancelled")
         assert h.gw2.nothing(lambda m: True)
         assert cancel.headers.get("Reason") is None  # the customer gave none
 
@@ -607,7 +608,7 @@ def test_options_unknown_method_and_register(run_scenario: Run) -> None:
         ("OPTIONS", True, 481),
         ("INVITE", True, 481),
     ],
-    ids=lambda value: str(value),
+    ids=str,
 )
 def test_requests_outside_a_dialog(
     run_scenario: Run, method: str, to_tag: bool, status: int
@@ -713,10 +714,63 @@ def test_bye_in_the_early_dialog_ends_the_call_like_cancel(run_scenario: Run) ->
         assert (await h.uac.response(487)).status == 487
         cancel, caddr = await h.gw1.request("CANCEL")
         h.gw1.send(make_response(cancel, 200), caddr)
+        answer(h.gw1, invite, addr, 487)
         (cdr,) = await h.sink.wait()
         assert cdr.hangup_side is HangupSide.CALLER
+        assert (cdr.attempts[0].sip_code, cdr.attempts[0].reason) == (487, "caller hung up")
 
     run_scenario(scenario)
+
+
+def test_a_cancelled_attempt_without_a_final_response_is_recorded_after_64_t1(
+    run_scenario: Run,
+) -> None:
+    """RFC 3261 §9.1: a gateway that never answers the INVITE after the switch's CANCEL
+    holds the CDR back 64*T1 at most; the attempt is then recorded as it stood."""
+
+    async def scenario(h: Harness) -> None:
+        dialog = h.invite()
+        invite, addr = await h.gw1.request("INVITE")
+        answer(h.gw1, invite, addr, 180)
+        await h.uac.response(180)
+        dialog.cancel()
+        assert (await h.uac.response(487)).status == 487
+        cancel, caddr = await h.gw1.request("CANCEL")
+        h.gw1.send(make_response(cancel, 200), caddr)  # ... and no 487
+        advance(h, 6.3)
+        await asyncio.sleep(0.1)
+        assert h.sink.cdrs == []
+        advance(h, 0.2)  # the call is forgotten 64*T1 after it ended
+        (cdr,) = await h.sink.wait()
+        assert cdr.sip_code == 487
+        assert (cdr.attempts[0].sip_code, cdr.attempts[0].reason) == (
+            0,
+            "cancelled, no final response",
+        )
+        # The CDR says when the call ended for the customer, not when it was written.
+        assert cdr.ended_at == cdr.started_at
+
+    run_scenario(scenario, clock=True)
+
+
+def test_a_setup_timeout_is_the_switch_giving_up(run_scenario: Run) -> None:
+    """Every gateway silent: the customer gets 408 and the CDR says the switch ended it."""
+
+    async def scenario(h: Harness) -> None:
+        h.invite()
+        await h.gw1.request("INVITE")
+        advance(h, 1.0)
+        await h.gw2.request("INVITE")
+        advance(h, 1.0)
+        assert (await h.uac.response()).status == 408
+        (cdr,) = await h.sink.wait()
+        assert (cdr.sip_code, cdr.hangup_side) == (408, HangupSide.SWITCH)
+        assert [(a.sip_code, a.reason) for a in cdr.attempts] == [
+            (408, "setup timeout"),
+            (408, "setup timeout"),
+        ]
+
+    run_scenario(scenario, clock=True)
 
 
 class StreamGateway:

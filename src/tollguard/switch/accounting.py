@@ -106,5 +106,5 @@ def build_cdr(call: Call, ended: float, cause: int | None) -> Cdr:
         currency=currency,
         caller_user_agent=call.caller_ua,
         callee_user_agent=answered.user_agent if answered else "",
-        attempts=tuple(call.records),
+        attempts=tuple(attempt.record for attempt in call.tried if attempt.record is not None),
     )

@@ -10,6 +10,13 @@ switch gave up on the attempt is acknowledged and ended with a BYE at once.
 
 What the customer sees is not decided here: the owner is told of progress, of the answer
 and of the final failure through the callbacks it passes in.
+
+Each attempt gets its line in the CDR when its INVITE transaction is over: its final
+response (the 487 that answers the switch's CANCEL included, with why the switch
+cancelled), or at once when the switch gave up before any response came (nothing more
+will be learnt in time). ``on_settled`` tells the owner, which writes a CDR held back for
+it; :meth:`Attempts.settle_all` closes the attempts still waiting when a call is
+forgotten.
 """
 
 from __future__ import annotations
@@ -49,6 +56,8 @@ Answer = Callable[[Call, GatewayAttempt, Response], None]
 Failure = Callable[[Call, int, str, HangupSide, int | None, tuple[str, ...]], None]
 # End an answered dialog on a leg with a BYE carrying these Reason values.
 Bye = Callable[[Leg, tuple[str, ...]], None]
+# An attempt of this call has its CDR line now.
+Settled = Callable[[Call], None]
 
 
 class GatewayChannels:
@@ -72,6 +81,12 @@ class GatewayChannels:
         else:
             self.counts.pop(gateway.id, None)
 
+    def release(self, attempt: GatewayAttempt) -> None:
+        """The attempt no longer holds its gateway's channel (once only)."""
+        if attempt.holds_channel:
+            attempt.holds_channel = False
+            self.give_back(attempt.candidate.gateway)
+
 
 class Attempts:
     """Starts, times, cancels and fails over the gateway attempts of every call."""
@@ -89,6 +104,7 @@ class Attempts:
         on_progress: Progress,
         on_answer: Answer,
         on_failure: Failure,
+        on_settled: Settled,
         bye: Bye,
     ) -> None:
         self._settings = settings
@@ -102,6 +118,7 @@ class Attempts:
         self._on_progress = on_progress
         self._on_answer = on_answer
         self._on_failure = on_failure
+        self._on_settled = on_settled
         self._bye = bye
 
     # -- starting ------------------------------------------------------------------------
@@ -116,10 +133,13 @@ class Attempts:
                 continue
             self._start(call, candidate)
             return
-        if call.records:
-            last = call.records[-1]
-            status = last.sip_code if last.sip_code >= 300 else 503
-            self._on_failure(call, status, reason_phrase(status), HangupSide.CALLEE, None, ())
+        failure = call.tried[-1].failure if call.tried else None
+        if failure is not None:
+            status, _, gave_up = failure
+            status = status if status >= 300 else 503
+            # A gateway that refused ended the call; a timeout is the switch giving up.
+            side = HangupSide.SWITCH if gave_up else HangupSide.CALLEE
+            self._on_failure(call, status, reason_phrase(status), side, None, ())
         else:
             # Every gateway is at its channel limit: no circuit available (Q.850 34).
             self._on_failure(call, 503, "Service Unavailable", HangupSide.SWITCH, 34, ())
@@ -178,23 +198,32 @@ class Attempts:
         call = attempt.call
         if attempt.state not in LIVE_ATTEMPT:
             return
-        attempt.stop_timers()
-        attempt.reasons = (reason,)
-        self._cancel(attempt)
-        self._done(attempt, 408, why)
+        self._give_up(attempt, 408, why, (reason,))
         if call.state is CallState.ROUTING and call.attempt is attempt:
             call.attempt = None
             self.next(call)
 
-    def abort(self, call: Call, status: int, reason: str, reasons: tuple[str, ...] = ()) -> None:
+    def abort(self, call: Call, why: str, reasons: tuple[str, ...] = ()) -> None:
         """Stop the attempt in progress (CANCEL it, with ``reasons``) and try no other."""
         attempt = call.attempt
         if attempt is not None:
-            attempt.stop_timers()
-            attempt.reasons = reasons
-            self._cancel(attempt)
-            self._done(attempt, status, reason)
+            self._give_up(attempt, 0, why, reasons)
             call.attempt = None
+
+    def _give_up(
+        self, attempt: GatewayAttempt, status: int, why: str, reasons: tuple[str, ...]
+    ) -> None:
+        """CANCEL the attempt; ``status`` is what it counts as until a final response says
+        more (408 for a timeout, 0 when the caller went away)."""
+        attempt.stop_timers()
+        attempt.reasons = reasons
+        attempt.why = why
+        attempt.failure = (status, why, True)
+        self.channels.release(attempt)
+        self._cancel(attempt)
+        if attempt.state is AttemptState.CANCEL_PENDING:
+            # No response at all: the CANCEL waits for one that may never come.
+            self._settle(attempt, status, why)
 
     def _cancel(self, attempt: GatewayAttempt) -> None:
         # RFC 3261 §9.1: CANCEL only once a provisional response came.
@@ -216,19 +245,26 @@ class Attempts:
             data, leg.peer, invite=False, on_timeout=None
         )
 
-    def _done(self, attempt: GatewayAttempt, status: int, reason: str) -> None:
+    def _settle(self, attempt: GatewayAttempt, status: int, reason: str) -> None:
+        """The attempt's CDR line: what its INVITE transaction ended with."""
+        if attempt.record is not None:
+            return
         candidate = attempt.candidate
-        attempt.call.records.append(
-            Attempt(
-                provider_id=candidate.provider.id,
-                gateway_id=candidate.gateway.id,
-                started_at=datetime.fromtimestamp(attempt.started_at, UTC),
-                sip_code=status,
-                reason=reason,
-            )
+        attempt.record = Attempt(
+            provider_id=candidate.provider.id,
+            gateway_id=candidate.gateway.id,
+            started_at=datetime.fromtimestamp(attempt.started_at, UTC),
+            sip_code=status,
+            reason=reason,
         )
-        if status < 200 or status >= 300:
-            self.channels.give_back(candidate.gateway)
+        self._on_settled(attempt.call)
+
+    def settle_all(self, call: Call) -> None:
+        """The call is being forgotten: attempts still waiting get their line as they are."""
+        for attempt in call.tried:
+            if attempt.record is None:
+                status = attempt.failure[0] if attempt.failure is not None else 408
+                self._settle(attempt, status, f"{attempt.why or 'no answer'}, no final response")
 
     def _failed(
         self, attempt: GatewayAttempt, status: int, reason: str, response: Response | None
@@ -236,7 +272,9 @@ class Attempts:
         call = attempt.call
         attempt.stop_timers()
         attempt.enter(AttemptState.FAILED)
-        self._done(attempt, status, reason)
+        attempt.failure = (status, reason, False)
+        self.channels.release(attempt)
+        self._settle(attempt, status, reason)
         if call.state is not CallState.ROUTING or call.attempt is not attempt:
             return
         call.attempt = None
@@ -277,7 +315,9 @@ class Attempts:
             if state in LIVE_ATTEMPT:
                 self._failed(attempt, status, response.reason, response)
             elif state is AttemptState.CANCEL_PENDING or state is AttemptState.CANCELLED:
+                # Usually the 487 to the switch's CANCEL: recorded with why it was sent.
                 attempt.enter(AttemptState.FAILED)
+                self._settle(attempt, status, attempt.why)
             # FAILED or ANSWERED: a retransmission or a stray final, acknowledged above.
 
     def _provisional(self, call: Call, attempt: GatewayAttempt, response: Response) -> None:
@@ -318,13 +358,14 @@ class Attempts:
         if (
             call.state is not CallState.ROUTING
             or call.attempt is not attempt
-            or previous not in (LIVE_ATTEMPT)
+            or previous not in LIVE_ATTEMPT
         ):
             # Answered after we gave up on it (RFC 3261 §9.1 race): end it at once.
             # Its channel was released when the attempt was abandoned.
+            self._settle(attempt, response.status, f"{attempt.why}, answered too late: BYE")
             self._bye(leg, attempt.reasons)
             return
-        self._done(attempt, response.status, response.reason)
+        self._settle(attempt, response.status, response.reason)
         self._on_answer(call, attempt, response)
 
     def _ack_2xx(self, leg: Leg) -> None:

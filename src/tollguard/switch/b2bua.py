@@ -123,7 +123,7 @@ class B2bua:
         sip = self._settings.sip
         self._scheduler = scheduler
         self._retransmitter = Retransmitter(scheduler, self._sig.out, sip.t1, sip.t2)
-        self._retransmitter.on_settled = self._settled.set
+        self._retransmitter.on_settled = self._check_settled
         self._dialogs = DialogTable(scheduler, self._retransmitter, 64 * sip.t1)
         channels = GatewayChannels()
         self._teardown = Teardown(
@@ -136,6 +136,7 @@ class B2bua:
             self._media,
             self._accounting,
         )
+        self._teardown.on_recorded = self._check_settled
         self._attempts = Attempts(
             sip,
             self._sig,
@@ -147,8 +148,10 @@ class B2bua:
             on_progress=self._progress,
             on_answer=self._answered,
             on_failure=self._reject,
+            on_settled=self._teardown.attempt_settled,
             bye=self._teardown.bye,
         )
+        self._dialogs.on_forget = self._attempts.settle_all
         self._relay = InDialogRelay(self._sig, self._retransmitter, self._media)
 
     # -- wiring ------------------------------------------------------------------------
@@ -511,7 +514,7 @@ class B2bua:
                 self._teardown.hangup(call, HangupSide.CALLER, from_customer=True, reasons=reasons)
             elif call.state is CallState.ROUTING:
                 # A BYE in the early dialog ends the call like a CANCEL would (§15).
-                self._attempts.abort(call, 0, "caller hung up", reasons)
+                self._attempts.abort(call, "caller hung up", reasons)
                 self._reject(call, 487, "Request Terminated", HangupSide.CALLER, None, ())
             return
         if call.state is not CallState.ANSWERED or call.attempt is None:
@@ -540,7 +543,7 @@ class B2bua:
             # RFC 3261 §9.2: 200 to the CANCEL, 487 to the INVITE, CANCEL downstream.
             self._sig.respond(request, peer, 200, to_tag=call.a.local_tag)
             if call.state is CallState.ROUTING:
-                self._attempts.abort(call, 0, "cancelled", reasons_of(request))
+                self._attempts.abort(call, "cancelled", reasons_of(request))
                 self._reject(call, 487, "Request Terminated", HangupSide.CALLER, None, ())
         elif method == "ACK":
             self._acked(call)
@@ -584,7 +587,7 @@ class B2bua:
             if call.state is CallState.ANSWERED:
                 self._teardown.hangup(call, HangupSide.SWITCH)
             elif call.state is CallState.ROUTING:
-                self._attempts.abort(call, 0, "shutdown")
+                self._attempts.abort(call, "shutdown")
                 self._reject(call, 503, "Service Unavailable", HangupSide.SWITCH, None, ())
 
     def close(self) -> None:
@@ -595,10 +598,14 @@ class B2bua:
         if isinstance(self._scheduler, TimerWheel):
             self._scheduler.close()
 
-    async def wait_settled(self, timeout: float) -> bool:
-        """After :meth:`drain`: wait until every BYE/CANCEL we sent was answered."""
-        if not self._retransmitter.unsettled:
+    def _check_settled(self) -> None:
+        if self.draining and not self._retransmitter.unsettled and not self._teardown.waiting:
             self._settled.set()
+
+    async def wait_settled(self, timeout: float) -> bool:
+        """After :meth:`drain`: wait until every BYE and CANCEL the switch sent was answered,
+        and every cancelled gateway attempt has its final response (its CDR line)."""
+        self._check_settled()
         try:
             await asyncio.wait_for(self._settled.wait(), timeout)
         except TimeoutError:

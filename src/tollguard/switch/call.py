@@ -156,16 +156,20 @@ class GatewayAttempt:
     __slots__ = (
         "call",
         "candidate",
+        "failure",
+        "holds_channel",
         "invite",
         "invite_uri",
         "leg",
         "reasons",
+        "record",
         "ring_timer",
         "setup_timer",
         "started_at",
         "state",
         "user_agent",
         "via",
+        "why",
     )
 
     def __init__(  # noqa: PLR0917 (what the INVITE was sent with)
@@ -190,6 +194,15 @@ class GatewayAttempt:
         self.user_agent = ""
         # Reason values (RFC 3326) for the CANCEL or BYE that ends this attempt.
         self.reasons: tuple[str, ...] = ()
+        self.holds_channel = True  # one of the gateway's channels, until it is given up
+        # Why the switch gave up on it ("setup timeout", "cancelled" ...), if it did.
+        self.why = ""
+        # What the customer is told when this was the last attempt: (status, reason,
+        # whether the switch gave up rather than the gateway refusing).
+        self.failure: tuple[int, str, bool] | None = None
+        # Its line in the CDR, once its INVITE transaction is over (a final response,
+        # or nothing more to wait for).
+        self.record: Attempt | None = None
 
     def enter(self, state: AttemptState) -> None:
         if state not in _ATTEMPT_NEXT[self.state]:
@@ -236,7 +249,7 @@ class Call:
         "max_forwards",
         "next_candidate",
         "plan",
-        "records",
+        "record_due",
         "sell_rate",
         "started_at",
         "state",
@@ -268,7 +281,9 @@ class Call:
         self.next_candidate = 0
         self.attempt: GatewayAttempt | None = None  # in progress, or the answered one
         self.tried: list[GatewayAttempt] = []
-        self.records: list[Attempt] = []  # one per finished attempt, for the CDR
+        # Ended while an attempt still waited for its final response (the 487 to the
+        # switch's CANCEL): the end time and Q.850 cause of the CDR to write once it came.
+        self.record_due: tuple[float, int | None] | None = None
         self.body = b""
         self.content_type: str | None = None
         self.max_forwards = 70
@@ -286,6 +301,10 @@ class Call:
         if state not in _CALL_NEXT[self.state]:
             raise RuntimeError(f"call {self.a.call_id}: {self.state.value} -> {state.value}")
         self.state = state
+
+    def settled(self) -> bool:
+        """True once every attempt's outcome is known (the CDR can be written)."""
+        return all(attempt.record is not None for attempt in self.tried)
 
     def answered_leg(self) -> Leg | None:
         """The gateway leg that answered, while the call is (or was) answered."""

@@ -10,6 +10,7 @@ timer each.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 
 from tollguard.switch.call import Call, GatewayAttempt
 from tollguard.switch.retransmit import Retransmitter
@@ -30,6 +31,7 @@ class DialogTable:
         "active_calls",
         "calls_total",
         "entries",
+        "on_forget",
     )
 
     def __init__(self, scheduler: Scheduler, retransmitter: Retransmitter, linger: float) -> None:
@@ -39,6 +41,8 @@ class DialogTable:
         self.entries: dict[str, tuple[Call, GatewayAttempt | None]] = {}
         self._ended: deque[tuple[float, Call]] = deque()
         self._sweeper: Cancellable | None = None
+        # Called with each call as it is forgotten, before its timers stop.
+        self.on_forget: Callable[[Call], None] = lambda call: None
         self.active_calls = 0
         self.calls_total = 0
 
@@ -76,6 +80,7 @@ class DialogTable:
         A request still unanswered then (a BYE whose Timer F falls at the same time) is
         given up with it, so that a draining switch does not wait for it.
         """
+        self.on_forget(call)
         forget = self._retransmitter.forget
         if call.final_out is not None:
             call.final_out.cancel()

@@ -4,7 +4,10 @@ An answered call ends with a BYE on each leg whose side did not hang up itself, 
 the Reason values (RFC 3326) that say why; a Q.850 cause among them is the CDR's. Ending
 a call — answered or not — releases what it held (the answering gateway's channel, what
 admission took, the media session), hands the call to accounting for its CDR, and leaves
-it in the dialog table only to absorb late retransmissions.
+it in the dialog table only to absorb late retransmissions. The CDR waits, when it must,
+for the gateway attempts still finishing (the 487 that answers a CANCEL), so that each
+attempt is recorded with the answer it really got; it never waits past the moment the
+call is forgotten (64*T1).
 """
 
 from __future__ import annotations
@@ -38,6 +41,8 @@ class Teardown:
         "_retransmitter",
         "_sig",
         "_wall",
+        "on_recorded",
+        "waiting",
     )
 
     def __init__(  # noqa: PLR0917 (the switch's parts a call's end touches)
@@ -59,6 +64,9 @@ class Teardown:
         self._admission = admission
         self._media = media
         self._accounting = accounting
+        # Ended calls whose CDR waits for an attempt's final response.
+        self.waiting: set[Call] = set()
+        self.on_recorded: Callable[[], None] = lambda: None
 
     def bye(self, leg: Leg, reasons: tuple[str, ...] = ()) -> None:
         """End the dialog on ``leg`` (Timer E/F until its 200)."""
@@ -98,10 +106,23 @@ class Teardown:
             call.duration_timer.cancel()
             call.duration_timer = None
         ended = self._wall()
-        if call.answered_at is not None and call.attempt is not None:
-            self._channels.give_back(call.attempt.candidate.gateway)
+        if call.attempt is not None:
+            self._channels.release(call.attempt)
         if call.admitted and call.customer is not None:
             self._admission.release(call.customer)
         self._media.end(call)
-        self._accounting.record(call, ended, cause)
+        if call.settled():
+            self._accounting.record(call, ended, cause)
+        else:
+            call.record_due = (ended, cause)
+            self.waiting.add(call)
         self._dialogs.ended(call)
+
+    def attempt_settled(self, call: Call) -> None:
+        """An attempt of ``call`` has its CDR line: write a CDR that waited for it."""
+        due = call.record_due
+        if due is not None and call.settled():
+            call.record_due = None
+            self.waiting.discard(call)
+            self._accounting.record(call, *due)
+            self.on_recorded()
