@@ -64,6 +64,12 @@ class SipSettings:
     digest_algorithms: tuple[str, ...] = ("SHA-256",)
     # Seconds a digest nonce stays valid.
     nonce_lifetime_s: int = 300
+    # Session timers (RFC 4028): the interval offered to both sides of every call and the
+    # most the switch accepts; each side is refreshed within it or the call is ended.
+    # 0: offer none (a side that asks still gets one).
+    session_expires_s: int = 1800
+    # The shortest interval accepted (RFC 4028 §4: 90 s at least); 422 below it.
+    session_min_se_s: int = 90
     user_agent: str = "Tollguard"
     # RFC 3261 timers, in seconds.
     t1: float = 0.5
@@ -292,6 +298,14 @@ def load(data_dir: Path | None = None) -> Settings:
     settings = Settings(data_dir=data_dir, secrets=secrets, **sections)
     for listen in settings.sip.listen:
         Listen.parse(listen)
+    sip = settings.sip
+    if sip.session_min_se_s < 1 or sip.session_expires_s < 0:
+        raise ConfigError("sip.session_min_se_s must be positive and sip.session_expires_s >= 0")
+    if sip.session_expires_s and sip.session_expires_s < sip.session_min_se_s:
+        raise ConfigError(
+            f"sip.session_expires_s ({sip.session_expires_s}) is below sip.session_min_se_s "
+            f"({sip.session_min_se_s})"
+        )
     algorithms = settings.sip.digest_algorithms
     if (
         not algorithms

@@ -13,7 +13,14 @@ import pytest
 from tollguard.bench.calls import TollguardServer, sipp_digest_settings
 from tollguard.bench.sippctl import Sipp, free_udp_ports, wait_until_listening
 
-from .harness import PROVIDERS, SETUP_TIMEOUT_S, Switch, build_plan, provisioned_ids
+from .harness import (
+    PROVIDERS,
+    SESSION_MIN_SE_S,
+    SETUP_TIMEOUT_S,
+    Switch,
+    build_plan,
+    provisioned_ids,
+)
 
 
 @pytest.fixture(scope="session")
@@ -40,6 +47,9 @@ def switch(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Switch]:
             settings={
                 "sip": {
                     "gateway_setup_timeout_s": SETUP_TIMEOUT_S,
+                    # Short session intervals may be asked for (RFC 4028 says 90 s at
+                    # least), so that a vanished caller is seen within seconds.
+                    "session_min_se_s": SESSION_MIN_SE_S,
                     **sipp_digest_settings().get("sip", {}),
                 },
                 "cdr": {"flush_interval_s": 0.2},

@@ -46,6 +46,7 @@ TRUNK_HOST = "127.0.0.3"  # the ACL customer's address
 STRANGER_HOST = "127.0.0.2"  # in no ACL
 ALICE = ("alice", "correct-horse-battery")
 SETUP_TIMEOUT_S = 1.0
+SESSION_MIN_SE_S = 2
 HANGUP_AFTER_MS = 1000
 
 SELL_PER_MINUTE = Decimal("0.6000")  # 0.01 a second: amounts are exact

@@ -193,6 +193,20 @@ def test_bye_from_either_side(
     check_cdrs(switch, tag, result, Expect(200, side, ((provider, OK),), held_ms=held_ms))
 
 
+def test_a_vanished_caller_is_ended_by_its_session_timer(switch: Switch) -> None:
+    """RFC 4028: the caller asks for a 4 s session, refreshes nothing and is gone; the
+    switch ends the call 4 - 4/3 s after the answer, on both legs, and bills that."""
+    tag, result = switch.call(
+        "uac_session_timer", number("4410"), keys={"interval": "4"}, timeout_s=30
+    )
+    assert result.ok, result.errors
+    (cdr,) = switch.cdrs(tag, 1)
+    assert result.final_codes.get(cdr["call_id"]) == 200
+    assert (cdr["sip_code"], cdr["hangup_side"], cdr["q850_cause"]) == (200, "switch", 102), cdr
+    assert 2600 <= cdr["duration_ms"] <= 3500, cdr
+    assert cdr["billed_s"] == math.ceil(cdr["duration_ms"] / 1000), cdr
+
+
 def test_digest_md5_customer(switch: Switch) -> None:
     tag, result = switch.call(
         "uac_auth", number("4410"), host=LOOPBACK, auth=ALICE, keys={"caller": ALICE[0]},

@@ -16,6 +16,7 @@ from tollguard.sip import parse_message
 from tollguard.sip.digest import authorization
 from tollguard.sip.message import Request, Response, make_response
 from tollguard.switch.q850 import REASON_MAX_DURATION, REASON_NO_ANSWER, REASON_TIMER_EXPIRY
+from tollguard.switch.session_timer import REASON_REFRESH_FAILED, REASON_SESSION_EXPIRED
 from tollguard.transport import Transports, client_context
 
 from .conftest import (
@@ -352,10 +353,11 @@ def _from_gateway(invite: Request, method: str, cseq: int, port: int) -> Request
 
 def test_required_extensions_get_420(run_scenario: Run) -> None:
     async def scenario(h: Harness) -> None:
-        # RFC 3261 §8.2.2.3: the switch supports no option tag a Require can name.
+        # RFC 3261 §8.2.2.3: Unsupported lists what the switch does not support of a
+        # Require (it supports session timers, RFC 4028).
         h.invite(extra=(("Require", "100rel, timer"),))
         refused = await h.uac.response(420)
-        assert refused.headers.get_all("Unsupported") == ("100rel", "timer")
+        assert refused.headers.get_all("Unsupported") == ("100rel",)
         assert refused.to.tag
         assert h.gw1.nothing(_is("INVITE"))
         # Supported (not Require) is fine: the call goes through.
@@ -929,3 +931,204 @@ def test_tls_listener_uses_the_data_dir_certificate(run_scenario: Run, tmp_path:
         await client.close()
 
     run_scenario(scenario, sip={"listen": ("udp:127.0.0.1:0", "tls:127.0.0.1:0")})
+
+
+# -- session timers (RFC 4028) -------------------------------------------------------------
+
+
+def _session_expires(message: Request | Response) -> str | None:
+    return message.headers.get("Session-Expires")
+
+
+async def _connected_with_timers(
+    h: Harness, customer: tuple[tuple[str, str], ...], gateway: tuple[tuple[str, str], ...]
+) -> tuple[Dialog, Response, Request, tuple[str, int], Request]:
+    dialog = h.invite(extra=customer)
+    invite, addr = await h.gw1.request("INVITE")
+    answer(h.gw1, invite, addr, 200, body=SDP_ANSWER, headers=gateway)
+    ok = await h.uac.response(200)
+    dialog.ack(ok)
+    ack, _ = await h.gw1.request("ACK")
+    await _processed(h)
+    return dialog, ok, invite, addr, ack
+
+
+async def _processed(h: Harness) -> None:
+    """Everything the customer sent so far was handled: an OPTIONS ping came back after it
+    (one socket, handled in order), so the manual clock may move."""
+    ping = request(
+        "OPTIONS",
+        f"sip:127.0.0.1:{h.switch[1]}",
+        local_port=h.uac.port,
+        call_id="ping",
+        from_tag="p",
+    )
+    h.uac.send(ping, h.switch)
+    await h.uac.response(200, method="OPTIONS")
+
+
+def test_session_timers_are_offered_and_negotiated(run_scenario: Run) -> None:
+    async def scenario(h: Harness) -> None:
+        dialog, ok, invite, _, _ = await _connected_with_timers(
+            h,
+            (("Supported", "timer"), ("Session-Expires", "120")),
+            (("Session-Expires", "1800;refresher=uac"), ("Require", "timer")),
+        )
+        # Towards the gateway: the switch's own offer (sip.session_expires_s).
+        assert "timer" in invite.headers.get_all("Supported")
+        assert (_session_expires(invite), invite.headers.get("Min-SE")) == ("1800", "90")
+        # Towards the customer: its interval, refreshed by itself (it supports timers).
+        assert _session_expires(ok) == "120;refresher=uac"
+        assert ok.headers.get_all("Require") == ("timer",)
+        # A refresh from the customer is relayed, and its 2xx carries the interval.
+        h.uac.send(dialog.in_dialog("UPDATE"), h.switch)
+        update, uaddr = await h.gw1.request("UPDATE")
+        assert _session_expires(update) == "1800;refresher=uac"  # the switch refreshes it
+        h.gw1.send(make_response(update, 200), uaddr)
+        assert _session_expires(await h.uac.response(200, method="UPDATE")) == "120;refresher=uac"
+        await _bye_from_customer(h, dialog)
+
+    run_scenario(scenario, clock=True)
+
+
+def test_a_vanished_customer_is_hung_up_when_its_session_expires(run_scenario: Run) -> None:
+    async def scenario(h: Harness) -> None:
+        await _connected_with_timers(
+            h, (("Supported", "timer"), ("Session-Expires", "120;refresher=uac")), ()
+        )
+        # The customer must refresh within 120 s; the switch waits 120 - min(32, 40) s.
+        advance(h, 87.9)
+        assert h.gw1.nothing(_is("BYE"))
+        advance(h, 0.1)
+        bye_b, baddr = await h.gw1.request("BYE")
+        bye_a, aaddr = await h.uac.request("BYE")
+        assert bye_a.headers.get_all("Reason") == (REASON_SESSION_EXPIRED,)
+        assert bye_b.headers.get_all("Reason") == (REASON_SESSION_EXPIRED,)
+        h.gw1.send(make_response(bye_b, 200), baddr)
+        h.uac.send(make_response(bye_a, 200), aaddr)
+        (cdr,) = await h.sink.wait()
+        assert (cdr.duration_ms, cdr.hangup_side, cdr.q850_cause) == (88000, HangupSide.SWITCH, 102)
+
+    run_scenario(scenario, clock=True)
+
+
+def test_the_switch_refreshes_a_customer_without_timer_support(run_scenario: Run) -> None:
+    async def scenario(h: Harness) -> None:
+        # No timer support: the switch is the refresher (sip.session_expires_s), by UPDATE
+        # since the customer allows it; the gateway leg has no timer (no Session-Expires).
+        dialog, ok, _, _, _ = await _connected_with_timers(
+            h, (("Allow", "INVITE, ACK, BYE, CANCEL, UPDATE"),), ()
+        )
+        assert _session_expires(ok) == "1800;refresher=uas"
+        for _ in range(2):
+            advance(h, 899.9)
+            assert h.uac.nothing(_is("UPDATE"))
+            advance(h, 0.1)
+            update, uaddr = await h.uac.request("UPDATE")
+            assert _session_expires(update) == "1800;refresher=uac"
+            h.uac.send(make_response(update, 200), uaddr)
+            await _processed(h)
+        assert h.gw1.nothing(_is("UPDATE"))
+        await _bye_from_customer(h, dialog)
+        (cdr,) = await h.sink.wait()
+        assert cdr.duration_ms == 1_800_000
+
+    run_scenario(scenario, clock=True)
+
+
+def test_a_refresh_that_times_out_ends_the_call(run_scenario: Run) -> None:
+    async def scenario(h: Harness) -> None:
+        # The gateway asks the switch (its UAC) to refresh; it allows no UPDATE, so the
+        # switch re-INVITEs with the description it last sent on that leg.
+        await _connected_with_timers(
+            h,
+            (("Supported", "timer"), ("Session-Expires", "1800")),
+            (("Session-Expires", "600;refresher=uac"), ("Allow", "INVITE, ACK, BYE")),
+        )
+        advance(h, 300)
+        refresh, raddr = await h.gw1.request("INVITE")
+        assert _session_expires(refresh) == "600;refresher=uac"
+        assert refresh.body == SDP_OFFER
+        answer(h.gw1, refresh, raddr, 200, body=SDP_ANSWER, headers=(("Session-Expires", "600"),))
+        await h.gw1.request("ACK")
+        assert h.uac.nothing(_is("INVITE"))  # the switch's own refresh is not relayed
+        # The gateway vanishes: its next refresh is never answered (Timer B, 64*T1).
+        advance(h, 300)
+        await h.gw1.request("INVITE")
+        advance(h, 6.3)
+        assert h.uac.nothing(_is("BYE"))
+        advance(h, 0.2)
+        bye_a, aaddr = await h.uac.request("BYE")
+        assert bye_a.headers.get_all("Reason") == (REASON_REFRESH_FAILED,)
+        h.uac.send(make_response(bye_a, 200), aaddr)
+        (cdr,) = await h.sink.wait()
+        assert (cdr.hangup_side, cdr.q850_cause) == (HangupSide.SWITCH, 102)
+
+    run_scenario(scenario, clock=True)
+
+
+def test_a_refresh_answered_481_ends_the_call(run_scenario: Run) -> None:
+    async def scenario(h: Harness) -> None:
+        await _connected_with_timers(
+            h, (), (("Session-Expires", "90;refresher=uac"), ("Allow", "INVITE, ACK, UPDATE"))
+        )
+        advance(h, 45)
+        update, uaddr = await h.gw1.request("UPDATE")
+        h.gw1.send(make_response(update, 481), uaddr)
+        bye_a, aaddr = await h.uac.request("BYE")
+        assert bye_a.headers.get_all("Reason") == (REASON_REFRESH_FAILED,)
+        h.uac.send(make_response(bye_a, 200), aaddr)
+        await h.sink.wait()
+
+    run_scenario(scenario, clock=True)
+
+
+def test_too_small_an_interval_gets_422_or_is_raised(run_scenario: Run) -> None:
+    async def scenario(h: Harness) -> None:
+        # RFC 4028 §9: a caller that supports timers learns the minimum from a 422 ...
+        h.invite(extra=(("Supported", "timer"), ("Session-Expires", "30")))
+        refused = await h.uac.response(422)
+        assert refused.headers.get("Min-SE") == "90"
+        assert h.gw1.nothing(_is("INVITE"))
+        # ... one that does not is raised to it, and the switch refreshes.
+        dialog, ok, _, _, _ = await _connected_with_timers(h, (("Session-Expires", "30"),), ())
+        assert _session_expires(ok) == "90;refresher=uas"
+        assert ok.headers.get("Require") is None
+        await _bye_from_customer(h, dialog)
+
+    run_scenario(scenario, clock=True)
+
+
+def test_a_gateway_422_is_retried_with_its_minimum(run_scenario: Run) -> None:
+    async def scenario(h: Harness) -> None:
+        h.invite()
+        invite, addr = await h.gw1.request("INVITE")
+        answer(h.gw1, invite, addr, 422, headers=(("Min-SE", "3600"),))
+        again, addr = await h.gw1.request("INVITE")
+        assert (_session_expires(again), again.headers.get("Min-SE")) == ("3600", "3600")
+        answer(h.gw1, again, addr, 486)
+        assert (await h.uac.response()).status == 486
+        (cdr,) = await h.sink.wait()
+        assert [(a.gateway_id, a.sip_code) for a in cdr.attempts] == [(1, 422), (1, 486)]
+
+    run_scenario(scenario, clock=True)
+
+
+def test_a_call_whose_bye_is_never_answered_is_billed_to_the_bye(run_scenario: Run) -> None:
+    """The CDR closes when the BYE is sent, whether or not anyone answers it: the
+    gateway vanished, and the switch's BYE to it is lost with every retransmission."""
+
+    async def scenario(h: Harness) -> None:
+        dialog, _, _ = await h.connected()
+        await _processed(h)
+        advance(h, 61.0)
+        h.uac.send(dialog.in_dialog("BYE"), h.switch)
+        await h.uac.response(200, method="BYE")
+        await h.gw1.request("BYE")  # never answered
+        (cdr,) = await h.sink.wait()
+        assert (cdr.duration_ms, cdr.billed_s, cdr.hangup_side) == (61000, 61, HangupSide.CALLER)
+        advance(h, 6.5)  # Timer F gives the BYE up; nothing more is written
+        await _processed(h)
+        assert len(h.sink.cdrs) == 1
+
+    run_scenario(scenario, clock=True)

@@ -41,6 +41,7 @@ from tollguard.switch.call import (
 from tollguard.switch.dialogs import DialogTable
 from tollguard.switch.q850 import REASON_NO_ANSWER, REASON_TIMER_EXPIRY, reason_lines
 from tollguard.switch.retransmit import Retransmitter
+from tollguard.switch.session_timer import SessionTimers
 from tollguard.switch.signalling import ALLOW, Signalling
 from tollguard.switch.timers import Scheduler
 from tollguard.switch.wire import Peer, reason_phrase, render_request, uri_of
@@ -100,6 +101,7 @@ class Attempts:
         wall: Callable[[], float],
         dialogs: DialogTable,
         channels: GatewayChannels,
+        sessions: SessionTimers,
         *,
         on_progress: Progress,
         on_answer: Answer,
@@ -114,6 +116,7 @@ class Attempts:
         self._wall = wall
         self._dialogs = dialogs
         self.channels = channels
+        self._sessions = sessions
         self._failover = failover_policy(settings.failover_codes)
         self._on_progress = on_progress
         self._on_answer = on_answer
@@ -144,7 +147,9 @@ class Attempts:
             # Every gateway is at its channel limit: no circuit available (Q.850 34).
             self._on_failure(call, 503, "Service Unavailable", HangupSide.SWITCH, 34, ())
 
-    def _start(self, call: Call, candidate: RouteCandidate) -> None:
+    def _start(
+        self, call: Call, candidate: RouteCandidate, session_lines: tuple[str, ...] | None = None
+    ) -> None:
         gateway = candidate.gateway
         transport = str(gateway.transport)
         sig = self._sig
@@ -174,6 +179,7 @@ class Attempts:
             f"From: {leg.local}\r\nTo: {leg.remote}\r\nCall-ID: {leg.call_id}\r\n"
             f"CSeq: 1 INVITE\r\n{sig.contact(transport)}\r\nAllow: {ALLOW}\r\n"
             f"User-Agent: {self._settings.user_agent}\r\n",
+            self._sessions.offer_lines if session_lines is None else session_lines,
             body=call.body,
             content_type=call.content_type,
         )
@@ -278,6 +284,8 @@ class Attempts:
         if call.state is not CallState.ROUTING or call.attempt is not attempt:
             return
         call.attempt = None
+        if status == 422 and response is not None and self._retry_interval(call, attempt, response):
+            return
         if self._failover.should_failover(status) and call.next_candidate < len(call.candidates):
             self.next(call)
             return
@@ -286,6 +294,16 @@ class Attempts:
             # The carrier's own Q.850 cause says more than our mapping of its code.
             extra = tuple(f"Reason: {value}" for value in response.headers.get_all("Reason"))
         self._on_failure(call, status, reason, HangupSide.CALLEE, None, extra)
+
+    def _retry_interval(self, call: Call, attempt: GatewayAttempt, response: Response) -> bool:
+        """422 (RFC 4028 §7.4): try the same gateway once more with the interval it asks."""
+        if any(tried.candidate is attempt.candidate for tried in call.tried[:-1]):
+            return False
+        lines = self._sessions.retry_lines(response)
+        if lines is None:
+            return False
+        self._start(call, attempt.candidate, lines)
+        return True
 
     def transport_failed(self, transport: str, address: Address) -> None:
         """A connection to ``address`` failed: attempts waiting on it fail with 503."""
@@ -351,6 +369,9 @@ class Attempts:
         leg.remote_target = uri_of(contact) if contact else attempt.invite_uri
         leg.route_set = tuple(uri_of(v) for v in reversed(headers.get_all("Record-Route")))
         attempt.user_agent = headers.get("Server") or headers.get("User-Agent") or ""
+        leg.session = self._sessions.for_gateway(response)
+        if leg.session is not None:
+            leg.session.sdp, leg.session.content_type = call.body, call.content_type
         previous = attempt.state
         attempt.enter(AttemptState.ANSWERED)
         attempt.stop_timers()

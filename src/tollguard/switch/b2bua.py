@@ -48,6 +48,7 @@ from tollguard.switch.media import MediaHooks
 from tollguard.switch.q850 import REASON_MAX_DURATION, REASON_TIMER_EXPIRY, reasons_of
 from tollguard.switch.relay import RELAYED_METHODS, InDialogRelay
 from tollguard.switch.retransmit import Retransmitter
+from tollguard.switch.session_timer import SessionTimers
 from tollguard.switch.signalling import (
     ALLOW,
     SendFunction,
@@ -72,6 +73,8 @@ _DIALOG_METHODS = frozenset({"BYE", "CANCEL", "UPDATE", "INFO", "PRACK"})
 # Methods the switch knows but does not serve outside a dialog: 405 with Allow (RFC 3261
 # §8.2.1); anything else unknown gets 501 (RFC 3261 §8.2.1 too).
 _NOT_ALLOWED = frozenset({"SUBSCRIBE", "NOTIFY", "REFER", "MESSAGE", "PUBLISH"})
+# Option tags the switch honours in a Require (RFC 3261 §8.2.2.3).
+_SUPPORTED = frozenset({"timer"})
 # Distinct (source, transport, connection) peers remembered by on_message.
 _PEERS_MAX = 4096
 
@@ -112,6 +115,7 @@ class B2bua:
         self.handler_errors = 0
         # Made in bind(), once the scheduler exists.
         self._retransmitter: Retransmitter
+        self._sessions: SessionTimers
         self._dialogs: DialogTable
         self._attempts: Attempts
         self._relay: InDialogRelay
@@ -125,6 +129,9 @@ class B2bua:
         self._retransmitter = Retransmitter(scheduler, self._sig.out, sip.t1, sip.t2)
         self._retransmitter.on_settled = self._check_settled
         self._dialogs = DialogTable(scheduler, self._retransmitter, 64 * sip.t1)
+        self._sessions = SessionTimers(
+            sip, scheduler, self._sig, self._retransmitter, on_expired=self._session_over
+        )
         channels = GatewayChannels()
         self._teardown = Teardown(
             self._sig,
@@ -135,6 +142,7 @@ class B2bua:
             self._admission,
             self._media,
             self._accounting,
+            self._sessions,
         )
         self._teardown.on_recorded = self._check_settled
         self._attempts = Attempts(
@@ -145,6 +153,7 @@ class B2bua:
             self._wall,
             self._dialogs,
             channels,
+            self._sessions,
             on_progress=self._progress,
             on_answer=self._answered,
             on_failure=self._reject,
@@ -152,7 +161,7 @@ class B2bua:
             bye=self._teardown.bye,
         )
         self._dialogs.on_forget = self._attempts.settle_all
-        self._relay = InDialogRelay(self._sig, self._retransmitter, self._media)
+        self._relay = InDialogRelay(self._sig, self._retransmitter, self._media, self._sessions)
 
     # -- wiring ------------------------------------------------------------------------
 
@@ -249,8 +258,11 @@ class B2bua:
 
     def _on_request(self, request: Request, peer: Peer) -> None:
         method = request.method
-        if method not in _NO_REQUIRE and request.headers.get("Require") is not None:
-            self._bad_extension(request, peer)
+        if (
+            method not in _NO_REQUIRE
+            and request.headers.get("Require") is not None
+            and self._bad_extension(request, peer)
+        ):
             return
         entry = self._dialogs.entries.get(request.call_id)
         if entry is not None:
@@ -278,20 +290,26 @@ class B2bua:
         else:
             respond(request, peer, 501, extra=(f"Allow: {ALLOW}",), to_tag=self._ids.tag())
 
-    def _bad_extension(self, request: Request, peer: Peer) -> None:
+    def _bad_extension(self, request: Request, peer: Peer) -> bool:
         """420 for a request that requires extensions (RFC 3261 §8.2.2.3).
 
-        The switch supports none of the option tags a Require can name (100rel, timer,
-        precondition, replaces ...): the UAC learns which from Unsupported and may retry
-        without them.
+        The switch supports one option tag, ``timer`` (RFC 4028); for the others (100rel,
+        precondition, replaces ...) the UAC learns which from Unsupported and may retry
+        without them. Returns False when the request may go on (it requires only what is
+        supported).
         """
-        tags = [tag for tag in request.headers.get_all("Require") if TOKEN_RE.fullmatch(tag)]
+        required = request.headers.get_all("Require")
+        tags = [tag for tag in required if TOKEN_RE.fullmatch(tag)]
         tag = self._ids.tag() if to_tag(request) is None else None
-        if not tags:
+        if not tags or len(tags) != len(required):
             self._sig.respond(request, peer, 400, "Bad Request - malformed Require", to_tag=tag)
-            return
-        extra = (f"Unsupported: {', '.join(tags)}",)
+            return True
+        unsupported = [option for option in tags if option not in _SUPPORTED]
+        if not unsupported:
+            return False
+        extra = (f"Unsupported: {', '.join(unsupported)}",)
         self._sig.respond(request, peer, 420, extra=extra, to_tag=tag)
+        return True
 
     def _on_response(self, response: Response) -> None:
         entry = self._dialogs.entries.get(response.call_id)
@@ -314,6 +332,8 @@ class B2bua:
         relay = leg.relays.get(cseq.seq)
         if relay is not None and relay.method == cseq.method:
             self._relay.response(call, leg, response, relay)
+        elif leg.session is not None and leg.session.refresh_cseq == cseq.seq:
+            self._sessions.refresh_answered(call, leg, response)
 
     # -- new calls ---------------------------------------------------------------------
 
@@ -331,6 +351,15 @@ class B2bua:
         if any(marker in via for via in request.headers.values("Via")):
             respond(request, peer, 482, to_tag=self._ids.tag())
             return
+        if request.headers.get("Session-Expires") is not None:
+            try:
+                refusal = self._sessions.too_small(request)
+            except SipError:
+                respond(request, peer, 400, "Bad Request - malformed Session-Expires")
+                return
+            if refusal is not None:
+                respond(request, peer, 422, extra=refusal, to_tag=self._ids.tag())
+                return
         plan = self._plan()
         wall = self._wall()
         assert self._scheduler is not None
@@ -348,6 +377,7 @@ class B2bua:
             call.sell_rate = sell_rate
             call.destination = sell_rate.destination if sell_rate else ""
             call.candidates = verdict.candidates
+            call.a.session = self._sessions.for_customer(request)
             body = request.body
             if body:
                 call.body = self._media.offer(call, body, call.content_type)
@@ -436,19 +466,20 @@ class B2bua:
         if body:
             content_type = response.content_type
             body = self._media.answer(call, body, content_type)
+        extra: tuple[str, ...] = (self._sig.contact(call.a.peer.transport), f"Allow: {ALLOW}")
+        session = call.a.session
+        if session is not None:
+            extra += self._sessions.response_lines(call.a)
+            session.sdp, session.content_type = body, content_type
         data = render_response(
-            200,
-            "OK",
-            call.invite_head,
-            (self._sig.contact(call.a.peer.transport), f"Allow: {ALLOW}"),
-            body=body,
-            content_type=content_type,
+            200, "OK", call.invite_head, extra, body=body, content_type=content_type
         )
         call.last_final = data
         # §13.3.1.4: a 2xx never acknowledged means the customer is gone: hang up.
         call.final_out = self._retransmitter.final_response(
             data, call.a.peer, lambda: self._no_ack(call)
         )
+        self._sessions.start(call)
         customer = call.customer
         assert customer is not None
         if customer.max_call_duration_s > 0:
@@ -487,6 +518,11 @@ class B2bua:
         call.duration_timer = None
         if call.state is CallState.ANSWERED:
             self._teardown.hangup(call, HangupSide.SWITCH, reasons=(REASON_MAX_DURATION,))
+
+    def _session_over(self, call: Call, reasons: tuple[str, ...]) -> None:
+        """A leg's session timer expired or its refresh failed: end the call."""
+        if call.state is CallState.ANSWERED:
+            self._teardown.hangup(call, HangupSide.SWITCH, reasons=reasons)
 
     def _acked(self, call: Call) -> None:
         if call.final_out is not None:

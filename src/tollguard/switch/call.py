@@ -34,6 +34,7 @@ __all__ = [
     "CallState",
     "GatewayAttempt",
     "Leg",
+    "LegSession",
     "Relay",
     "TransactionKey",
 ]
@@ -100,6 +101,24 @@ class Relay:
     peer: Peer
 
 
+@dataclass(slots=True)
+class LegSession:
+    """The session timer (RFC 4028) negotiated on one leg: see :mod:`.session_timer`."""
+
+    interval: int  # seconds
+    switch_refreshes: bool
+    peer_supports: bool  # the peer said Supported/Require: timer
+    use_update: bool  # the switch refreshes with UPDATE (the peer allows it), else re-INVITE
+    sdp: bytes = b""  # the session description last sent on the leg
+    content_type: str | None = None
+    handle: Cancellable | None = None
+    refresh_cseq: int = 0  # CSeq of the switch's own refresh in progress, 0 when none
+
+    def refresher_param(self, switch_is_uac: bool) -> str:
+        """``uac`` or ``uas`` as seen from a request of which the switch is the UAC or not."""
+        return "uac" if self.switch_refreshes == switch_is_uac else "uas"
+
+
 class Leg:
     """One side of a call: the dialog state of the switch towards one peer."""
 
@@ -114,6 +133,7 @@ class Leg:
         "remote",
         "remote_target",
         "route_set",
+        "session",
     )
 
     def __init__(  # noqa: PLR0917 (the dialog identifiers, in RFC 3261 §12 order)
@@ -136,6 +156,7 @@ class Leg:
         self.cseq = cseq  # the last CSeq number the switch used on this leg
         self.pending: dict[TransactionKey, Outgoing] = {}
         self.relays: dict[int, Relay] = {}
+        self.session: LegSession | None = None
 
     def request_head(self, via: str, method: str, cseq: int) -> str:
         """The Via..CSeq and Route lines of a request the switch sends on this leg."""

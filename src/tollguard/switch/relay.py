@@ -16,25 +16,33 @@ from tollguard.sip.message import Request, Response
 from tollguard.switch.call import Call, Leg, Relay, TransactionKey
 from tollguard.switch.media import MediaHooks
 from tollguard.switch.retransmit import Retransmitter
+from tollguard.switch.session_timer import SessionTimers
 from tollguard.switch.signalling import Signalling, head_of
 from tollguard.switch.wire import Peer, render_request, render_response
 
 __all__ = ["RELAYED_METHODS", "InDialogRelay"]
 
 RELAYED_METHODS = frozenset({"INVITE", "UPDATE", "INFO"})
+# What refreshes a session (RFC 4028 §7.4, §8.2).
+_REFRESHES = frozenset({"INVITE", "UPDATE"})
 
 
 class InDialogRelay:
     """Relays in-dialog requests and their responses between the legs of a call."""
 
-    __slots__ = ("_media", "_retransmitter", "_retry_rng", "_sig")
+    __slots__ = ("_media", "_retransmitter", "_retry_rng", "_sessions", "_sig")
 
     def __init__(
-        self, signalling: Signalling, retransmitter: Retransmitter, media: MediaHooks
+        self,
+        signalling: Signalling,
+        retransmitter: Retransmitter,
+        media: MediaHooks,
+        sessions: SessionTimers,
     ) -> None:
         self._sig = signalling
         self._retransmitter = retransmitter
         self._media = media
+        self._sessions = sessions
         # Retry-After of a 500 to an overlapping re-INVITE: spread, not secret.
         self._retry_rng = random.Random()
 
@@ -60,12 +68,19 @@ class InDialogRelay:
         method = request.method
         head = self._sig.new_request_head(target, method)
         cseq = target.cseq
-        extra = (self._sig.contact(target.peer.transport),) if method == "INVITE" else ()
+        extra: tuple[str, ...] = (
+            (self._sig.contact(target.peer.transport),) if method == "INVITE" else ()
+        )
         body = request.body
         content_type = None
         if body:
             content_type = request.content_type
             body = self._media.reoffer(call, target is not call.a, body, content_type)
+        session = target.session
+        if session is not None and method in _REFRESHES:
+            extra += self._sessions.request_lines(target)
+            if body:
+                session.sdp, session.content_type = body, content_type
         data = render_request(
             method, target.remote_target, head, extra, body=body, content_type=content_type
         )
@@ -97,6 +112,15 @@ class InDialogRelay:
         if body:
             content_type = response.content_type
             body = self._media.reoffer(call, leg is call.a, body, content_type)
+        if 200 <= status < 300 and relay.method in _REFRESHES:
+            # The exchange refreshed both legs' sessions (RFC 4028 §7.4, §9).
+            origin = call.a if leg is not call.a else call.attempt.leg if call.attempt else None
+            self._sessions.refreshed(call, leg)
+            if origin is not None and origin.session is not None:
+                extra += self._sessions.response_lines(origin)
+                if body:
+                    origin.session.sdp, origin.session.content_type = body, content_type
+                self._sessions.refreshed(call, origin)
         self._sig.out(
             render_response(
                 status,

@@ -23,6 +23,7 @@ from tollguard.switch.dialogs import DialogTable
 from tollguard.switch.media import MediaHooks
 from tollguard.switch.q850 import q850_of_reasons, reason_lines
 from tollguard.switch.retransmit import Retransmitter
+from tollguard.switch.session_timer import SessionTimers
 from tollguard.switch.signalling import Signalling
 from tollguard.switch.wire import render_request
 
@@ -39,6 +40,7 @@ class Teardown:
         "_dialogs",
         "_media",
         "_retransmitter",
+        "_sessions",
         "_sig",
         "_wall",
         "on_recorded",
@@ -55,6 +57,7 @@ class Teardown:
         admission: Admission,
         media: MediaHooks,
         accounting: Accounting,
+        sessions: SessionTimers,
     ) -> None:
         self._sig = signalling
         self._retransmitter = retransmitter
@@ -64,6 +67,7 @@ class Teardown:
         self._admission = admission
         self._media = media
         self._accounting = accounting
+        self._sessions = sessions
         # Ended calls whose CDR waits for an attempt's final response.
         self.waiting: set[Call] = set()
         self.on_recorded: Callable[[], None] = lambda: None
@@ -105,6 +109,7 @@ class Teardown:
         if call.duration_timer is not None:
             call.duration_timer.cancel()
             call.duration_timer = None
+        self._sessions.stop(call)
         ended = self._wall()
         if call.attempt is not None:
             self._channels.release(call.attempt)

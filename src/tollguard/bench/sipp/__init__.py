@@ -18,6 +18,7 @@ SCENARIOS = (
     "uac_auth_expect_code",
     "uac_cancel",
     "uac_callee_hangup",
+    "uac_session_timer",
     "uas_answer",
     "uas_reject",
     "uas_ring_cancel",
