@@ -10,10 +10,9 @@ matched to its call by Call-ID (:mod:`.dialogs`) and handed to the concern it be
 * BYE, CANCEL and the switch's own timers to :mod:`.teardown`, which releases what the
   call held and has :mod:`.accounting` write its CDR.
 
-What the customer sees of its INVITE is decided here: the switch is the UAS of the
-customer leg, so it sends 100 Trying, relays the gateway's provisional responses and the
-answer under its own To tag, and sends the final failure; final responses are resent
-until the ACK by :mod:`.retransmit`. Session descriptions pass through :mod:`.media`.
+What the customer sees of its INVITE (100, relayed 18x, 200, the final failure, resent
+until the ACK) is :mod:`.answering`'s; session timers are :mod:`.session_timer`'s.
+Session descriptions pass through :mod:`.media`.
 
 Responses to the customer go to the address and connection its request came from
 (symmetric response routing, RFC 3581, and RFC 3261 §18.2.2 on streams); requests to a
@@ -36,16 +35,16 @@ from tollguard.sip import error_response, read_message
 from tollguard.sip.digest import NonceManager
 from tollguard.sip.errors import MessageDropped, RemoteProtocolError, SipError
 from tollguard.sip.grammar import TOKEN_RE
-from tollguard.sip.headers import parse_via
 from tollguard.sip.message import Request, Response
 from tollguard.switch.accounting import Accounting, CdrQueue
 from tollguard.switch.admission import Admission, Admitted, Refused, user_part
+from tollguard.switch.answering import CustomerInvite
 from tollguard.switch.attempts import Attempts, GatewayChannels
 from tollguard.switch.auth import Authenticator, Challenge
 from tollguard.switch.call import Call, CallState, GatewayAttempt, Leg, TransactionKey
 from tollguard.switch.dialogs import DialogTable
 from tollguard.switch.media import MediaHooks
-from tollguard.switch.q850 import REASON_MAX_DURATION, REASON_TIMER_EXPIRY, reasons_of
+from tollguard.switch.q850 import reasons_of
 from tollguard.switch.relay import RELAYED_METHODS, InDialogRelay
 from tollguard.switch.retransmit import Retransmitter
 from tollguard.switch.session_timer import SessionTimers
@@ -115,6 +114,7 @@ class B2bua:
         self.handler_errors = 0
         # Made in bind(), once the scheduler exists.
         self._retransmitter: Retransmitter
+        self._answering: CustomerInvite
         self._sessions: SessionTimers
         self._dialogs: DialogTable
         self._attempts: Attempts
@@ -145,6 +145,15 @@ class B2bua:
             self._sessions,
         )
         self._teardown.on_recorded = self._check_settled
+        self._answering = CustomerInvite(
+            self._sig,
+            self._retransmitter,
+            scheduler,
+            self._wall,
+            self._media,
+            self._sessions,
+            self._teardown,
+        )
         self._attempts = Attempts(
             sip,
             self._sig,
@@ -154,12 +163,13 @@ class B2bua:
             self._dialogs,
             channels,
             self._sessions,
-            on_progress=self._progress,
-            on_answer=self._answered,
-            on_failure=self._reject,
+            on_progress=self._answering.progress,
+            on_answer=self._answering.answered,
+            on_failure=self._answering.reject,
             on_settled=self._teardown.attempt_settled,
             bye=self._teardown.bye,
         )
+        self._answering.attempts = self._attempts
         self._dialogs.on_forget = self._attempts.settle_all
         self._relay = InDialogRelay(self._sig, self._retransmitter, self._media, self._sessions)
 
@@ -402,7 +412,9 @@ class B2bua:
         call.customer = verdict.customer
         call.account = verdict.account
         call.callee = verdict.callee
-        self._reject(call, verdict.status, verdict.reason, HangupSide.SWITCH, verdict.cause, ())
+        self._answering.reject(
+            call, verdict.status, verdict.reason, HangupSide.SWITCH, verdict.cause, ()
+        )
 
     def _new_call(
         self, request: Request, peer: Peer, plan: Plan, wall: float, head: tuple[str, str, str]
@@ -434,100 +446,8 @@ class B2bua:
         self._dialogs.add_call(call)
         return call
 
-    # -- answering the customer ----------------------------------------------------------
-
-    def _progress(self, call: Call, response: Response) -> None:
-        """Relay a gateway's provisional response (180, 183 ...) under our To tag."""
-        body = response.body
-        content_type = None
-        if body:
-            content_type = response.content_type
-            body = self._media.answer(call, body, content_type)
-        extra = (self._sig.contact(call.a.peer.transport),)
-        self._sig.out(
-            render_response(
-                response.status,
-                response.reason,
-                call.invite_head,
-                extra,
-                body=body,
-                content_type=content_type,
-            ),
-            call.a.peer,
-        )
-
-    def _answered(self, call: Call, attempt: GatewayAttempt, response: Response) -> None:
-        call.enter(CallState.ANSWERED)
-        call.answered_at = self._wall()
-        call.final_status = response.status
-        call.final_reason = response.reason
-        body = response.body
-        content_type = None
-        if body:
-            content_type = response.content_type
-            body = self._media.answer(call, body, content_type)
-        extra: tuple[str, ...] = (self._sig.contact(call.a.peer.transport), f"Allow: {ALLOW}")
-        session = call.a.session
-        if session is not None:
-            extra += self._sessions.response_lines(call.a)
-            session.sdp, session.content_type = body, content_type
-        data = render_response(
-            200, "OK", call.invite_head, extra, body=body, content_type=content_type
-        )
-        call.last_final = data
-        # §13.3.1.4: a 2xx never acknowledged means the customer is gone: hang up.
-        call.final_out = self._retransmitter.final_response(
-            data, call.a.peer, lambda: self._no_ack(call)
-        )
-        self._sessions.start(call)
-        customer = call.customer
-        assert customer is not None
-        if customer.max_call_duration_s > 0:
-            assert self._scheduler is not None
-            call.duration_timer = self._scheduler.call_later(
-                customer.max_call_duration_s, self._max_duration, call
-            )
-
-    def _reject(  # noqa: PLR0917 (the attempts' failure callback)
-        self,
-        call: Call,
-        status: int,
-        reason: str,
-        side: HangupSide,
-        cause: int | None,
-        extra: tuple[str, ...],
-    ) -> None:
-        """Send the customer a final failure and end the call."""
-        if cause is not None:
-            text = reason.replace('"', "'")
-            extra = (*extra, f'Reason: Q.850;cause={cause};text="{text}"')
-        data = render_response(status, reason, call.invite_head, extra)
-        call.last_final = data
-        call.final_status = status
-        call.final_reason = reason
-        call.hangup_side = side
-        call.final_out = self._retransmitter.final_response(data, call.a.peer)
-        self._teardown.end(call, cause)
-
-    def _no_ack(self, call: Call) -> None:
-        if call.state is CallState.ANSWERED:
-            log.info("call %s: no ACK for our 2xx, hanging up", call.a.call_id)
-            self._teardown.hangup(call, HangupSide.SWITCH, reasons=(REASON_TIMER_EXPIRY,))
-
-    def _max_duration(self, call: Call) -> None:
-        call.duration_timer = None
-        if call.state is CallState.ANSWERED:
-            self._teardown.hangup(call, HangupSide.SWITCH, reasons=(REASON_MAX_DURATION,))
-
     def _session_over(self, call: Call, reasons: tuple[str, ...]) -> None:
-        """A leg's session timer expired or its refresh failed: end the call."""
-        if call.state is CallState.ANSWERED:
-            self._teardown.hangup(call, HangupSide.SWITCH, reasons=reasons)
-
-    def _acked(self, call: Call) -> None:
-        if call.final_out is not None:
-            call.final_out.cancel()
-            call.final_out = None
+        self._answering.session_over(call, reasons)
 
     # -- requests within a call -----------------------------------------------------------
 
@@ -538,20 +458,18 @@ class B2bua:
         # spares parsing it.
         if request.headers.get("To") != a.local and to_tag(request) != a.local_tag:
             # Same Call-ID without our tag: the initial INVITE or its CANCEL/ACK.
-            self._invite_transaction(call, request, peer)
+            self._answering.transaction_request(call, request, peer)
             return
         if method == "ACK":
-            self._acked(call)
+            self._answering.acked(call)
             return
         if method == "BYE":
             self._sig.respond(request, peer, 200)
-            reasons = reasons_of(request)
             if call.state is CallState.ANSWERED:
+                reasons = reasons_of(request)
                 self._teardown.hangup(call, HangupSide.CALLER, from_customer=True, reasons=reasons)
             elif call.state is CallState.ROUTING:
-                # A BYE in the early dialog ends the call like a CANCEL would (§15).
-                self._attempts.abort(call, "caller hung up", reasons)
-                self._reject(call, 487, "Request Terminated", HangupSide.CALLER, None, ())
+                self._answering.hung_up_early(call, request)
             return
         if call.state is not CallState.ANSWERED or call.attempt is None:
             self._sig.respond(request, peer, 481)
@@ -562,29 +480,6 @@ class B2bua:
                 self._relay.request(call, target, request, peer)
         else:
             self._sig.respond(request, peer, 501, extra=(f"Allow: {ALLOW}",))
-
-    def _invite_transaction(self, call: Call, request: Request, peer: Peer) -> None:
-        """The customer's INVITE again, its CANCEL or its ACK (no To tag of ours)."""
-        method = request.method
-        if method == "INVITE":
-            if call.last_final:
-                self._sig.out(call.last_final, peer)
-            elif call.state is CallState.ROUTING:
-                self._sig.respond(request, peer, 100)
-        elif method == "CANCEL":
-            if request.vias[0].branch != parse_via(call.invite_via)[0].branch:
-                # RFC 3261 §9.2: a CANCEL matches the INVITE's transaction.
-                self._sig.respond(request, peer, 481, to_tag=call.a.local_tag)
-                return
-            # RFC 3261 §9.2: 200 to the CANCEL, 487 to the INVITE, CANCEL downstream.
-            self._sig.respond(request, peer, 200, to_tag=call.a.local_tag)
-            if call.state is CallState.ROUTING:
-                self._attempts.abort(call, "cancelled", reasons_of(request))
-                self._reject(call, 487, "Request Terminated", HangupSide.CALLER, None, ())
-        elif method == "ACK":
-            self._acked(call)
-        else:
-            self._sig.respond(request, peer, 481, to_tag=call.a.local_tag)
 
     def _from_provider(
         self, call: Call, attempt: GatewayAttempt, request: Request, peer: Peer
@@ -624,7 +519,9 @@ class B2bua:
                 self._teardown.hangup(call, HangupSide.SWITCH)
             elif call.state is CallState.ROUTING:
                 self._attempts.abort(call, "shutdown")
-                self._reject(call, 503, "Service Unavailable", HangupSide.SWITCH, None, ())
+                self._answering.reject(
+                    call, 503, "Service Unavailable", HangupSide.SWITCH, None, ()
+                )
 
     def close(self) -> None:
         """Cancel every timer (the transports are about to close)."""
