@@ -288,12 +288,39 @@ def test_timer_wheel_fires_in_order_and_honours_cancel() -> None:
         wheel.call_later(0.02, fired.append, "cancelled").cancel()
         wheel.call_later(0.04, done.set)
         far = wheel.call_later(HORIZON_S + 1, fired.append, "far")
-        assert isinstance(far, asyncio.TimerHandle)  # beyond the horizon: a loop timer
-        far.cancel()
+        assert len(wheel) == 4
+        far.cancel()  # beyond the horizon: out of its long bucket at once
+        assert len(wheel) == 3
         async with asyncio.timeout(2):
             await done.wait()
         assert fired == ["early", "late"]
         assert loop.time() - start >= 0.04
+        assert len(wheel) == 0
+        wheel.close()
+
+    asyncio.run(main())
+
+
+def test_long_timers_fire_in_their_bucket_and_leave_it_when_cancelled(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        wheel = TimerWheel(loop)
+        monkeypatch.setattr("tollguard.switch.timers.HORIZON_S", 0.01)
+        fired: list[str] = []
+        done = asyncio.Event()
+        start = loop.time()
+        wheel.call_later(0.25, fired.append, "second")
+        wheel.call_later(0.15, fired.append, "first")
+        for index in range(1000):  # a thousand calls that ended before their limits
+            wheel.call_later(0.2, fired.append, f"cancelled-{index}").cancel()
+        wheel.call_later(0.3, done.set)
+        assert len(wheel) == 3
+        async with asyncio.timeout(2):
+            await done.wait()
+        assert fired == ["first", "second"]
+        assert loop.time() - start >= 0.3
         assert len(wheel) == 0
         wheel.close()
 

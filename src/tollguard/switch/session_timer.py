@@ -91,11 +91,19 @@ def _delta(value: str | None) -> int | None:
 
 
 def _option(message: Request | Response, tag: str) -> bool:
+    """Whether Supported or Require names ``tag`` (most messages name neither)."""
     headers = message.headers
-    return tag in headers.get_all("Supported") or tag in headers.get_all("Require")
+    for name in ("Supported", "Require"):
+        value = headers.get(name)
+        if value is not None and tag in value and tag in headers.get_all(name):
+            return True
+    return False
 
 
 def _allows_update(message: Request | Response) -> bool:
+    value = message.headers.get("Allow")
+    if value is None or "UPDATE" not in value.upper():
+        return False
     return any(method.upper() == "UPDATE" for method in message.headers.get_all("Allow"))
 
 

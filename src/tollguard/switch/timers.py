@@ -6,6 +6,12 @@ nearly all of them within milliseconds. One ``loop.call_at`` handle each costs m
 the rest of the call's bookkeeping, so the B2BUA files its timers into slots of
 ``tick`` seconds and a single loop timer fires the due slots. RFC 3261 timers tolerate
 the granularity: a tick is 10 ms against T1's 500 ms.
+
+Timers longer than ``HORIZON_S`` (the call duration limit, session timers) live in
+coarser buckets of ``LONG_TICK_S`` from which a cancelled timer removes itself at once:
+most calls end long before their limits, and lazily dropped timers of hours would pile
+up in memory. Each long bucket has one loop timer, so a call's long timers cost two dict
+operations each instead of an event-loop handle.
 """
 
 from __future__ import annotations
@@ -16,14 +22,21 @@ import logging
 from collections.abc import Callable
 from typing import Protocol
 
-__all__ = ["HORIZON_S", "Cancellable", "Scheduler", "Timer", "TimerWheel"]
+__all__ = [
+    "HORIZON_S",
+    "LONG_TICK_S",
+    "Cancellable",
+    "LongTimer",
+    "Scheduler",
+    "Timer",
+    "TimerWheel",
+]
 
 log = logging.getLogger(__name__)
 
-# Longer timers (the call duration limit) go straight to the event loop: a cancelled
-# wheel timer is only dropped when its slot comes up, and hours of cancelled limits
-# would pile up in memory.
+# Timers beyond this go to the long buckets (a late fire of LONG_TICK_S at most).
 HORIZON_S = 120.0
+LONG_TICK_S = 0.1
 
 
 class Cancellable(Protocol):
@@ -62,6 +75,30 @@ class Timer:
         return self.callback is None
 
 
+class LongTimer:
+    """A timer in a long bucket; :meth:`cancel` takes it out of the bucket at once."""
+
+    __slots__ = ("args", "bucket", "callback")
+
+    def __init__(
+        self,
+        callback: Callable[..., None],
+        args: tuple[object, ...],
+        bucket: dict[LongTimer, None],
+    ) -> None:
+        self.callback: Callable[..., None] | None = callback
+        self.args = args
+        self.bucket: dict[LongTimer, None] | None = bucket
+
+    def cancel(self) -> None:
+        bucket = self.bucket
+        if bucket is not None:
+            bucket.pop(self, None)
+            self.bucket = None
+        self.callback = None
+        self.args = ()
+
+
 class TimerWheel:
     """Timers rounded up to the next ``tick``, fired by one loop timer while any is armed."""
 
@@ -69,6 +106,7 @@ class TimerWheel:
         "_done",
         "_due",
         "_handle",
+        "_long",
         "_loop",
         "_per_second",
         "_slots",
@@ -89,10 +127,12 @@ class TimerWheel:
         # Every slot up to here has fired; slots are computed as in call_later.
         self._done = int(loop.time() * self._per_second)
         self._handle: asyncio.TimerHandle | None = None
+        # Long bucket number (deadline / LONG_TICK_S, rounded up) -> its timers.
+        self._long: dict[int, dict[LongTimer, None]] = {}
 
     def call_later(self, delay: float, callback: Callable[..., None], *args: object) -> Cancellable:
         if delay > HORIZON_S:
-            return self._loop.call_at(self._loop.time() + delay, callback, *args)
+            return self._call_long(delay, callback, args)
         timer = Timer(callback, args)
         # Rounded up to a slot boundary (an exact boundary goes one slot later: a tick
         # late at most, never early).
@@ -111,6 +151,34 @@ class TimerWheel:
                 self._handle.cancel()
             self._handle = self._loop.call_at(slot * self._tick, self._fire)
         return timer
+
+    def _call_long(
+        self, delay: float, callback: Callable[..., None], args: tuple[object, ...]
+    ) -> LongTimer:
+        number = int((self._time() + delay) / LONG_TICK_S) + 1
+        bucket = self._long.get(number)
+        if bucket is None:
+            bucket = self._long[number] = {}
+            self._loop.call_at(number * LONG_TICK_S, self._fire_long, number)
+        timer = LongTimer(callback, args, bucket)
+        bucket[timer] = None
+        return timer
+
+    def _fire_long(self, number: int) -> None:
+        bucket = self._long.pop(number, None)
+        if not bucket:
+            return
+        for timer in list(bucket):
+            callback = timer.callback
+            if callback is None:
+                continue
+            args = timer.args
+            timer.bucket = None
+            timer.cancel()
+            try:
+                callback(*args)
+            except Exception:
+                log.exception("timer callback %r failed", callback)
 
     def _fire(self) -> None:
         self._handle = None
@@ -139,6 +207,11 @@ class TimerWheel:
             self._handle = None
         self._slots.clear()
         self._due.clear()
+        for bucket in self._long.values():
+            for timer in list(bucket):
+                timer.cancel()
+        self._long.clear()
 
     def __len__(self) -> int:
-        return sum(1 for bucket in self._slots.values() for t in bucket if not t.cancelled)
+        short = sum(1 for bucket in self._slots.values() for t in bucket if not t.cancelled)
+        return short + sum(len(bucket) for bucket in self._long.values())
