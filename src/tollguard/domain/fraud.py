@@ -363,7 +363,8 @@ def _describe(rule: DestinationRule) -> str:
 
 WEEK = Window(7 * 86400.0, 7)
 _COUNTRY_MEMORY_S = 30 * 86400.0
-_EVENT_COALESCE_S = 60.0
+# One event per subject and rule in each minute.
+_EVENT_MINUTE = Window(60.0, 1)
 
 
 @dataclass(slots=True)
@@ -615,11 +616,15 @@ class FraudEngine:
                 ("until", utc_stamp(suspension.expires)),
                 ("reason", Text(rule.value)),
             )
-        elif not self._counters.remember(
-            f"fraud-event:{call.customer.id}:{call.account.id if call.account else '-'}",
-            rule.value,
-            _EVENT_COALESCE_S,
-            now,
+        elif (
+            self._counters.add(
+                f"fraud-event:{call.customer.id}:"
+                f"{call.account.id if call.account else '-'}:{rule.value}",
+                1,
+                _EVENT_MINUTE,
+                now,
+            )
+            > 1
         ):
             return
         account_id = call.account.id if call.account is not None else None

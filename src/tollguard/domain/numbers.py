@@ -121,9 +121,10 @@ def _destination(e164: str) -> Destination:
     if e164.startswith(_INTERNATIONAL_NETWORK_PREFIXES):
         return Destination(NON_GEOGRAPHIC, NumberKind.INTERNATIONAL_NETWORK)
     if not country:
-        # A number the plan does not know still has a country code.
-        regions = phonenumbers.region_codes_for_country_code(parsed.country_code or 0)
-        country = regions[0] if len(regions) == 1 else ""
+        # A number the plan does not know still has a country code: take its main
+        # country (GB for 44, US for 1).
+        main = phonenumbers.region_code_for_country_code(parsed.country_code or 0)
+        country = "" if main == phonenumbers.UNKNOWN_REGION else main
     name = phonenumbers.PhoneNumberType.to_string(phonenumbers.number_type(parsed))
     return Destination(country, _KINDS.get(name, NumberKind.UNKNOWN))
 
