@@ -149,7 +149,7 @@ def test_destination_from_libphonenumber_metadata(number: str, country: str, kin
 def test_destination_verdict(
     rules: list[DestinationRule], callee: str, international: bool, expected: bool | None
 ) -> None:
-    found = destination_verdict(rules, callee, destination(callee), international)
+    found = destination_verdict(tuple(rules), callee, destination(callee), international)
     assert (None if found is None else found.allow) == expected
 
 

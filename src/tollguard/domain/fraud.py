@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
@@ -47,7 +47,6 @@ from tollguard.domain.limits import DAY, HOUR, Counters, TokenBucket, Window, mo
 from tollguard.domain.numbers import Destination, NumberKind, destination
 from tollguard.domain.plan import (
     Account,
-    CallLimits,
     Customer,
     DestinationMatch,
     DestinationRule,
@@ -324,34 +323,55 @@ def is_international(callee: str, customer: Customer) -> bool:
 
 
 def destination_verdict(
-    rules: Iterable[DestinationRule], callee: str, place: Destination, international: bool
+    rules: tuple[DestinationRule, ...], callee: str, place: Destination, international: bool
 ) -> DestinationRule | None:
     """The rule deciding ``callee`` among ``rules`` (one scope), or ``None``.
 
     The most specific rule wins: the longest matching prefix, then a country, then a
     kind of number; a deny wins a tie.
     """
-    best: DestinationRule | None = None
-    best_rank = -1
-    for rule in rules:
-        if rule.international_only and not international:
-            continue
-        match rule.match:
-            case DestinationMatch.PREFIX:
-                if not callee.startswith(rule.value):
-                    continue
-                rank = 100 + len(rule.value)
-            case DestinationMatch.COUNTRY:
-                if place.country != rule.value.upper():
-                    continue
-                rank = 50
-            case DestinationMatch.KIND:
-                if place.kind != rule.value:
-                    continue
-                rank = 10
-        if rank > best_rank or (rank == best_rank and not rule.allow):
-            best, best_rank = rule, rank
-    return best
+    return _compile(rules).decide(callee, place, international)
+
+
+class _RuleSet:
+    """One scope's destination rules, indexed: prefixes longest first, countries and
+    kinds by value; deny before allow everywhere."""
+
+    __slots__ = ("countries", "kinds", "prefixes")
+
+    def __init__(self, rules: tuple[DestinationRule, ...]) -> None:
+        deny_first = sorted(rules, key=lambda r: r.allow)
+        self.prefixes = tuple(
+            sorted(
+                (r for r in deny_first if r.match is DestinationMatch.PREFIX),
+                key=lambda r: -len(r.value),
+            )
+        )
+        self.countries: dict[str, tuple[DestinationRule, ...]] = {}
+        self.kinds: dict[str, tuple[DestinationRule, ...]] = {}
+        for rule in deny_first:
+            if rule.match is DestinationMatch.COUNTRY:
+                key = rule.value.upper()
+                self.countries[key] = (*self.countries.get(key, ()), rule)
+            elif rule.match is DestinationMatch.KIND:
+                self.kinds[rule.value] = (*self.kinds.get(rule.value, ()), rule)
+
+    def decide(
+        self, callee: str, place: Destination, international: bool
+    ) -> DestinationRule | None:
+        for rule in self.prefixes:
+            if callee.startswith(rule.value) and (international or not rule.international_only):
+                return rule
+        for table, key in ((self.countries, place.country), (self.kinds, place.kind)):
+            for rule in table.get(key, ()):
+                if international or not rule.international_only:
+                    return rule
+        return None
+
+
+@lru_cache(maxsize=4096)
+def _compile(rules: tuple[DestinationRule, ...]) -> _RuleSet:
+    return _RuleSet(rules)
 
 
 def _describe(rule: DestinationRule) -> str:
@@ -362,23 +382,67 @@ def _describe(rule: DestinationRule) -> str:
 # --- the engine ------------------------------------------------------------------------------
 
 WEEK = Window(7 * 86400.0, 7)
+# The week before the current hour, in hours: the baseline's denominator.
+_WEEK_HOURS_BEFORE = WEEK.length_s / 3600 - 1
 _COUNTRY_MEMORY_S = 30 * 86400.0
 # One event per subject and rule in each minute.
 _EVENT_MINUTE = Window(60.0, 1)
 
 
-@dataclass(slots=True)
 class _Scope:
-    name: str  # "customer:3"
-    policy: FraudPolicy
-    cps: TokenBucket | None = field(default=None)
+    """One customer's, account's or gateway's policy with its counter keys and limits
+    worked out once (the engine keeps one per subject for the plan's life)."""
+
+    __slots__ = (
+        "calls_day",
+        "calls_hour",
+        "channels",
+        "cps",
+        "cps_key",
+        "limits",
+        "name",
+        "policy",
+        "rules",
+        "spend_day",
+        "spend_day_cap",
+        "spend_hour",
+        "spend_hour_cap",
+        "spend_week",
+    )
+
+    def __init__(self, name: str, policy: FraudPolicy) -> None:
+        self.name = name
+        self.policy = policy
+        self.limits = limits = policy.limits
+        self.rules = _RuleSet(policy.destination_rules)
+        self.channels = "calls:" + name
+        self.cps_key = "cps:" + name
+        self.cps = (
+            TokenBucket(
+                limits.calls_per_second,
+                float(limits.cps_burst or max(1.0, limits.calls_per_second)),
+            )
+            if limits.calls_per_second
+            else None
+        )
+        self.calls_hour = "calls-h:" + name
+        self.calls_day = "calls-d:" + name
+        self.spend_hour = "spend-h:" + name
+        self.spend_day = "spend-d:" + name
+        self.spend_week = "spend-w:" + name
+        self.spend_hour_cap = _units_or_none(limits.spend_per_hour)
+        self.spend_day_cap = _units_or_none(limits.spend_per_day)
+
+
+def _units_or_none(amount: Decimal | None) -> int | None:
+    return None if amount is None else money_units(amount)
 
 
 class FraudEngine:
     """The fraud rules of one plan over the live-state ports; rebuilt at each plan swap
     (cheap: it only indexes the plan's fraud section)."""
 
-    __slots__ = ("_counters", "_on_event", "_suspensions", "plan")
+    __slots__ = ("_counters", "_defaults", "_on_event", "_scopes", "_suspensions", "plan")
 
     def __init__(
         self,
@@ -392,22 +456,28 @@ class FraudEngine:
         self._counters = counters
         self._suspensions = suspensions
         self._on_event = on_event
+        self._defaults = _RuleSet(plan.defaults)
+        self._scopes: dict[str, _Scope] = {}
+
+    def _scope(self, name: str, policy: FraudPolicy | None) -> _Scope:
+        scope = self._scopes.get(name)
+        if scope is None:
+            scope = self._scopes[name] = _Scope(name, policy or _NONE)
+        return scope
 
     # --- admission --------------------------------------------------------------------------
 
     def admit(self, call: CallAttempt, now: float) -> Admitted | Refused:
         customer, account = call.customer, call.account
-        scopes = [_Scope(f"customer:{customer.id}", self.plan.customers.get(customer.id, _NONE))]
+        scopes = [self._scope(f"customer:{customer.id}", self.plan.customers.get(customer.id))]
         if account is not None:
-            scopes.append(
-                _Scope(f"account:{account.id}", self.plan.accounts.get(account.id, _NONE))
-            )
+            scopes.append(self._scope(f"account:{account.id}", self.plan.accounts.get(account.id)))
         refusal = self._policy(call, scopes, now)
         if refusal is not None:
             return self._refuse(call, refusal, now)
         channels: list[str] = []
         for scope in scopes:
-            refusal = self._limits(scope, call, channels, now)
+            refusal = self._limits(scope, channels, now)
             if refusal is not None:
                 self._give_back(channels)
                 return self._refuse(call, refusal, now)
@@ -415,7 +485,7 @@ class FraudEngine:
         if account is not None:
             velocity = scopes[-1].policy.velocity
             if velocity is not None:
-                hit = self._velocity(call, account.id, velocity, now)
+                hit = self._velocity(call, scopes[-1], velocity, now)
                 if hit is not None:
                     rule, detail = hit
                     if velocity.action is FraudAction.ALERT:
@@ -439,13 +509,14 @@ class FraudEngine:
         units = money_units(amount)
         if not units:
             return
-        subjects = [f"customer:{customer_id}"]
+        scopes = [self._scope(f"customer:{customer_id}", self.plan.customers.get(customer_id))]
         if account_id is not None:
-            subjects.append(f"account:{account_id}")
-        for subject in subjects:
-            self._counters.add("spend-h:" + subject, units, HOUR, now)
-            self._counters.add("spend-d:" + subject, units, DAY, now)
-            self._counters.add("spend-w:" + subject, units, WEEK, now)
+            scopes.append(self._scope(f"account:{account_id}", self.plan.accounts.get(account_id)))
+        add = self._counters.add
+        for scope in scopes:
+            add(scope.spend_hour, units, HOUR, now)
+            add(scope.spend_day, units, DAY, now)
+            add(scope.spend_week, units, WEEK, now)
 
     def admit_gateway(self, gateway_id: int, now: float) -> bool:
         """Whether a call may be sent to the gateway now; on ``True`` call
@@ -454,9 +525,10 @@ class FraudEngine:
         if limits is None:
             return True
         channels: list[str] = []
-        refusal = self._limits(
-            _Scope(f"gateway:{gateway_id}", FraudPolicy(limits=limits)), None, channels, now
-        )
+        scope = self._scopes.get(f"gateway:{gateway_id}")
+        if scope is None:
+            scope = self._scope(f"gateway:{gateway_id}", FraudPolicy(limits=limits))
+        refusal = self._limits(scope, channels, now)
         if refusal is not None:
             self._give_back(channels)
             return False
@@ -497,8 +569,8 @@ class FraudEngine:
                         f"calls {window.start:%H:%M}-{window.end:%H:%M} {window.timezone}",
                     )
         place = destination(call.callee)
-        for rules in (*(s.policy.destination_rules for s in reversed(scopes)), self.plan.defaults):
-            rule = destination_verdict(rules, call.callee, place, international)
+        for rules in (*(s.rules for s in reversed(scopes)), self._defaults):
+            rule = rules.decide(call.callee, place, international)
             if rule is not None:
                 if rule.allow:
                     break
@@ -514,61 +586,65 @@ class FraudEngine:
         return None
 
     def _limits(
-        self, scope: _Scope, call: CallAttempt | None, channels: list[str], now: float
+        self, scope: _Scope, channels: list[str], now: float
     ) -> tuple[FraudRule, str] | None:
-        limits = scope.policy.limits
-        counters, name = self._counters, scope.name
+        limits, counters, name = scope.limits, self._counters, scope.name
         if limits.max_concurrent:
-            key = "calls:" + name
-            if not counters.acquire(key, limits.max_concurrent):
+            if not counters.acquire(scope.channels, limits.max_concurrent):
                 return FraudRule.CONCURRENT, f"{name} at {limits.max_concurrent} calls"
-            channels.append(key)
-        if limits.calls_per_second:
-            bucket = _bucket(limits)
-            if not counters.take("cps:" + name, bucket, now):
-                return FraudRule.CPS, f"{name} over {limits.calls_per_second:g} calls/s"
-        for window, cap, rule in (
-            (HOUR, limits.calls_per_hour, FraudRule.CALLS_PER_HOUR),
-            (DAY, limits.calls_per_day, FraudRule.CALLS_PER_DAY),
+            channels.append(scope.channels)
+        if scope.cps is not None and not counters.take(scope.cps_key, scope.cps, now):
+            return FraudRule.CPS, f"{name} over {limits.calls_per_second:g} calls/s"
+        if (
+            limits.calls_per_hour
+            and counters.add(scope.calls_hour, 1, HOUR, now) > limits.calls_per_hour
         ):
-            if cap:
-                key = f"calls-{window.length_s:.0f}:" + name
-                if counters.add(key, 1, window, now) > cap:
-                    counters.add(key, -1, window, now)
-                    return rule, f"{name} over {cap} {rule.value.replace('-', ' ')}"
-        for prefix, spend_cap, rule in (
-            ("spend-h:", limits.spend_per_hour, FraudRule.SPEND_PER_HOUR),
-            ("spend-d:", limits.spend_per_day, FraudRule.SPEND_PER_DAY),
+            counters.add(scope.calls_hour, -1, HOUR, now)
+            return FraudRule.CALLS_PER_HOUR, f"{name} over {limits.calls_per_hour} calls/h"
+        if (
+            limits.calls_per_day
+            and counters.add(scope.calls_day, 1, DAY, now) > limits.calls_per_day
         ):
-            if spend_cap is not None:
-                window = HOUR if prefix == "spend-h:" else DAY
-                if counters.total(prefix + name, window, now) >= money_units(spend_cap):
-                    return rule, f"{name} spent {spend_cap} or more ({rule.value})"
+            counters.add(scope.calls_day, -1, DAY, now)
+            return FraudRule.CALLS_PER_DAY, f"{name} over {limits.calls_per_day} calls/day"
+        if (
+            scope.spend_hour_cap is not None
+            and counters.total(scope.spend_hour, HOUR, now) >= scope.spend_hour_cap
+        ):
+            return FraudRule.SPEND_PER_HOUR, f"{name} spent {limits.spend_per_hour} in an hour"
+        if (
+            scope.spend_day_cap is not None
+            and counters.total(scope.spend_day, DAY, now) >= scope.spend_day_cap
+        ):
+            return FraudRule.SPEND_PER_DAY, f"{name} spent {limits.spend_per_day} in a day"
         return None
 
     def _velocity(
-        self, call: CallAttempt, account_id: int, policy: VelocityPolicy, now: float
+        self, call: CallAttempt, scope: _Scope, policy: VelocityPolicy, now: float
     ) -> tuple[FraudRule, str] | None:
-        counters, subject = self._counters, f"account:{account_id}"
+        counters, subject = self._counters, scope.name
         if counters.remember("vel-dst:" + subject, call.callee, HOUR.length_s, now):
             counters.add("vel-dst-w:" + subject, 1, WEEK, now)
         distinct = counters.members("vel-dst:" + subject, now)
-        week = counters.total("vel-dst-w:" + subject, WEEK, now)
-        baseline = max(week - distinct, 0) / (WEEK.length_s / 3600 - 1)
-        if distinct >= policy.destinations_min and distinct > policy.destinations_factor * baseline:
-            return (
-                FraudRule.VELOCITY_DESTINATIONS,
-                f"{distinct} destinations in an hour against {baseline:.1f} an hour last week",
-            )
+        if distinct >= policy.destinations_min:
+            week = counters.total("vel-dst-w:" + subject, WEEK, now)
+            baseline = max(week - distinct, 0) / _WEEK_HOURS_BEFORE
+            if distinct > policy.destinations_factor * baseline:
+                return (
+                    FraudRule.VELOCITY_DESTINATIONS,
+                    f"{distinct} destinations in an hour against {baseline:.1f} an hour last week",
+                )
         country = destination(call.callee).country or "?"
         if counters.remember("vel-cc:" + subject, country, _COUNTRY_MEMORY_S, now):
             new = counters.add("vel-cc-new:" + subject, 1, DAY, now)
             if new > policy.new_countries:
                 return FraudRule.VELOCITY_COUNTRIES, f"{new} new countries in a day ({country})"
-        spent = counters.total("spend-h:" + subject, HOUR, now)
-        spent_week = counters.total("spend-w:" + subject, WEEK, now)
-        hourly = max(spent_week - spent, 0) / (WEEK.length_s / 3600 - 1)
-        if spent >= money_units(policy.spend_min) and spent > policy.spend_factor * hourly:
+        spent = counters.total(scope.spend_hour, HOUR, now)
+        if spent < money_units(policy.spend_min):
+            return None
+        spent_week = counters.total(scope.spend_week, WEEK, now)
+        hourly = max(spent_week - spent, 0) / _WEEK_HOURS_BEFORE
+        if spent > policy.spend_factor * hourly:
             return (
                 FraudRule.VELOCITY_SPEND,
                 f"spend {spent / 1e6:.2f} in an hour against {hourly / 1e6:.2f} an hour last week",
@@ -658,9 +734,3 @@ class FraudEngine:
 
 
 _NONE = FraudPolicy()
-
-
-@lru_cache(maxsize=256)
-def _bucket(limits: CallLimits) -> TokenBucket:
-    burst = limits.cps_burst or max(1.0, limits.calls_per_second)
-    return TokenBucket(limits.calls_per_second, float(burst))

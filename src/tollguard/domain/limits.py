@@ -22,8 +22,7 @@ Every function takes ``now`` (seconds since the epoch, a float) and none reads a
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Protocol
 
@@ -35,6 +34,7 @@ __all__ = [
     "Window",
     "money_from_units",
     "money_units",
+    "refill",
 ]
 
 # Micro-units: enough for per-second prices of fractions of a cent.
@@ -78,19 +78,28 @@ class Bucket:
 
         A clock that steps back refills nothing (the bucket keeps its later time).
         """
-        elapsed = now - self.at
-        if elapsed > 0:
-            tokens = min(spec.burst, self.tokens + elapsed * spec.rate)
-            at = now
-        else:
-            tokens, at = self.tokens, self.at
-        if tokens >= cost:
-            return True, Bucket(tokens - cost, at)
-        return False, Bucket(tokens, at)
+        ok, tokens, at = refill(self.tokens, self.at, spec.rate, spec.burst, now, cost=cost)
+        return ok, Bucket(tokens, at)
 
     def is_full(self, spec: TokenBucket, now: float) -> bool:
         """Whether the bucket would be full at ``now`` (so it can be forgotten)."""
         return self.tokens + max(now - self.at, 0.0) * spec.rate >= spec.burst
+
+
+def refill(
+    tokens: float, at: float, rate: float, burst: float, now: float, *, cost: float = 1.0
+) -> tuple[bool, float, float]:
+    """:meth:`Bucket.take` on plain numbers: ``(taken, tokens left, time)``.
+
+    For implementations that keep bucket state in their own form (a tuple, a Redis
+    hash) without making an object per request.
+    """
+    if now > at:
+        tokens = min(burst, tokens + (now - at) * rate)
+        at = now
+    if tokens >= cost:
+        return True, tokens - cost, at
+    return False, tokens, at
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,18 +108,16 @@ class Window:
 
     length_s: float
     slots: int = 12
+    slot_s: float = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not (self.length_s > 0 and self.slots >= 1):
             raise ValueError(f"a window needs length_s > 0 and slots >= 1, not {self!r}")
-
-    @property
-    def slot_s(self) -> float:
-        return self.length_s / self.slots
+        object.__setattr__(self, "slot_s", self.length_s / self.slots)
 
     def slot(self, now: float) -> int:
         """The number of the slot ``now`` falls in (slots are aligned on the epoch)."""
-        return math.floor(now / self.slot_s)
+        return int(now // self.slot_s)
 
     def oldest_slot(self, now: float) -> int:
         """The first slot still inside the window at ``now``."""

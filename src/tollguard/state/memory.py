@@ -12,10 +12,11 @@ replaces whole dicts (an atomic assignment under the GIL), so no lock is needed.
 from __future__ import annotations
 
 import ipaddress
+import itertools
 from collections.abc import Iterable
 
 from tollguard.domain.fraud import Suspension
-from tollguard.domain.limits import Bucket, TokenBucket, Window
+from tollguard.domain.limits import Bucket, TokenBucket, Window, refill
 from tollguard.domain.plan import IPNetwork
 from tollguard.domain.shield import Ban, BanMode
 
@@ -32,11 +33,10 @@ class MemoryCounters:
 
     def __init__(self) -> None:
         self._channels: dict[str, int] = {}
-        self._buckets: dict[str, tuple[TokenBucket, Bucket]] = {}
-        # key -> (window, {slot: sum})
-        self._windows: dict[str, tuple[Window, dict[int, int]]] = {}
-        # key -> {member: expiry}
-        self._sets: dict[str, dict[str, float]] = {}
+        # key -> (spec, tokens, time of the last refill)
+        self._buckets: dict[str, tuple[TokenBucket, float, float]] = {}
+        self._windows: dict[str, _Slots] = {}
+        self._sets: dict[str, _ExpiringSet] = {}
 
     def acquire(self, key: str, limit: int) -> bool:
         taken = self._channels.get(key, 0)
@@ -57,70 +57,122 @@ class MemoryCounters:
 
     def take(self, key: str, spec: TokenBucket, now: float, cost: float = 1.0) -> bool:
         held = self._buckets.get(key)
-        bucket = held[1] if held is not None and held[0] == spec else Bucket.full(spec, now)
-        ok, bucket = bucket.take(spec, now, cost)
-        self._buckets[key] = (spec, bucket)
+        if held is not None and (held[0] is spec or held[0] == spec):
+            _, tokens, at = held
+        else:
+            tokens, at = spec.burst, now
+        ok, tokens, at = refill(tokens, at, spec.rate, spec.burst, now, cost=cost)
+        self._buckets[key] = (spec, tokens, at)
         return ok
 
     def add(self, key: str, amount: int, window: Window, now: float) -> int:
         held = self._windows.get(key)
-        if held is None or held[0] != window:
-            slots: dict[int, int] = {}
-            self._windows[key] = (window, slots)
-        else:
-            slots = held[1]
-        current = window.slot(now)
-        slots[current] = slots.get(current, 0) + amount
-        oldest = current - window.slots + 1
-        total = 0
-        for slot in list(slots):
-            if slot < oldest:
-                del slots[slot]
-            elif slot <= current:
-                total += slots[slot]
-        return total
+        if held is None or (held.window is not window and held.window != window):
+            held = self._windows[key] = _Slots(window)
+        return held.add(amount, window.slot(now))
 
     def total(self, key: str, window: Window, now: float) -> int:
         held = self._windows.get(key)
-        if held is None or held[0] != window:
+        if held is None or (held.window is not window and held.window != window):
             return 0
-        current = window.slot(now)
-        oldest = current - window.slots + 1
-        return sum(value for slot, value in held[1].items() if oldest <= slot <= current)
+        return held.add(0, window.slot(now))
 
     def remember(self, key: str, member: str, ttl_s: float, now: float) -> bool:
-        members = self._sets.get(key)
-        if members is None:
-            members = self._sets[key] = {}
-        expiry = members.get(member)
-        members[member] = now + ttl_s
-        return expiry is None or expiry <= now
+        held = self._sets.get(key)
+        if held is None:
+            held = self._sets[key] = _ExpiringSet()
+        return held.add(member, now, now + ttl_s)
 
     def members(self, key: str, now: float) -> int:
-        members = self._sets.get(key)
-        if not members:
-            return 0
-        expired = [m for m, expiry in members.items() if expiry <= now]
-        for member in expired:
-            del members[member]
-        return len(members)
+        held = self._sets.get(key)
+        return 0 if held is None else held.count(now)
 
     def prune(self, now: float) -> int:
         dropped = 0
-        for key, (spec, bucket) in list(self._buckets.items()):
-            if bucket.is_full(spec, now):
+        for key, (spec, tokens, at) in list(self._buckets.items()):
+            if Bucket(tokens, at).is_full(spec, now):
                 del self._buckets[key]
                 dropped += 1
-        for key, (window, slots) in list(self._windows.items()):
-            oldest = window.oldest_slot(now)
-            if all(slot < oldest for slot in slots):
+        for key, held in list(self._windows.items()):
+            held.add(0, held.window.slot(now))
+            if not held.slots:
                 del self._windows[key]
                 dropped += 1
-        for key in list(self._sets):
-            if self.members(key, now) == 0:
+        for key, members in list(self._sets.items()):
+            if members.count(now) == 0:
                 del self._sets[key]
                 dropped += 1
         return dropped
+
+
+class _Slots:
+    """One window's slots in time order, with their running sum."""
+
+    __slots__ = ("latest", "slots", "sum", "window")
+
+    def __init__(self, window: Window) -> None:
+        self.window = window
+        self.slots: dict[int, int] = {}
+        self.sum = 0
+        self.latest = -(2**62)
+
+    def add(self, amount: int, current: int) -> int:
+        """Add ``amount`` to slot ``current`` (0 to read); return the window's sum."""
+        slots = self.slots
+        if current > self.latest:
+            # Time moved on: slots that left the window go, oldest first.
+            oldest = current - self.window.slots + 1
+            while slots:
+                first = next(iter(slots))
+                if first >= oldest:
+                    break
+                self.sum -= slots.pop(first)
+            self.latest = current
+            if amount:
+                slots[current] = amount
+                self.sum += amount
+            return self.sum
+        # A clock that stepped back adds to the latest slot (never one that has gone).
+        if amount:
+            slots[self.latest] = slots.get(self.latest, 0) + amount
+            self.sum += amount
+        return self.sum
+
+
+class _ExpiringSet:
+    """Members with an expiry each, kept in expiry order while every member of the key
+    gets the same time to live (the usual case): counting then drops expired members
+    from the front instead of scanning them all."""
+
+    __slots__ = ("_members", "_ordered")
+
+    def __init__(self) -> None:
+        self._members: dict[str, float] = {}
+        self._ordered = True
+
+    def add(self, member: str, now: float, expiry: float) -> bool:
+        """Hold ``member`` until ``expiry``; ``True`` when it was not held at ``now``."""
+        members = self._members
+        old = members.pop(member, None)
+        if self._ordered and members:
+            self._ordered = expiry >= next(reversed(members.values()))
+        members[member] = expiry
+        return old is None or old <= now
+
+    def count(self, now: float) -> int:
+        members = self._members
+        if self._ordered:
+            while members:
+                member, expiry = next(iter(members.items()))
+                if expiry > now:
+                    break
+                del members[member]
+        else:
+            for member in [m for m, expiry in members.items() if expiry <= now]:
+                del members[member]
+            values = list(members.values())
+            self._ordered = all(a <= b for a, b in itertools.pairwise(values))
+        return len(members)
 
 
 class _Address:
