@@ -127,6 +127,42 @@ class WebSettings:
     breached_passwords_file: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class ShieldSettings:
+    """The SIP shield (docs/security.md, "SIP shield"); read by domain.shield.ShieldPolicy."""
+
+    # Never banned, never rate-limited per source (CIDR). The operator's own networks
+    # and monitoring; with trust_acl, every customer's IP list joins it.
+    allow: tuple[str, ...] = ()
+    trust_acl: bool = True
+    # Failed authentications from one address within auth_window_s that ban it.
+    auth_failures: int = 5
+    auth_window_s: float = 600.0
+    # The first ban; each repeat within offence_memory_s lasts ban_factor times longer.
+    ban_s: float = 900.0
+    ban_factor: float = 4.0
+    max_ban_s: float = 604800.0
+    offence_memory_s: float = 2592000.0
+    # A SIP user name failing from this many addresses within lock_window_s is locked
+    # until an operator releases it.
+    lock_sources: int = 5
+    lock_window_s: float = 3600.0
+    # User agents of scanners (substrings, any case); empty: the built-in list.
+    scanner_agents: tuple[str, ...] = ()
+    scanner_ban_s: float = 86400.0
+    # Requests per second one address may send (sustained, burst) before a flood ban.
+    source_rate: float = 30.0
+    source_burst: float = 150.0
+    flood_ban_s: float = 600.0
+    # Requests per second from all addresses not on the allow-list together.
+    global_rate: float = 2000.0
+    global_burst: float = 4000.0
+    max_message_bytes: int = 16384
+    max_headers: int = 100
+    # Server transactions open at once per address.
+    max_transactions: int = 200
+
+
 # libpq's sslmode values (PostgreSQL documentation, "SSL Support", table 32.1).
 SSL_MODES: tuple[str, ...] = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
 VERIFYING_SSL_MODES: frozenset[str] = frozenset({"verify-ca", "verify-full"})
@@ -208,6 +244,7 @@ class Settings:
     web: WebSettings = field(default_factory=WebSettings)
     database: DatabaseSettings = field(default_factory=DatabaseSettings)
     cdr: CdrSettings = field(default_factory=CdrSettings)
+    shield: ShieldSettings = field(default_factory=ShieldSettings)
     secrets: Secrets = field(default_factory=Secrets)
 
     @property
@@ -280,6 +317,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "web": WebSettings,
     "database": DatabaseSettings,
     "cdr": CdrSettings,
+    "shield": ShieldSettings,
 }
 
 

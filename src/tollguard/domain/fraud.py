@@ -66,9 +66,11 @@ __all__ = [
     "CallAttempt",
     "FraudEngine",
     "FraudEvent",
+    "FraudEventStore",
     "FraudRule",
     "Refused",
     "Suspension",
+    "SuspensionStore",
     "Suspensions",
     "caller_in_ranges",
     "destination_verdict",
@@ -110,6 +112,27 @@ class Suspensions(Protocol):
     def all(self) -> list[Suspension]: ...
 
     def replace(self, suspensions: Iterable[Suspension]) -> None: ...
+
+
+class SuspensionStore(Protocol):
+    """Port: where suspensions and account locks persist and where operators lift them
+    (the database; implemented by the web layer)."""
+
+    def version(self) -> int:
+        """A number that changes whenever an operator changes a suspension (cheap)."""
+        ...
+
+    def load(self) -> list[Suspension]:
+        """Every suspension not released by an operator (expired ones may be included)."""
+        ...
+
+    def save(self, suspensions: list[Suspension]) -> None: ...
+
+
+class FraudEventStore(Protocol):
+    """Port: the record of fraud events shown in the admin."""
+
+    def save_events(self, events: list[FraudEvent]) -> None: ...
 
 
 # --- the shipped high-risk list --------------------------------------------------------------

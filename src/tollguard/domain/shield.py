@@ -48,12 +48,15 @@ import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from tollguard.domain.events import Text, log_event, utc_stamp
 from tollguard.domain.fraud import Suspension, Suspensions
 from tollguard.domain.limits import Counters, TokenBucket, Window
 from tollguard.domain.plan import IPNetwork
+
+if TYPE_CHECKING:
+    from tollguard.config import ShieldSettings
 
 __all__ = [
     "DEFAULT_SCANNER_AGENTS",
@@ -67,6 +70,7 @@ __all__ = [
     "account_lock_subject",
     "ban_duration",
     "parse_network",
+    "policy_from_settings",
 ]
 
 # User agents of SIP scanners and war-dialers, lower case, matched as substrings. The
@@ -237,6 +241,41 @@ class ShieldPolicy:
     def is_scanner(self, user_agent: str) -> bool:
         agent = user_agent.lower()
         return any(name in agent for name in self._agents)
+
+
+def policy_from_settings(settings: ShieldSettings) -> ShieldPolicy:
+    """The policy of ``[shield]`` in ``tollguard.toml``; a bad entry raises ``ValueError``
+    naming the setting."""
+    allow: list[IPNetwork] = []
+    for entry in settings.allow:
+        try:
+            allow.append(parse_network(entry))
+        except ValueError as exc:
+            raise ValueError(f"shield.allow: {exc}") from exc
+    names = (
+        "auth_failures",
+        "auth_window_s",
+        "ban_s",
+        "ban_factor",
+        "max_ban_s",
+        "offence_memory_s",
+        "lock_sources",
+        "lock_window_s",
+        "scanner_ban_s",
+        "source_rate",
+        "source_burst",
+        "flood_ban_s",
+        "global_rate",
+        "global_burst",
+        "max_message_bytes",
+        "max_headers",
+        "max_transactions",
+    )
+    return ShieldPolicy(
+        allow=tuple(allow),
+        scanner_agents=settings.scanner_agents or DEFAULT_SCANNER_AGENTS,
+        **{name: getattr(settings, name) for name in names},
+    )
 
 
 def ban_duration(base_s: float, offences: int, factor: float, cap_s: float) -> float:

@@ -21,32 +21,19 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from typing import Protocol
 
-from tollguard.domain.fraud import FraudEvent, Suspension, Suspensions
+from tollguard.domain.fraud import (
+    FraudEvent,
+    FraudEventStore,
+    Suspension,
+    Suspensions,
+    SuspensionStore,
+)
 from tollguard.domain.shield import Ban, Bans, BanStore
 
-__all__ = ["FraudEventStore", "LiveStateSync", "SuspensionStore"]
+__all__ = ["LiveStateSync"]
 
 logger = logging.getLogger(__name__)
-
-
-class SuspensionStore(Protocol):
-    """Port: persisted suspensions and account locks (implemented by the web layer)."""
-
-    def version(self) -> int: ...
-
-    def load(self) -> list[Suspension]:
-        """Every suspension not released by an operator (expired ones may be included)."""
-        ...
-
-    def save(self, suspensions: list[Suspension]) -> None: ...
-
-
-class FraudEventStore(Protocol):
-    """Port: the fraud event record shown in the admin."""
-
-    def save_events(self, events: list[FraudEvent]) -> None: ...
 
 
 class LiveStateSync:
