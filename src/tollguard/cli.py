@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import ipaddress
 import json
 import os
 import signal
@@ -52,6 +53,13 @@ def _setup_django(settings: config.Settings) -> None:
 # --- init -------------------------------------------------------------------------------
 
 
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
 def cmd_init(args: argparse.Namespace) -> int:
     admin_user = args.admin_user or datadir.default_admin_user()
     try:
@@ -73,6 +81,11 @@ def cmd_init(args: argparse.Namespace) -> int:
     print(f"  database:   {settings.database_path}")
     print(f"  TLS:        {settings.tls_cert_path} (self-signed: replace before going live)")
     print(f"  SIP:        {', '.join(settings.sip.listen)} (realm {settings.sip.realm!r})")
+    if all(_is_loopback(listen.host) for listen in settings.sip.listeners):
+        print(
+            "              loopback only: set sip.listen (or init --bind 0.0.0.0) to serve "
+            "the network, after 'tollguard check' (docs/security.md, 'Going public')"
+        )
     print(
         f"  admin:      https://{settings.web.listen_host}:{settings.web.listen_port}"
         f"/{settings.web.admin_path}"
@@ -400,7 +413,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("init", help="create the data dir, secrets, database, TLS cert, admin")
-    p.add_argument("--bind", default="0.0.0.0", help="address the SIP listeners bind to")
+    p.add_argument(
+        "--bind",
+        default="127.0.0.1",
+        help="address the SIP listeners bind to (default loopback: open it with 0.0.0.0 "
+        "once accounts, limits and 'tollguard check' are in order)",
+    )
     p.add_argument("--sip-port", type=int, default=5060, help="UDP and TCP port")
     p.add_argument("--tls-port", type=int, default=None, help="TLS port (default SIP port + 1)")
     p.add_argument("--web-port", type=int, default=8443)

@@ -47,7 +47,13 @@ class Listen:
 @dataclass(frozen=True, slots=True)
 class SipSettings:
     realm: str = "tollguard"
-    listen: tuple[str, ...] = ("udp:0.0.0.0:5060", "tcp:0.0.0.0:5060", "tls:0.0.0.0:5061")
+    # Loopback until the operator opens it: nothing answers the Internet before the
+    # accounts, limits and `tollguard check` are in order (docs/security.md).
+    listen: tuple[str, ...] = (
+        "udp:127.0.0.1:5060",
+        "tcp:127.0.0.1:5060",
+        "tls:127.0.0.1:5061",
+    )
     # Address written into Via/Contact/SDP towards peers; empty: the listening address.
     advertised_host: str = ""
     # No provisional response from a gateway within this time: try the next gateway.

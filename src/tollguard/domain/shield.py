@@ -226,6 +226,12 @@ class ShieldPolicy:
                 raise ValueError(f"shield.{name} must be at least 1")
         if self.ban_factor < 1:
             raise ValueError("shield.ban_factor must be at least 1")
+        for name in ("source", "global"):
+            rate, burst = getattr(self, f"{name}_rate"), getattr(self, f"{name}_burst")
+            if not (rate > 0 and burst >= 1):
+                raise ValueError(
+                    f"shield.{name}_rate must be above 0 and shield.{name}_burst at least 1"
+                )
         object.__setattr__(
             self, "_agents", tuple(a.lower() for a in self.scanner_agents if a.strip())
         )

@@ -24,3 +24,7 @@ class FraudConfig(AppConfig):
         )
 
         track_config_changes(FraudPolicy, QuietHours, DestinationRule, GatewayLimits)
+
+        from tollguard.web.fraud.checks import register_checks
+
+        register_checks()
