@@ -69,6 +69,7 @@ __all__ = [
     "FraudEventStore",
     "FraudRule",
     "Refused",
+    "SourceCountries",
     "Suspension",
     "SuspensionStore",
     "Suspensions",
@@ -127,6 +128,14 @@ class SuspensionStore(Protocol):
         ...
 
     def save(self, suspensions: list[Suspension]) -> None: ...
+
+
+class SourceCountries(Protocol):
+    """Port: the country of a source address (GeoIP), for ``source_countries``."""
+
+    def country(self, address: str) -> str | None:
+        """ISO 3166-1 alpha-2, upper case; ``None`` when unknown."""
+        ...
 
 
 class FraudEventStore(Protocol):
