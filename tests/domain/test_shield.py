@@ -294,3 +294,14 @@ def test_policy_validation() -> None:
         ShieldPolicy(ban_factor=0.5)
     policy = ShieldPolicy()
     assert dataclasses.replace(policy, ban_s=1).ban_s == 1
+
+
+def test_names_that_are_no_account_are_never_locked() -> None:
+    h = Harness(auth_failures=1000, lock_sources=2)
+    long_name = "x" * 65
+    for i in range(5):
+        h.shield.auth_failed(f"203.0.113.{i}", "made-up", T0, known_user=False)
+        h.shield.auth_failed(f"203.0.113.{i}", long_name, T0)
+    assert h.locks.all() == []
+    assert h.locked == []
+    assert h.counters.members("shield:authsrc:made-up", T0) == 0

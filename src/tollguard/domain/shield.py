@@ -60,6 +60,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_SCANNER_AGENTS",
+    "MAX_USERNAME",
     "Ban",
     "BanMode",
     "BanReason",
@@ -89,6 +90,11 @@ DEFAULT_SCANNER_AGENTS: tuple[str, ...] = (
     "sippts",
     "smap",
 )
+
+
+# The longest SIP user name an account may have (the web app's validator): longer names
+# in failed attempts are an attacker's and are never locked.
+MAX_USERNAME = 64
 
 
 class BanReason(StrEnum):
@@ -441,8 +447,14 @@ class Shield:
                 return False
         return not (username and self._locks.get(account_lock_subject(username), now))
 
-    def auth_failed(self, source: str, username: str, now: float) -> None:
-        """Count one failed authentication of ``username`` from ``source``."""
+    def auth_failed(
+        self, source: str, username: str, now: float, *, known_user: bool = True
+    ) -> None:
+        """Count one failed authentication of ``username`` from ``source``.
+
+        ``known_user``: whether the plan has an account of that name. Only real accounts
+        are locked: locking names an attacker makes up would only fill the store.
+        """
         policy = self.policy
         if source not in self._allow:
             failures = self._counters.add(
@@ -450,7 +462,7 @@ class Shield:
             )
             if failures >= policy.auth_failures and self._bans.match(source, now) is None:
                 self._ban(source, BanReason.AUTH_FAILURES, policy.ban_s, BanMode.REFUSE, now)
-        if not username:
+        if not username or not known_user or len(username) > MAX_USERNAME:
             return
         key = "shield:authsrc:" + username
         self._counters.remember(key, source, policy.lock_window_s, now)

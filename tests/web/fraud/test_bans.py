@@ -262,3 +262,21 @@ def test_events_and_one_click_release(caplog: pytest.LogCaptureFixture) -> None:
     assert selectors.open_events() == 1
     event.refresh_from_db()
     assert event.released_by == "ops" and event.released_at is not None
+
+
+def test_a_large_list_imports_in_slices() -> None:
+    text = "".join(f"10.{i // 65536}.{i // 256 % 256}.{i % 256}\n" for i in range(40_000))
+    services.add_ban("10.0.0.5", duration=None)
+    report = services.import_bans(text, duration=None)
+    assert (report.added, report.replaced) == (39_999, 1)
+    assert SipBan.objects.count() == 40_000
+
+
+def test_a_subject_too_long_to_store_is_dropped_not_fatal() -> None:
+    services.save_suspensions(
+        [
+            Suspension("sip-user:" + "x" * 200, "locked", NOW.timestamp()),
+            Suspension("account:7", "velocity", NOW.timestamp()),
+        ]
+    )
+    assert [s.subject for s in selectors.suspensions()] == ["account:7"]

@@ -53,6 +53,9 @@ SUSPENSIONS = "suspensions"
 # An import or a list larger than this is refused: no operator list is that long, and
 # parsing one must not be a way to exhaust the web process.
 MAX_IMPORT_ENTRIES = 1_000_000
+_SLICE = 500
+# Suspension.subject's length: a longer subject is not a customer, account or user name.
+MAX_SUBJECT = 80
 
 
 class BanListError(WebError):
@@ -256,21 +259,31 @@ def import_bans(
     now = now or timezone.now()
     expires = None if duration is None else now + duration
     keys = {_text(network) for network in networks}
+    ordered = sorted(keys)
     with transaction.atomic():
-        existing = set(
-            models.SipBan.objects.filter(network__in=keys).values_list("network", flat=True)
-        )
-        models.SipBan.objects.filter(network__in=existing).delete()
-        models.SipBan.objects.bulk_create(
-            models.SipBan(
-                network=key,
-                reason=BanReason.IMPORT.value,
-                mode=BanMode.DROP.value,
-                created_at=now,
-                expires_at=expires,
-                note=note[:200],
+        existing: set[str] = set()
+        # In slices: a list of a million entries must not become one query with a
+        # million parameters (SQLite allows 32,766).
+        for start in range(0, len(ordered), _SLICE):
+            chunk = ordered[start : start + _SLICE]
+            found = list(
+                models.SipBan.objects.filter(network__in=chunk).values_list("network", flat=True)
             )
-            for key in sorted(keys)
+            existing.update(found)
+            models.SipBan.objects.filter(network__in=found).delete()
+        models.SipBan.objects.bulk_create(
+            [
+                models.SipBan(
+                    network=key,
+                    reason=BanReason.IMPORT.value,
+                    mode=BanMode.DROP.value,
+                    created_at=now,
+                    expires_at=expires,
+                    note=note[:200],
+                )
+                for key in ordered
+            ],
+            batch_size=_SLICE,
         )
         bump_live_version(BANS)
     log_event(
@@ -312,6 +325,9 @@ def is_address_or_network(text: str) -> bool:
 def save_suspensions(suspensions: Iterable[DomainSuspension]) -> None:
     with transaction.atomic():
         for suspension in suspensions:
+            if len(suspension.subject) > MAX_SUBJECT:
+                logger.warning("suspension of a subject too long to store dropped")
+                continue
             models.Suspension.objects.update_or_create(
                 subject=suspension.subject,
                 defaults={
