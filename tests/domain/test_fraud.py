@@ -521,3 +521,17 @@ def test_velocity_spend_blocks() -> None:
     assert refused(engine.admit(T0)) is None
     engine.engine.record_spend(3, 7, Decimal("2"), T0)
     assert refused(engine.admit(T0)) is FraudRule.VELOCITY_SPEND
+
+
+def test_the_routing_plan_carries_the_fraud_rules_and_ip_lists() -> None:
+    import ipaddress
+
+    from tollguard.domain.plan import AclEntry, PlanData
+    from tollguard.domain.routing import build_plan
+
+    fraud = FraudPlan(defaults=DEFAULT_DESTINATION_RULES)
+    acl = (AclEntry(1, 3, ipaddress.ip_network("198.51.100.0/24")),)
+    plan = build_plan(PlanData(version=1, customers=(UK_CUSTOMER,), acl=acl, fraud=fraud))
+    assert plan.fraud is fraud
+    assert plan.acl == acl
+    assert build_plan(PlanData(version=2)).fraud == FraudPlan()
