@@ -167,6 +167,8 @@ class ShieldSettings:
     max_headers: int = 100
     # Server transactions open at once per address.
     max_transactions: int = 200
+    # IPv6 sources are counted and banned by this prefix (a host holds a /64 at least).
+    ipv6_prefix: int = 64
 
 
 # libpq's sslmode values (PostgreSQL documentation, "SSL Support", table 32.1).

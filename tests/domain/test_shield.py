@@ -305,3 +305,26 @@ def test_names_that_are_no_account_are_never_locked() -> None:
     assert h.locks.all() == []
     assert h.locked == []
     assert h.counters.members("shield:authsrc:made-up", T0) == 0
+
+
+def test_an_ipv6_attacker_cannot_walk_its_network() -> None:
+    h = Harness(source_rate=1, source_burst=10, auth_failures=3)
+    # Every request from a new address of one /64: counted as one source.
+    passed = sum(h.shield.datagram(f"2001:db8:0:1::{i:x}", 300, T0) for i in range(1, 50))
+    assert passed == 10
+    ban = h.bans.match("2001:db8:0:1:ffff::1", T0 + 1)
+    assert ban is not None and str(ban.network) == "2001:db8:0:1::/64"
+    assert h.shield.datagram("2001:db8:0:2::1", 300, T0 + 1)
+    # Password guessing across addresses of one /64 adds up too.
+    for i in range(3):
+        h.shield.auth_failed(f"2001:db8:0:3::{i + 1}", "bob", T0)
+    assert not h.shield.may_authenticate("2001:db8:0:3::99", "alice", T0)
+    # IPv4-mapped addresses count as the IPv4 address.
+    for _ in range(3):
+        h.shield.auth_failed("::ffff:192.0.2.7", "bob", T0)
+    assert not h.shield.may_authenticate("192.0.2.7", "alice", T0)
+
+
+def test_ipv6_prefix_128_counts_single_addresses() -> None:
+    h = Harness(source_rate=1, source_burst=2, ipv6_prefix=128)
+    assert sum(h.shield.datagram(f"2001:db8::{i:x}", 300, T0) for i in range(1, 6)) == 5

@@ -224,6 +224,9 @@ class ShieldPolicy:
     max_message_bytes: int = 16384
     max_headers: int = 100
     max_transactions: int = 200
+    # An IPv6 host holds a /64 at least: counting and banning single IPv6 addresses
+    # would let an attacker walk its network one address per request.
+    ipv6_prefix: int = 64
     _agents: tuple[str, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -232,6 +235,8 @@ class ShieldPolicy:
                 raise ValueError(f"shield.{name} must be at least 1")
         if self.ban_factor < 1:
             raise ValueError("shield.ban_factor must be at least 1")
+        if not 32 <= self.ipv6_prefix <= 128:
+            raise ValueError("shield.ipv6_prefix must be between 32 and 128")
         for name in ("source", "global"):
             rate, burst = getattr(self, f"{name}_rate"), getattr(self, f"{name}_burst")
             if not (rate > 0 and burst >= 1):
@@ -282,6 +287,7 @@ def policy_from_settings(settings: ShieldSettings) -> ShieldPolicy:
         "max_message_bytes",
         "max_headers",
         "max_transactions",
+        "ipv6_prefix",
     )
     return ShieldPolicy(
         allow=tuple(allow),
@@ -347,6 +353,39 @@ class _AllowList:
         return verdict
 
 
+class _SourceKeys:
+    """What a source is counted and banned as: an IPv4 address as it is, an IPv6 address
+    as its /``prefix`` network (IPv4-mapped IPv6 as the IPv4 address)."""
+
+    __slots__ = ("_prefix", "_seen")
+
+    def __init__(self, prefix: int) -> None:
+        self._prefix = prefix
+        self._seen: dict[str, str] = {}
+
+    def key(self, source: str) -> str:
+        if ":" not in source:
+            return source
+        key = self._seen.get(source)
+        if key is not None:
+            return key
+        try:
+            address = ipaddress.ip_address(source)
+        except ValueError:
+            key = source
+        else:
+            if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+                key = str(address.ipv4_mapped)
+            elif self._prefix == 128:
+                key = str(address)
+            else:
+                key = str(ipaddress.ip_network(f"{address}/{self._prefix}", strict=False))
+        if len(self._seen) >= 8192:
+            self._seen.clear()
+        self._seen[source] = key
+        return key
+
+
 class Shield:
     """The shield's decisions over its ports; one per switch process.
 
@@ -364,6 +403,7 @@ class Shield:
         "_on_ban",
         "_on_lock",
         "_source",
+        "_sources",
         "policy",
     )
 
@@ -385,6 +425,7 @@ class Shield:
         self._on_ban = on_ban
         self._on_lock = on_lock
         self._source = policy.source_bucket
+        self._sources = _SourceKeys(policy.ipv6_prefix)
         self._global = policy.global_bucket
         self._allow = _AllowList((*policy.allow, *extra_allow))
 
@@ -407,7 +448,7 @@ class Shield:
             return False
         if size > self.policy.max_message_bytes:
             return False
-        if not self._counters.take("shield:src:" + source, self._source, now):
+        if not self._counters.take("shield:src:" + self._sources.key(source), self._source, now):
             self._ban(source, BanReason.FLOOD, self.policy.flood_ban_s, BanMode.DROP, now)
             log_event("sip flood", source, ("rate", f"{self.policy.source_rate:g}/s"))
             return False
@@ -430,11 +471,13 @@ class Shield:
         (drop the request; do not call :meth:`close_transaction` for it)."""
         if source in self._allow:
             return True
-        return self._counters.acquire("shield:tx:" + source, self.policy.max_transactions)
+        return self._counters.acquire(
+            "shield:tx:" + self._sources.key(source), self.policy.max_transactions
+        )
 
     def close_transaction(self, source: str) -> None:
         if source not in self._allow:
-            self._counters.release("shield:tx:" + source)
+            self._counters.release("shield:tx:" + self._sources.key(source))
 
     # --- authentication --------------------------------------------------------------------
 
@@ -458,14 +501,14 @@ class Shield:
         policy = self.policy
         if source not in self._allow:
             failures = self._counters.add(
-                "shield:authfail:" + source, 1, Window(policy.auth_window_s), now
+                "shield:authfail:" + self._sources.key(source), 1, Window(policy.auth_window_s), now
             )
             if failures >= policy.auth_failures and self._bans.match(source, now) is None:
                 self._ban(source, BanReason.AUTH_FAILURES, policy.ban_s, BanMode.REFUSE, now)
         if not username or not known_user or len(username) > MAX_USERNAME:
             return
         key = "shield:authsrc:" + username
-        self._counters.remember(key, source, policy.lock_window_s, now)
+        self._counters.remember(key, self._sources.key(source), policy.lock_window_s, now)
         subject = account_lock_subject(username)
         if (
             self._counters.members(key, now) >= policy.lock_sources
@@ -526,7 +569,7 @@ class Shield:
         if source in self._allow:
             return
         try:
-            network = parse_network(source)
+            network = parse_network(self._sources.key(source))
         except ValueError:
             return
         previous = self._bans.get(network)
