@@ -97,15 +97,29 @@ class LiveStateSync:
 
     def sync(self, now: float) -> None:
         """Save what was decided since the last sync; read back what operators changed."""
+        # What a failed save drained goes back to the front of its queue: a database
+        # that is down for a while loses nothing the switch decided.
         bans = _drain(self._new_bans)
         if bans:
-            self._ban_store.save(bans)
+            try:
+                self._ban_store.save(bans)
+            except BaseException:
+                self._new_bans.extendleft(reversed(bans))
+                raise
         suspensions = _drain(self._new_suspensions)
         if suspensions:
-            self._suspension_store.save(suspensions)
+            try:
+                self._suspension_store.save(suspensions)
+            except BaseException:
+                self._new_suspensions.extendleft(reversed(suspensions))
+                raise
         events = _drain(self._events)
         if events and self._event_store is not None:
-            self._event_store.save_events(events)
+            try:
+                self._event_store.save_events(events)
+            except BaseException:
+                self._events.extendleft(reversed(events))
+                raise
         version = self._ban_store.version()
         if version != self._ban_version:
             self._ban_version = version
