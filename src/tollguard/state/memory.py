@@ -5,8 +5,10 @@ tests (``tests/state/contract.py``) state, so that a shared implementation (Redi
 replace it unchanged. Nothing here is shared between processes or survives a restart;
 bans and suspensions persist through the web layer's stores (:mod:`tollguard.state.sync`).
 
-The switch calls these from its event loop thread only; the periodic synchronisation
-replaces whole dicts (an atomic assignment under the GIL), so no lock is needed.
+The switch calls these from its event loop thread; the periodic synchronisation
+(``LiveStateSync.sync``) and ``MemoryCounters.prune`` may run in a worker thread: they
+replace whole tables (an atomic assignment under the GIL) or remove single keys that no
+longer count, so no lock is needed.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import itertools
 from collections.abc import Iterable
 
 from tollguard.domain.fraud import Suspension
-from tollguard.domain.limits import Bucket, TokenBucket, Window, refill
+from tollguard.domain.limits import TokenBucket, Window, refill
 from tollguard.domain.plan import IPNetwork
 from tollguard.domain.shield import Ban, BanMode
 
@@ -88,19 +90,25 @@ class MemoryCounters:
         return 0 if held is None else held.count(now)
 
     def prune(self, now: float) -> int:
+        """Drop full buckets, windows whose slots have all left, sets whose members have
+        all expired.
+
+        Safe from a worker thread while the event loop counts: it only reads, and removes
+        a key when what it read no longer counts; an update racing with the removal loses
+        at most that one update (a bucket starts full again, a window one count).
+        """
         dropped = 0
         for key, (spec, tokens, at) in list(self._buckets.items()):
-            if Bucket(tokens, at).is_full(spec, now):
-                del self._buckets[key]
+            if tokens + max(now - at, 0.0) * spec.rate >= spec.burst:
+                self._buckets.pop(key, None)
                 dropped += 1
         for key, held in list(self._windows.items()):
-            held.add(0, held.window.slot(now))
-            if not held.slots:
-                del self._windows[key]
+            if held.latest < held.window.oldest_slot(now):
+                self._windows.pop(key, None)
                 dropped += 1
         for key, members in list(self._sets.items()):
-            if members.count(now) == 0:
-                del self._sets[key]
+            if members.all_expired(now):
+                self._sets.pop(key, None)
                 dropped += 1
         return dropped
 
@@ -158,6 +166,15 @@ class _ExpiringSet:
             self._ordered = expiry >= next(reversed(members.values()))
         members[member] = expiry
         return old is None or old <= now
+
+    def all_expired(self, now: float) -> bool:
+        """Whether no member is held at ``now`` (reads only)."""
+        members = self._members
+        if not members:
+            return True
+        if self._ordered:
+            return next(reversed(members.values())) <= now
+        return max(members.values()) <= now
 
     def count(self, now: float) -> int:
         members = self._members
