@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import ipaddress
 import json
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -51,6 +53,13 @@ def _setup_django(settings: config.Settings) -> None:
 # --- init -------------------------------------------------------------------------------
 
 
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
 def cmd_init(args: argparse.Namespace) -> int:
     admin_user = args.admin_user or datadir.default_admin_user()
     try:
@@ -72,6 +81,11 @@ def cmd_init(args: argparse.Namespace) -> int:
     print(f"  database:   {settings.database_path}")
     print(f"  TLS:        {settings.tls_cert_path} (self-signed: replace before going live)")
     print(f"  SIP:        {', '.join(settings.sip.listen)} (realm {settings.sip.realm!r})")
+    if all(_is_loopback(listen.host) for listen in settings.sip.listeners):
+        print(
+            "              loopback only: set sip.listen (or init --bind 0.0.0.0) to serve "
+            "the network, after 'tollguard check' (docs/security.md, 'Going public')"
+        )
     print(
         f"  admin:      https://{settings.web.listen_host}:{settings.web.listen_port}"
         f"/{settings.web.admin_path}"
@@ -117,6 +131,153 @@ def cmd_cdr_export(args: argparse.Namespace) -> int:
             out.close()
     if args.output:
         print(f"{count} CDRs written to {args.output}", file=sys.stderr)
+    return 0
+
+
+# --- bans: the SIP shield's ban list -----------------------------------------------------------
+
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(text: str) -> int | None:
+    """``30m``, ``12h``, ``7d``, ``2w`` or plain seconds; ``never`` or ``0``: no end."""
+    value = text.strip().lower()
+    if value in {"never", "0", "forever"}:
+        return None
+    unit = value[-1:] if value[-1:] in _DURATION_UNITS else "s"
+    number = value[:-1] if unit != "s" or value.endswith("s") else value
+    if not number.isdigit() or int(number) == 0:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a duration such as 30m, 12h, 7d, 2w or never"
+        )
+    return int(number) * _DURATION_UNITS[unit]
+
+
+def _bans_setup(args: argparse.Namespace) -> None:
+    settings = _settings(args)
+    _require_initialised(settings)
+    _setup_django(settings)
+
+
+def _by() -> str:
+    return f"cli:{os.environ.get('USER', '?')}"
+
+
+def cmd_bans_list(args: argparse.Namespace) -> int:
+    _bans_setup(args)
+    from django.utils import timezone
+
+    from tollguard.web.fraud.models import SipBan
+
+    rows = SipBan.objects.order_by("network")
+    if not args.all:
+        rows = rows.exclude(expires_at__lte=timezone.now())
+    if args.json:
+        print(
+            json.dumps(
+                [
+                    {
+                        "network": row.network,
+                        "reason": row.reason,
+                        "mode": row.mode,
+                        "offences": row.offences,
+                        "created_at": row.created_at.isoformat(),
+                        "expires_at": row.expires_at.isoformat() if row.expires_at else None,
+                        "note": row.note,
+                    }
+                    for row in rows
+                ],
+                indent=1,
+            )
+        )
+        return 0
+    count = 0
+    for row in rows:
+        expires = f"{row.expires_at:%Y-%m-%d %H:%M}Z" if row.expires_at else "never"
+        print(
+            f"{row.network:<43} {row.reason:<13} {row.mode:<6} x{row.offences:<3} "
+            f"until {expires:<17} {row.note}".rstrip()
+        )
+        count += 1
+    print(f"{count} bans", file=sys.stderr)
+    return 0
+
+
+def cmd_bans_add(args: argparse.Namespace) -> int:
+    _bans_setup(args)
+    from datetime import timedelta
+
+    from tollguard.domain.shield import BanMode
+    from tollguard.web.fraud import services
+
+    try:
+        row = services.add_ban(
+            args.address,
+            duration=None if args.duration is None else timedelta(seconds=args.duration),
+            mode=BanMode(args.mode),
+            note=args.note,
+            by=_by(),
+        )
+    except ValueError as exc:
+        fail(str(exc))
+    expires = f"{row.expires_at:%Y-%m-%d %H:%M}Z" if row.expires_at else "released"
+    print(f"{row.network} banned until {expires}")
+    return 0
+
+
+def cmd_bans_remove(args: argparse.Namespace) -> int:
+    _bans_setup(args)
+    from tollguard.web.fraud import services
+
+    try:
+        removed = services.remove_ban(args.address, by=_by())
+    except ValueError as exc:
+        fail(str(exc))
+    if not removed:
+        fail(f"{args.address} is not on the ban list")
+    print(f"{args.address} released")
+    return 0
+
+
+def cmd_bans_import(args: argparse.Namespace) -> int:
+    _bans_setup(args)
+    from datetime import timedelta
+
+    from tollguard.web.fraud import services
+
+    try:
+        text = sys.stdin.read() if args.file == "-" else Path(args.file).read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        fail(f"{args.file}: {exc}")
+    try:
+        report = services.import_bans(
+            text,
+            duration=None if args.duration is None else timedelta(seconds=args.duration),
+            note=args.note or f"imported from {Path(args.file).name}",
+            by=_by(),
+        )
+    except services.BanListError as exc:
+        print(f"tollguard: {args.file}: nothing was changed:", file=sys.stderr)
+        for error in exc.errors:
+            print(f"  {error}", file=sys.stderr)
+        return EXIT_FAILURE
+    print(report.summary())
+    return 0
+
+
+def cmd_bans_export(args: argparse.Namespace) -> int:
+    _bans_setup(args)
+    from tollguard.web.fraud import services
+
+    text = services.export_bans(args.format)
+    if args.output:
+        Path(args.output).write_text(text)
+        print(
+            f"{text.count(chr(10)) if args.format == 'text' else 'JSON'} written to {args.output}",
+            file=sys.stderr,
+        )
+    else:
+        sys.stdout.write(text)
     return 0
 
 
@@ -252,7 +413,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("init", help="create the data dir, secrets, database, TLS cert, admin")
-    p.add_argument("--bind", default="0.0.0.0", help="address the SIP listeners bind to")
+    p.add_argument(
+        "--bind",
+        default="127.0.0.1",
+        help="address the SIP listeners bind to (default loopback: open it with 0.0.0.0 "
+        "once accounts, limits and 'tollguard check' are in order)",
+    )
     p.add_argument("--sip-port", type=int, default=5060, help="UDP and TCP port")
     p.add_argument("--tls-port", type=int, default=None, help="TLS port (default SIP port + 1)")
     p.add_argument("--web-port", type=int, default=8443)
@@ -287,6 +453,42 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--until", default=None, help="ISO date/time (UTC), exclusive")
     e.add_argument("-o", "--output", default=None, help="file (default standard output)")
     e.set_defaults(func=cmd_cdr_export)
+
+    p = sub.add_parser("bans", help="the SIP shield's ban list")
+    bans_sub = p.add_subparsers(dest="bans_command", required=True, metavar="ACTION")
+    b = bans_sub.add_parser("list", help="active bans (--all: expired ones still remembered)")
+    b.add_argument("--all", action="store_true")
+    b.add_argument("--json", action="store_true")
+    b.set_defaults(func=cmd_bans_list)
+    b = bans_sub.add_parser("add", help="ban an address or CIDR network")
+    b.add_argument("address")
+    b.add_argument(
+        "--duration", type=parse_duration, default=None, help="30m, 12h, 7d, 2w (default never)"
+    )
+    b.add_argument(
+        "--mode",
+        choices=("drop", "refuse"),
+        default="drop",
+        help="drop: silently (default); refuse: every authentication fails",
+    )
+    b.add_argument("--note", default="")
+    b.set_defaults(func=cmd_bans_add)
+    b = bans_sub.add_parser("remove", help="release the ban of an address or network")
+    b.add_argument("address")
+    b.set_defaults(func=cmd_bans_remove)
+    b = bans_sub.add_parser(
+        "import", help="ban every address of a file: one per line, or APIBAN JSON ('-': stdin)"
+    )
+    b.add_argument("file")
+    b.add_argument(
+        "--duration", type=parse_duration, default=7 * 86400, help="default 7d; never: no end"
+    )
+    b.add_argument("--note", default="")
+    b.set_defaults(func=cmd_bans_import)
+    b = bans_sub.add_parser("export", help="the active bans, one per line or as APIBAN JSON")
+    b.add_argument("--format", choices=("text", "json"), default="text")
+    b.add_argument("-o", "--output", default=None, help="file (default standard output)")
+    b.set_defaults(func=cmd_bans_export)
 
     p = sub.add_parser("bench", help="benchmarks (machine-readable with --json)")
     p.add_argument("name", choices=("calls", "lcr", "rating", "web"))

@@ -47,7 +47,13 @@ class Listen:
 @dataclass(frozen=True, slots=True)
 class SipSettings:
     realm: str = "tollguard"
-    listen: tuple[str, ...] = ("udp:0.0.0.0:5060", "tcp:0.0.0.0:5060", "tls:0.0.0.0:5061")
+    # Loopback until the operator opens it: nothing answers the Internet before the
+    # accounts, limits and `tollguard check` are in order (docs/security.md).
+    listen: tuple[str, ...] = (
+        "udp:127.0.0.1:5060",
+        "tcp:127.0.0.1:5060",
+        "tls:127.0.0.1:5061",
+    )
     # Address written into Via/Contact/SDP towards peers; empty: the listening address.
     advertised_host: str = ""
     # No provisional response from a gateway within this time: try the next gateway.
@@ -125,6 +131,44 @@ class WebSettings:
     # "ordered by hash" download) checked on every password change, besides the
     # bundled list.
     breached_passwords_file: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ShieldSettings:
+    """The SIP shield (docs/security.md, "SIP shield"); read by domain.shield.ShieldPolicy."""
+
+    # Never banned, never rate-limited per source (CIDR). The operator's own networks
+    # and monitoring; with trust_acl, every customer's IP list joins it.
+    allow: tuple[str, ...] = ()
+    trust_acl: bool = True
+    # Failed authentications from one address within auth_window_s that ban it.
+    auth_failures: int = 5
+    auth_window_s: float = 600.0
+    # The first ban; each repeat within offence_memory_s lasts ban_factor times longer.
+    ban_s: float = 900.0
+    ban_factor: float = 4.0
+    max_ban_s: float = 604800.0
+    offence_memory_s: float = 2592000.0
+    # A SIP user name failing from this many addresses within lock_window_s is locked
+    # until an operator releases it.
+    lock_sources: int = 5
+    lock_window_s: float = 3600.0
+    # User agents of scanners (substrings, any case); empty: the built-in list.
+    scanner_agents: tuple[str, ...] = ()
+    scanner_ban_s: float = 86400.0
+    # Requests per second one address may send (sustained, burst) before a flood ban.
+    source_rate: float = 30.0
+    source_burst: float = 150.0
+    flood_ban_s: float = 600.0
+    # Requests per second from all addresses not on the allow-list together.
+    global_rate: float = 2000.0
+    global_burst: float = 4000.0
+    max_message_bytes: int = 16384
+    max_headers: int = 100
+    # Server transactions open at once per address.
+    max_transactions: int = 200
+    # IPv6 sources are counted and banned by this prefix (a host holds a /64 at least).
+    ipv6_prefix: int = 64
 
 
 # libpq's sslmode values (PostgreSQL documentation, "SSL Support", table 32.1).
@@ -208,6 +252,7 @@ class Settings:
     web: WebSettings = field(default_factory=WebSettings)
     database: DatabaseSettings = field(default_factory=DatabaseSettings)
     cdr: CdrSettings = field(default_factory=CdrSettings)
+    shield: ShieldSettings = field(default_factory=ShieldSettings)
     secrets: Secrets = field(default_factory=Secrets)
 
     @property
@@ -280,6 +325,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "web": WebSettings,
     "database": DatabaseSettings,
     "cdr": CdrSettings,
+    "shield": ShieldSettings,
 }
 
 

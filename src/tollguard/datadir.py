@@ -46,7 +46,7 @@ def require_initialised(settings: config.Settings) -> None:
 def init_data_dir(
     data_dir: Path,
     *,
-    bind: str = "0.0.0.0",
+    bind: str = "127.0.0.1",
     sip_port: int = 5060,
     tls_port: int | None = None,
     web_port: int = 8443,

@@ -36,6 +36,7 @@ from tollguard.web.api.models import CUSTOMER_SCOPES, ApiKey
 from tollguard.web.carriers.models import Gateway, Provider
 from tollguard.web.cdr.models import Cdr
 from tollguard.web.customers.models import Account, AclEntry, Customer
+from tollguard.web.fraud.models import SipBan
 from tollguard.web.portal.models import CustomerUser
 from tollguard.web.rating.models import Rate, RateCard
 from tollguard.web.security.models import UserSession
@@ -201,6 +202,8 @@ DECLARED: dict[str, Rule] = {
     "api:cdr-list": Api(Cdr, writable=False),
     "api:cdr-detail": Api(Cdr, detail=True, writable=False),
     "api:stats": Api(Cdr, writable=False, query=STATS_QUERY),
+    "api:sipban-list": Api(SipBan, customer_reads=False),
+    "api:sipban-detail": Api(SipBan, detail=True, customer_reads=False),
     "api:schema": ApiDocs(),
     "api:docs": ApiDocs(),
     "portal:home": Portal(),
@@ -479,6 +482,7 @@ def make_world() -> tuple[World, list[Persona]]:
     user_b = people.customer_user("cust-b", base.b)
     key_b = people.key(user_b, "read:cdr").key
     session_b = UserSession.objects.create(user=user_b, session_key="walk-session-of-b")
+    SipBan.objects.create(network="203.0.113.200", reason="operator")
     if apps.is_installed("django_otp.plugins.otp_totp"):
         device_model = apps.get_model("otp_totp", "TOTPDevice")
         device_model.objects.create(user=people.user("other-staff", is_staff=True), name="phone")

@@ -44,8 +44,11 @@ T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
 def test_public_names() -> None:
     assert sorted(adapters.__all__) == [
+        "DbBanStore",
         "DbCdrSink",
+        "DbFraudEventStore",
         "DbPlanSource",
+        "DbSuspensionStore",
         "PlanChangedError",
         "export_cdrs",
     ]

@@ -97,6 +97,7 @@ def test_example_plan_loads_and_is_idempotent() -> None:
     assert report.counts["rates"].created == 6
     assert report.counts["gateways"].created == 2
     assert report.counts["accounts"].created == 2
+    assert report.counts["fraud"].created == 2
     office = Account.objects.get(username="acme-office")
     assert (office.ha1_md5, office.ha1_sha256) == ha1_digests(
         "acme-office", REALM, "change-me-9f2c41", md5=office.allow_md5
@@ -111,6 +112,7 @@ def test_example_plan_loads_and_is_idempotent() -> None:
     again = load_plan_file(EXAMPLE, realm=REALM)
     assert not again.changed
     assert again.counts["rates"].unchanged == 6
+    assert again.counts["fraud"].unchanged == 2
     assert config_version() == before + 1
     assert "no change" in again.summary()
 
@@ -235,6 +237,7 @@ def test_prune_deletes_what_the_file_does_not_declare(tmp_path: Path) -> None:
         "customers": 1,
         "accounts": 1,
         "acl": 1,
+        "fraud": 0,
     }
     assert config_version() == before + 1
 

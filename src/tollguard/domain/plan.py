@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, time
 from decimal import ROUND_CEILING, ROUND_DOWN, ROUND_HALF_EVEN, ROUND_HALF_UP, ROUND_UP, Decimal
 from enum import StrEnum
 from typing import Protocol
@@ -162,6 +162,8 @@ class PlanData:
     providers: tuple[Provider, ...] = ()
     gateways: tuple[Gateway, ...] = ()
     rate_cards: tuple[RateCard, ...] = ()
+    # FraudPlan is defined below, after the types it holds: hence the lambda.
+    fraud: FraudPlan = field(default_factory=lambda: FraudPlan())  # noqa: PLW0108
 
 
 class PlanSource(Protocol):
@@ -174,3 +176,106 @@ class PlanSource(Protocol):
     def load(self) -> PlanData:
         """A consistent snapshot of the whole configuration."""
         ...
+
+
+# --- Fraud policy: limits, destination policy, caller IDs, time windows, velocity ---------
+# Read by tollguard.domain.fraud; built by the web layer's fraud selectors.
+
+
+@dataclass(frozen=True, slots=True)
+class CallLimits:
+    """Limits of one customer, account or gateway; 0 or ``None`` means no limit."""
+
+    max_concurrent: int = 0
+    calls_per_second: float = 0.0
+    cps_burst: int = 0  # 0: one second's worth
+    calls_per_hour: int = 0
+    calls_per_day: int = 0
+    spend_per_hour: Decimal | None = None
+    spend_per_day: Decimal | None = None
+    max_price_per_minute: Decimal | None = None
+
+
+class DestinationMatch(StrEnum):
+    PREFIX = "prefix"  # E.164 digits the number starts with
+    COUNTRY = "country"  # ISO 3166-1 alpha-2 of the number's country ("001": satellite etc.)
+    KIND = "kind"  # a tollguard.domain.numbers.NumberKind value
+
+
+@dataclass(frozen=True, slots=True)
+class DestinationRule:
+    """Allow or deny a destination. ``international_only`` limits a rule to numbers
+    outside the customer's own country code (for "international premium rate")."""
+
+    allow: bool
+    match: DestinationMatch
+    value: str
+    international_only: bool = False
+    note: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class TimeWindow:
+    """Calls are refused from ``start`` to ``end`` (local time in ``timezone``) on the
+    given ``days`` (0 = Monday); a window whose end is not after its start runs past
+    midnight into the next day. ``international_only``: only calls abroad are refused."""
+
+    days: frozenset[int]
+    start: time
+    end: time
+    timezone: str = "UTC"
+    international_only: bool = True
+
+
+class FraudAction(StrEnum):
+    ALERT = "alert"  # an event and a log line; the call goes on
+    BLOCK = "block"  # the call is refused
+    SUSPEND_ACCOUNT = "suspend_account"  # refused, and the account's calls until released
+    SUSPEND_CUSTOMER = "suspend_customer"  # refused, and the customer's calls until released
+
+
+@dataclass(frozen=True, slots=True)
+class VelocityPolicy:
+    """Spikes against an account's own last week.
+
+    * distinct destinations in the last hour above ``destinations_factor`` times the
+      week's hourly average (and at least ``destinations_min``);
+    * more than ``new_countries`` countries in a day not called in the 30 days before;
+    * spend in the last hour above ``spend_factor`` times the week's hourly average
+      (and at least ``spend_min``).
+    """
+
+    destinations_factor: float = 10.0
+    destinations_min: int = 20
+    new_countries: int = 3
+    spend_factor: float = 10.0
+    spend_min: Decimal = Decimal(20)
+    action: FraudAction = FraudAction.BLOCK
+    suspend_s: int = 0  # how long a suspension lasts; 0: until released
+
+
+@dataclass(frozen=True, slots=True)
+class FraudPolicy:
+    """The fraud rules of one customer or account (an account's apply on top of its
+    customer's: both limits hold, its destination rules are read first)."""
+
+    limits: CallLimits = field(default_factory=CallLimits)
+    destination_rules: tuple[DestinationRule, ...] = ()
+    # E.164 prefixes or "first-last" ranges a caller ID must fall in; empty: any.
+    caller_ranges: tuple[str, ...] = ()
+    allow_anonymous: bool = False
+    quiet_hours: tuple[TimeWindow, ...] = ()
+    # ISO codes the account may call from (GeoIP of the source address); empty: any.
+    source_countries: tuple[str, ...] = ()
+    velocity: VelocityPolicy | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FraudPlan:
+    """Every fraud rule of the configuration. ``defaults`` (the high-risk list) are read
+    after a customer's and an account's own destination rules."""
+
+    defaults: tuple[DestinationRule, ...] = ()
+    customers: dict[int, FraudPolicy] = field(default_factory=dict)
+    accounts: dict[int, FraudPolicy] = field(default_factory=dict)
+    gateways: dict[int, CallLimits] = field(default_factory=dict)

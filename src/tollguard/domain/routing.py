@@ -22,6 +22,7 @@ from tollguard.domain.plan import (
     Account,
     AclEntry,
     Customer,
+    FraudPlan,
     Gateway,
     PlanData,
     Provider,
@@ -107,6 +108,8 @@ class Plan:
         "_indexes",
         "_providers",
         "_providers_by_id",
+        "acl",
+        "fraud",
         "version",
     )
 
@@ -121,8 +124,13 @@ class Plan:
         gateways: dict[int, tuple[Gateway, ...]],
         cards: dict[int, RateCard],
         indexes: dict[int, PrefixIndex[tuple[Rate, ...]]],
+        fraud: FraudPlan | None = None,
     ) -> None:
         self.version = version
+        # The fraud rules and the IP lists as given: the switch builds its fraud engine
+        # and the shield's allow-list from them at each swap.
+        self.fraud = fraud or FraudPlan()
+        self.acl = acl
         self._customers = customers
         self._accounts = accounts
         self._acl4, self._acl6 = _index_acl(acl)
@@ -425,6 +433,7 @@ def build_plan(data: PlanData) -> Plan:
         gateways={pid: tuple(sorted(gws, key=lambda g: g.id)) for pid, gws in gateways.items()},
         cards=cards,
         indexes={card.id: _index_card(card) for card in cards.values()},
+        fraud=data.fraud,
     )
 
 

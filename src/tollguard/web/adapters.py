@@ -24,9 +24,19 @@ from tollguard.web.cdr.selectors import ExportFormat
 from tollguard.web.core.selectors import config_version
 from tollguard.web.customers import selectors as customers
 from tollguard.web.errors import WebError
+from tollguard.web.fraud import selectors as fraud
+from tollguard.web.fraud.stores import DbBanStore, DbFraudEventStore, DbSuspensionStore
 from tollguard.web.rating import selectors as rating
 
-__all__ = ["DbCdrSink", "DbPlanSource", "PlanChangedError", "export_cdrs"]
+__all__ = [
+    "DbBanStore",
+    "DbCdrSink",
+    "DbFraudEventStore",
+    "DbPlanSource",
+    "DbSuspensionStore",
+    "PlanChangedError",
+    "export_cdrs",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -68,6 +78,7 @@ class DbPlanSource:
                     customers=customers.customers(),
                     accounts=customers.accounts(),
                     acl=customers.acl(),
+                    fraud=fraud.fraud_plan(),
                 )
                 if config_version() == version:
                     return plan

@@ -340,3 +340,33 @@ def test_admin_index_links_the_dashboard_for_cdr_viewers(
 ) -> None:
     body = staff(*codenames).get("/hidden/").content.decode()
     assert (f'href="{PAGE}"' in body) is linked
+
+
+def test_fraud_counts_and_events_on_the_dashboard() -> None:
+    from tollguard.web.fraud import services
+    from tollguard.web.fraud.models import FraudEvent
+
+    services.add_ban("203.0.113.9", duration=None, now=UNTIL)
+    services.add_ban("203.0.113.10", duration=timedelta(hours=1), now=UNTIL - timedelta(days=1))
+    services.suspend("account:7", "velocity", duration=None)
+    FraudEvent.objects.create(
+        at=UNTIL,
+        rule="destination-denied",
+        action="block",
+        source="198.51.100.4",
+        callee="881612345678",
+        detail="satellite",
+    )
+    FraudEvent.objects.create(
+        at=UNTIL, rule="concurrent-calls", action="block", detail="x", released_at=UNTIL
+    )
+    data = selectors.dashboard_data("1h", UNTIL)
+    assert data["fraud"] == {
+        "available": True,
+        "open_events": 1,
+        "active_bans": 1,
+        "suspensions": 1,
+    }
+    kinds = {(e["kind"], e["address"]) for e in data["security"]["events"]}
+    assert ("SIP ban (operator)", "203.0.113.9") in kinds
+    assert ("fraud: destination-denied", "198.51.100.4") in kinds

@@ -7,7 +7,7 @@ the digests (which authenticate as well as the password does) are ever returned.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
@@ -15,11 +15,13 @@ from django.db import transaction
 from django.db.models import Model
 from rest_framework import serializers
 
+from tollguard.domain.shield import parse_network as parse_ban_network
 from tollguard.web.carriers.models import GATEWAY_FIELDS, Gateway, Provider
 from tollguard.web.cdr.models import Cdr
 from tollguard.web.customers import services as customer_services
 from tollguard.web.customers.fields import parse_network
 from tollguard.web.customers.models import Account, AclEntry, Customer
+from tollguard.web.fraud.models import SipBan
 from tollguard.web.rating.models import RATE_FIELDS, Rate, RateCard
 from tollguard.web.security.field_access import read_only_fields
 
@@ -259,3 +261,37 @@ class StatsSerializer(serializers.Serializer[Any]):
     until = serializers.DateTimeField()
     group_by = serializers.CharField()
     rows = TrafficStatsSerializer(many=True)
+
+
+# --- the SIP shield's ban list ------------------------------------------------------------------
+
+
+class SipBanSerializer(serializers.ModelSerializer[SipBan]):
+    """A ban is created or released, never changed; ``duration_s`` empty: until released."""
+
+    duration_s = serializers.IntegerField(
+        write_only=True, required=False, allow_null=True, min_value=1
+    )
+
+    class Meta:
+        model = SipBan
+        fields = (
+            "id",
+            "network",
+            "reason",
+            "mode",
+            "offences",
+            "note",
+            "created_at",
+            "expires_at",
+            "duration_s",
+        )
+        read_only_fields = ("reason", "offences", "created_at", "expires_at")
+        # The service replaces an existing ban of the network: no uniqueness error.
+        extra_kwargs: ClassVar[dict[str, dict[str, Any]]] = {"network": {"validators": []}}
+
+    def validate_network(self, value: str) -> str:
+        try:
+            return str(parse_ban_network(value))
+        except ValueError as exc:
+            raise serializers.ValidationError(str(exc)) from exc

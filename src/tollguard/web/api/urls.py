@@ -20,6 +20,7 @@ router.register("gateways", views.GatewayViewSet, basename="gateway")
 router.register("rate-cards", views.RateCardViewSet, basename="ratecard")
 router.register("rates", views.RateViewSet, basename="rate")
 router.register("cdrs", views.CdrViewSet, basename="cdr")
+router.register("bans", views.SipBanViewSet, basename="sipban")
 
 urlpatterns: list[URLPattern | URLResolver] = [
     *router.urls,

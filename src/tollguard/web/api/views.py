@@ -8,6 +8,7 @@ transaction, and SIP passwords go through ``customers.services.set_sip_password`
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any, ClassVar
 
 from django.db.models import Model, ProtectedError, QuerySet
@@ -22,14 +23,17 @@ from rest_framework.response import Response
 from rest_framework.serializers import BaseSerializer
 from rest_framework.views import APIView
 
+from tollguard.domain.shield import BanMode
 from tollguard.web.api import serializers as s
 from tollguard.web.api.access import confine, confined_customer
 from tollguard.web.api.filters import CdrFilter, CustomerCdrFilter
-from tollguard.web.api.models import Scope
+from tollguard.web.api.models import ApiKey, Scope
 from tollguard.web.api.statistics import traffic_stats
 from tollguard.web.carriers.models import Gateway, Provider
 from tollguard.web.cdr.models import Cdr
 from tollguard.web.customers.models import Account, AclEntry, Customer
+from tollguard.web.fraud import services as fraud_services
+from tollguard.web.fraud.models import SipBan
 from tollguard.web.rating.models import Rate, RateCard
 
 
@@ -128,6 +132,37 @@ class RateViewSet(ProvisioningViewSet[Rate]):
     queryset = Rate.objects.order_by("card_id", "prefix", "id")
     serializer_class = s.RateSerializer
     customer_lookup = "card__customers"
+
+
+class SipBanViewSet(ProvisioningViewSet[SipBan]):
+    """The SIP shield's ban list: list, add (replacing a ban of the same network) and
+    release. Operators only: closed to keys confined to a customer."""
+
+    permission_model = SipBan
+    queryset = SipBan.objects.order_by("network")
+    serializer_class = s.SipBanSerializer
+    http_method_names = ["get", "post", "delete", "head", "options"]
+
+    def perform_create(self, serializer: BaseSerializer[SipBan]) -> None:
+        data = serializer.validated_data
+        seconds = data.get("duration_s")
+        serializer.instance = fraud_services.add_ban(
+            data["network"],
+            duration=timedelta(seconds=seconds) if seconds else None,
+            mode=BanMode(data.get("mode", BanMode.DROP.value)),
+            note=data.get("note", ""),
+            by=_actor(self.request),
+        )
+
+    def perform_destroy(self, instance: SipBan) -> None:
+        fraud_services.remove_ban(instance.network, by=_actor(self.request))
+
+
+def _actor(request: Request) -> str:
+    key = request.auth
+    if isinstance(key, ApiKey):
+        return f"api key {key.prefix}"
+    return str(request.user.get_username())
 
 
 class CdrViewSet(viewsets.ReadOnlyModelViewSet[Cdr]):

@@ -26,6 +26,7 @@ from django.apps import apps
 from django.conf import settings
 from django.db.models import Count, DateTimeField, Max, Q, QuerySet, Sum
 from django.db.models.functions import Trunc
+from django.utils import timezone
 
 from tollguard.web.carriers.models import Provider
 from tollguard.web.cdr.models import Cdr
@@ -42,6 +43,7 @@ __all__ = [
     "breakdown",
     "calls_ended_between",
     "dashboard_data",
+    "fraud_counts",
     "security_events",
     "series",
     "totals",
@@ -268,10 +270,38 @@ def security_events(limit: int = 20) -> list[SecurityEvent] | None:
         )[:limit]:
             kind = "lockout" if locked else "sign-in failure"
             events.append(SecurityEvent(at, kind, address or "", username or ""))
+    if apps.is_installed("tollguard.web.fraud"):
+        found = True
+        bans = apps.get_model("fraud", "SipBan")
+        for at, network, reason in bans.objects.order_by("-created_at").values_list(
+            "created_at", "network", "reason"
+        )[:limit]:
+            events.append(SecurityEvent(at, f"SIP ban ({reason})", network, ""))
+        fraud_events = apps.get_model("fraud", "FraudEvent")
+        for at, source, rule, callee in fraud_events.objects.order_by("-at").values_list(
+            "at", "source", "rule", "callee"
+        )[:limit]:
+            events.append(SecurityEvent(at, f"fraud: {rule}", source, callee))
     if not found:
         return None
     events.sort(key=lambda event: event.at, reverse=True)
     return events[:limit]
+
+
+def fraud_counts() -> dict[str, Any]:
+    """Fraud events waiting for an operator, active SIP bans and suspensions."""
+    if not apps.is_installed("tollguard.web.fraud"):
+        return {"available": False}
+    now = timezone.now()
+    events = apps.get_model("fraud", "FraudEvent")
+    bans = apps.get_model("fraud", "SipBan")
+    suspensions = apps.get_model("fraud", "Suspension")
+    return {
+        "available": True,
+        "open_events": events.objects.filter(released_at__isnull=True).count(),
+        "active_bans": bans.objects.exclude(expires_at__lte=now).count(),
+        "suspensions": suspensions.objects.exclude(expires_at__lte=now).count(),
+    }
 
 
 # A status document older than this many of the switch's intervals is stale.
@@ -371,6 +401,7 @@ def dashboard_data(period_name: str, until: datetime, limit: int = 10) -> dict[s
         "by_customer": rows("customer"),
         "by_provider": rows("provider"),
         "by_destination": rows("destination"),
+        "fraud": fraud_counts(),
         "security": {
             "available": events is not None,
             "events": [

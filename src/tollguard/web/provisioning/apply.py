@@ -15,8 +15,9 @@ from tollguard.domain.plan import Rate
 from tollguard.web.carriers.models import Gateway, Provider
 from tollguard.web.customers.models import Account, AclEntry, Customer
 from tollguard.web.customers.services import ha1_digests
+from tollguard.web.fraud.models import DestinationRule, FraudPolicy, GatewayLimits, QuietHours
 from tollguard.web.provisioning.report import Counts, Outcome
-from tollguard.web.provisioning.schema import PlanSpec
+from tollguard.web.provisioning.schema import FraudSpec, PlanSpec
 from tollguard.web.rating import services as rating_services
 from tollguard.web.rating.models import Rate as RateModel
 from tollguard.web.rating.models import RateCard
@@ -79,10 +80,13 @@ def apply(plan: PlanSpec, realm: str, counts: dict[str, Counts]) -> None:
         counts["providers"].add(outcome)
         providers[pspec.name] = provider
         for gspec in pspec.gateways or ():
-            _, outcome = _upsert(
+            gateway, outcome = _upsert(
                 Gateway, {"name": gspec.name}, {"provider_id": provider.pk, **gspec.values}
             )
             counts["gateways"].add(outcome)
+            if gspec.limits is not None:
+                _, outcome = _upsert(GatewayLimits, {"gateway": gateway}, gspec.limits.values)
+                counts["fraud"].add(outcome)
 
     for cspec in plan.customers:
         customer, outcome = _upsert(
@@ -100,6 +104,8 @@ def apply(plan: PlanSpec, realm: str, counts: dict[str, Counts]) -> None:
                 if outcome == "unchanged":
                     outcome = "updated"
         counts["customers"].add(outcome)
+        if cspec.fraud is not None:
+            counts["fraud"].add(_apply_fraud(cspec.fraud, {"customer": customer}))
         for aspec in cspec.accounts or ():
             values: dict[str, Any] = {
                 "customer_id": customer.pk,
@@ -114,8 +120,10 @@ def apply(plan: PlanSpec, realm: str, counts: dict[str, Counts]) -> None:
                 # The MD5 HA1 is kept only for accounts that allow MD5 (Account.save).
                 values["ha1_md5"] = (aspec.ha1_md5 or "") if aspec.allow_md5 else ""
                 values["ha1_sha256"] = aspec.ha1_sha256
-            _, outcome = _upsert(Account, {"username": aspec.username}, values)
+            account, outcome = _upsert(Account, {"username": aspec.username}, values)
             counts["accounts"].add(outcome)
+            if aspec.fraud is not None:
+                counts["fraud"].add(_apply_fraud(aspec.fraud, {"account": account}))
         for lspec in cspec.acl or ():
             _, outcome = _upsert(
                 AclEntry,
@@ -126,6 +134,45 @@ def apply(plan: PlanSpec, realm: str, counts: dict[str, Counts]) -> None:
 
     if plan.prune:
         _prune(plan, counts)
+
+
+def _apply_fraud(spec: FraudSpec, owner: dict[str, Any]) -> Outcome:
+    """Make the owner's fraud policy exactly ``spec``: values, destination rules and quiet
+    hours (rules and hours are replaced when they differ)."""
+    policy, outcome = _upsert(FraudPolicy, owner, spec.values)
+    rules = [
+        (r["allow"], r["match"], r["value"], r["international_only"], r["note"])
+        for r in spec.destinations
+    ]
+    held = list(
+        policy.destination_rules.order_by("id").values_list(
+            "allow", "match", "value", "international_only", "note"
+        )
+    )
+    if held != rules:
+        policy.destination_rules.all().delete()
+        for values in spec.destinations:
+            rule = DestinationRule(policy=policy, **values)
+            rule.full_clean()
+            rule.save()
+        outcome = "updated" if outcome == "unchanged" else outcome
+    hours = [
+        (q["days"], q["start"], q["end"], q["timezone"], q["international_only"])
+        for q in spec.quiet_hours
+    ]
+    held_hours = list(
+        policy.quiet_hours.order_by("id").values_list(
+            "days", "start", "end", "timezone", "international_only"
+        )
+    )
+    if held_hours != hours:
+        policy.quiet_hours.all().delete()
+        for values in spec.quiet_hours:
+            window = QuietHours(policy=policy, **values)
+            window.full_clean()
+            window.save()
+        outcome = "updated" if outcome == "unchanged" else outcome
+    return outcome
 
 
 def _replace_rates(card: RateCard, rates: tuple[Rate, ...], counts: Counts) -> None:

@@ -9,7 +9,16 @@ from typing import Literal
 
 __all__ = ["KINDS", "Counts", "LoadReport", "Outcome"]
 
-KINDS = ("rate_cards", "rates", "providers", "gateways", "customers", "accounts", "acl")
+KINDS = (
+    "rate_cards",
+    "rates",
+    "providers",
+    "gateways",
+    "customers",
+    "accounts",
+    "acl",
+    "fraud",
+)
 Outcome = Literal["created", "updated", "unchanged"]
 
 

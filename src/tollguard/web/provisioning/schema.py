@@ -14,10 +14,21 @@ import re
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import time
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
-from tollguard.domain.plan import Rate, Rounding, RoutingStrategy, SipTransport
+from tollguard.domain.fraud import parse_caller_range
+from tollguard.domain.numbers import NumberKind
+from tollguard.domain.plan import (
+    DestinationMatch,
+    FraudAction,
+    Rate,
+    Rounding,
+    RoutingStrategy,
+    SipTransport,
+)
 from tollguard.web.carriers.models import GATEWAY_FIELDS
 from tollguard.web.customers.fields import parse_network
 from tollguard.web.rating.models import RateCardKind
@@ -34,6 +45,7 @@ __all__ = [
     "AclSpec",
     "CardSpec",
     "CustomerSpec",
+    "FraudSpec",
     "GatewaySpec",
     "PlanSpec",
     "ProviderSpec",
@@ -64,10 +76,22 @@ class CardSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class FraudSpec:
+    """A customer's or account's fraud policy (``fraud:``) or a gateway's ``limits:``;
+    declaring it replaces the whole policy, rules and quiet hours included."""
+
+    where: str
+    values: dict[str, Any]
+    destinations: tuple[dict[str, Any], ...] = ()
+    quiet_hours: tuple[dict[str, Any], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class GatewaySpec:
     where: str  # the entry's path in the file, for error messages
     name: str
     values: dict[str, Any]
+    limits: FraudSpec | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +113,7 @@ class AccountSpec:
     allow_md5: bool
     enabled: bool
     credentials_given: bool  # a password or a digest key is present, even if invalid
+    fraud: FraudSpec | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +132,7 @@ class CustomerSpec:
     providers: tuple[str | None, ...] | None
     accounts: tuple[AccountSpec, ...] | None
     acl: tuple[AclSpec, ...] | None
+    fraud: FraudSpec | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -292,9 +318,18 @@ _CUSTOMER_KEYS = (
     "providers",
     "accounts",
     "acl",
+    "fraud",
 )
 _NUMBERING_KEYS = ("country_code", "national_prefix", "international_prefix", "strip_prefix")
-_ACCOUNT_KEYS = ("username", "password", "ha1_md5", "ha1_sha256", "allow_md5", "enabled")
+_ACCOUNT_KEYS = (
+    "username",
+    "password",
+    "ha1_md5",
+    "ha1_sha256",
+    "allow_md5",
+    "enabled",
+    "fraud",
+)
 _DIGIT_STRING = _text(_DIGITS, "a string of digits", 16)
 
 
@@ -415,7 +450,7 @@ def _parse_provider(r: _Reader, table: dict[str, Any], where: str) -> ProviderSp
         gateways = []
         for j, item in enumerate(r.items(table, "gateways", where) or ()):
             gw_where = f"{where}." + _label("gateways", j, item, "name")
-            if (gw := r.mapping(item, gw_where, _GATEWAY_KEYS)) is not None:
+            if (gw := r.mapping(item, gw_where, (*_GATEWAY_KEYS, "limits"))) is not None:
                 gateways.append(_parse_gateway(r, gw, gw_where))
     return ProviderSpec(
         where, name, cost_card, values, tuple(gateways) if gateways is not None else None
@@ -436,6 +471,9 @@ def _parse_gateway(r: _Reader, gw: dict[str, Any], where: str) -> GatewaySpec:
             "enabled": r.get(gw, "enabled", where, _boolean, True),
             "max_channels": r.get(gw, "max_channels", where, _integer(), 0),
         },
+        limits=_parse_fraud(r, gw["limits"], f"{where}.limits", limits_only=True)
+        if "limits" in gw
+        else None,
     )
 
 
@@ -483,7 +521,14 @@ def _parse_customer(r: _Reader, table: dict[str, Any], where: str) -> CustomerSp
             if network is not None and tech_prefix is not None:
                 acl.append(AclSpec(acl_where, network, tech_prefix))
     return CustomerSpec(
-        where, name, sell_card, values, allow, accounts, tuple(acl) if acl is not None else None
+        where,
+        name,
+        sell_card,
+        values,
+        allow,
+        accounts,
+        tuple(acl) if acl is not None else None,
+        _parse_fraud(r, table["fraud"], f"{where}.fraud") if "fraud" in table else None,
     )
 
 
@@ -505,7 +550,10 @@ def _parse_account(r: _Reader, acc: dict[str, Any], where: str) -> AccountSpec:
     elif ha1_sha256 is not None and ha1_md5 is None and allow_md5:
         r.error(f"{where}.ha1_md5", "required unless allow_md5 is false")
     given = any(key in acc for key in ("password", "ha1_md5", "ha1_sha256"))
-    return AccountSpec(where, username, password, ha1_md5, ha1_sha256, allow_md5, enabled, given)
+    fraud = _parse_fraud(r, acc["fraud"], f"{where}.fraud") if "fraud" in acc else None
+    return AccountSpec(
+        where, username, password, ha1_md5, ha1_sha256, allow_md5, enabled, given, fraud
+    )
 
 
 def _safe(r: _Reader, where: str, convert: Callable[[Any], Any], value: Any) -> Any:
@@ -523,3 +571,213 @@ def _network(value: Any) -> str:
         return str(parse_network(value))
     except Exception as exc:  # a django ValidationError; its text is not needed here
         raise InvalidValue(f"{value!r} is not an IP network in CIDR form") from exc
+
+
+# --- fraud policies (``fraud:`` of a customer or account, ``limits:`` of a gateway) -------
+
+_LIMIT_KEYS = (
+    "max_concurrent",
+    "calls_per_second",
+    "cps_burst",
+    "calls_per_hour",
+    "calls_per_day",
+    "spend_per_hour",
+    "spend_per_day",
+    "max_price_per_minute",
+)
+_FRAUD_KEYS = (
+    "limits",
+    "destinations",
+    "caller_ranges",
+    "allow_anonymous",
+    "source_countries",
+    "quiet_hours",
+    "velocity",
+)
+_VELOCITY_KEYS = (
+    "destinations_factor",
+    "destinations_min",
+    "new_countries",
+    "spend_factor",
+    "spend_min",
+    "action",
+    "suspend_s",
+)
+_QUIET_KEYS = ("days", "start", "end", "timezone", "international_only")
+_COUNTRY = re.compile(r"[A-Za-z]{2}")
+_DAYS = re.compile(r"[0-6]{1,7}")
+_CLOCK = re.compile(r"([01][0-9]|2[0-3]):[0-5][0-9]")
+
+
+def _number(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        raise InvalidValue(f"expected a number >= 0, got {show(value)}")
+    return float(value)
+
+
+def _money(value: Any) -> Decimal:
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise InvalidValue(f"expected an amount such as '25.00', got {show(value)}")
+    try:
+        amount = Decimal(str(value))
+    except InvalidOperation as exc:
+        raise InvalidValue(f"{value!r} is not an amount") from exc
+    if not amount.is_finite() or amount < 0 or amount.as_tuple().exponent < -4:  # type: ignore[operator]
+        raise InvalidValue(f"{value!r} is not an amount >= 0 with at most 4 decimals")
+    return amount
+
+
+def _parse_fraud(
+    r: _Reader, raw: Any, where: str, *, limits_only: bool = False
+) -> FraudSpec | None:
+    if limits_only:
+        table = r.mapping(raw, where, _LIMIT_KEYS)
+        return None if table is None else FraudSpec(where, _parse_limits(r, table, where))
+    table = r.mapping(raw, where, _FRAUD_KEYS)
+    if table is None:
+        return None
+    values: dict[str, Any] = {}
+    if "limits" in table:
+        limits = r.mapping(table["limits"], f"{where}.limits", _LIMIT_KEYS)
+        values.update(_parse_limits(r, limits or {}, f"{where}.limits"))
+    ranges = []
+    for j, item in enumerate(r.items(table, "caller_ranges", where) or ()):
+        text = _safe(r, f"{where}.caller_ranges[{j}]", _caller_range, item)
+        if text is not None:
+            ranges.append(text)
+    values["caller_ranges"] = "\n".join(ranges)
+    values["allow_anonymous"] = r.get(table, "allow_anonymous", where, _boolean, False)
+    countries = [
+        _safe(
+            r,
+            f"{where}.source_countries[{j}]",
+            _text(_COUNTRY, "a two-letter country code", 2),
+            item,
+        )
+        for j, item in enumerate(r.items(table, "source_countries", where) or ())
+    ]
+    values["source_countries"] = " ".join(c.upper() for c in countries if c)
+    values["velocity"] = "velocity" in table
+    if "velocity" in table:
+        v_where = f"{where}.velocity"
+        velocity = r.mapping(table["velocity"] or {}, v_where, _VELOCITY_KEYS) or {}
+        values.update(
+            velocity_destinations_factor=r.get(
+                velocity, "destinations_factor", v_where, _number, 10.0
+            ),
+            velocity_destinations_min=r.get(velocity, "destinations_min", v_where, _integer(), 20),
+            velocity_new_countries=r.get(velocity, "new_countries", v_where, _integer(), 3),
+            velocity_spend_factor=r.get(velocity, "spend_factor", v_where, _number, 10.0),
+            velocity_spend_min=r.get(velocity, "spend_min", v_where, _money, Decimal(20)),
+            velocity_action=r.get(velocity, "action", v_where, _choice(FraudAction), "block"),
+            velocity_suspend_s=r.get(velocity, "suspend_s", v_where, _integer(), 0),
+        )
+    destinations = []
+    for j, item in enumerate(r.items(table, "destinations", where) or ()):
+        rule = _parse_destination(r, item, f"{where}.destinations[{j}]")
+        if rule is not None:
+            destinations.append(rule)
+    quiet = []
+    for j, item in enumerate(r.items(table, "quiet_hours", where) or ()):
+        q_where = f"{where}.quiet_hours[{j}]"
+        if (window := r.mapping(item, q_where, _QUIET_KEYS)) is None:
+            continue
+        quiet.append(
+            {
+                "days": r.get(
+                    window,
+                    "days",
+                    q_where,
+                    _text(_DAYS, "weekday digits 0 (Monday) to 6", 7),
+                    "0123456",
+                ),
+                "start": r.get(window, "start", q_where, _clock),
+                "end": r.get(window, "end", q_where, _clock),
+                "timezone": r.get(window, "timezone", q_where, _timezone, "UTC"),
+                "international_only": r.get(window, "international_only", q_where, _boolean, True),
+            }
+        )
+    return FraudSpec(where, values, tuple(destinations), tuple(quiet))
+
+
+def _parse_limits(r: _Reader, table: dict[str, Any], where: str) -> dict[str, Any]:
+    return {
+        "max_concurrent": r.get(table, "max_concurrent", where, _integer(), 0),
+        "calls_per_second": r.get(table, "calls_per_second", where, _number, 0.0),
+        "cps_burst": r.get(table, "cps_burst", where, _integer(), 0),
+        "calls_per_hour": r.get(table, "calls_per_hour", where, _integer(), 0),
+        "calls_per_day": r.get(table, "calls_per_day", where, _integer(), 0),
+        "spend_per_hour": r.get(table, "spend_per_hour", where, _money, None),
+        "spend_per_day": r.get(table, "spend_per_day", where, _money, None),
+        "max_price_per_minute": r.get(table, "max_price_per_minute", where, _money, None),
+    }
+
+
+def _parse_destination(r: _Reader, raw: Any, where: str) -> dict[str, Any] | None:
+    table = r.mapping(raw, where, ("allow", "deny", "international_only", "note"))
+    if table is None:
+        return None
+    verbs = [verb for verb in ("allow", "deny") if verb in table]
+    if len(verbs) != 1:
+        r.error(where, "give exactly one of 'allow' or 'deny', e.g. deny: kind premium")
+        return None
+    verb = verbs[0]
+    text = table[verb]
+    match, _, value = str(text).strip().partition(" ")
+    value = value.strip()
+    problem = _destination_problem(match, value)
+    if not isinstance(text, str) or problem:
+        r.error(
+            f"{where}.{verb}", problem or f"expected text such as 'country CU', got {show(text)}"
+        )
+        return None
+    return {
+        "allow": verb == "allow",
+        "match": match,
+        "value": value.upper() if match == DestinationMatch.COUNTRY else value,
+        "international_only": r.get(table, "international_only", where, _boolean, False),
+        "note": r.get(table, "note", where, _text(max_length=100), ""),
+    }
+
+
+def _destination_problem(match: str, value: str) -> str:
+    if match == DestinationMatch.PREFIX:
+        return "" if value.isascii() and value.isdigit() else f"{value!r} is not a digit prefix"
+    if match == DestinationMatch.COUNTRY:
+        ok = value == "001" or (len(value) == 2 and value.isascii() and value.isalpha())
+        return "" if ok else f"{value!r} is not a two-letter country code or 001"
+    if match == DestinationMatch.KIND:
+        kinds = {kind.value for kind in NumberKind}
+        return "" if value in kinds else f"{value!r} is not one of {', '.join(sorted(kinds))}"
+    return f"{match!r}: expected 'prefix DIGITS', 'country CODE' or 'kind KIND'"
+
+
+def _caller_range(value: Any) -> str:
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str):
+        raise InvalidValue(f"expected a number prefix or a range, got {show(value)}")
+    try:
+        parse_caller_range(value)
+    except ValueError as exc:
+        raise InvalidValue(str(exc)) from exc
+    return value.strip()
+
+
+def _clock(value: Any) -> time:
+    if not isinstance(value, str) or not _CLOCK.fullmatch(value):
+        raise InvalidValue(f"expected a time such as '22:00', got {show(value)}")
+    hours, minutes = value.split(":")
+    return time(int(hours), int(minutes))
+
+
+def _timezone(value: Any) -> str:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    if not isinstance(value, str):
+        raise InvalidValue(f"expected a time zone such as 'Europe/London', got {show(value)}")
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise InvalidValue(f"unknown time zone {value!r}") from exc
+    return value

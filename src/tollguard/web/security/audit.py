@@ -24,6 +24,12 @@ TRACKED: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("rating", "RateCard", ()),
     ("rating", "Rate", ()),
     ("security", "BannedAddress", ()),
+    ("fraud", "FraudPolicy", ()),
+    ("fraud", "QuietHours", ()),
+    ("fraud", "DestinationRule", ()),
+    ("fraud", "GatewayLimits", ()),
+    ("fraud", "SipBan", ()),
+    ("fraud", "Suspension", ()),
 )
 
 

@@ -5,11 +5,12 @@ role           may
 =============  ===============================================================
 administrator  everything, users and roles included
 operator       manage customers, accounts, ACLs, providers, gateways, rate
-               cards, API keys and the ban list; read CDRs, lockouts, the
-               honeypot record and the audit trail
+               cards, API keys, the ban lists, fraud rules, suspensions and
+               fraud events; read CDRs, lockouts, the honeypot record and the
+               audit trail
 billing        manage rate cards and rates; change customers (credit, limits);
-               read accounts, carriers, CDRs and the audit trail
-read-only      read the configuration, CDRs and the audit trail
+               read accounts, carriers, fraud records, CDRs and the audit trail
+read-only      read the configuration, fraud records, CDRs and the audit trail
 =============  ===============================================================
 
 A grant names an app label, a model (``*``: every model of the app) and actions.
@@ -48,6 +49,7 @@ ROLES: Mapping[str, tuple[Grant, ...]] = {
         Grant("api", "*", ALL),
         Grant("security", "bannedaddress", ALL),
         Grant("security", "honeypotattempt", VIEW),
+        Grant("fraud", "*", ALL),
         Grant("cdr", "*", VIEW),
         Grant("core", "configversion", VIEW),
         Grant("axes", "*", VIEW),
@@ -58,11 +60,13 @@ ROLES: Mapping[str, tuple[Grant, ...]] = {
         Grant("customers", "customer", frozenset({"change", "view"})),
         Grant("customers", "account", VIEW),
         Grant("carriers", "*", VIEW),
+        Grant("fraud", "*", VIEW),
         Grant("cdr", "*", VIEW),
         Grant("auditlog", "*", VIEW),
     ),
     READ_ONLY: (
         *(Grant(app, "*", VIEW) for app in _CONFIG_APPS),
+        Grant("fraud", "*", VIEW),
         Grant("cdr", "*", VIEW),
         Grant("core", "configversion", VIEW),
         Grant("auditlog", "*", VIEW),

@@ -46,6 +46,7 @@ INSTALLED_APPS = [
     "tollguard.web.carriers",
     "tollguard.web.customers",
     "tollguard.web.cdr",
+    "tollguard.web.fraud",
     "rest_framework",
     "django_filters",
     "drf_spectacular",

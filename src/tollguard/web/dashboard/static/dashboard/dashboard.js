@@ -99,6 +99,11 @@
       field("live", String(data.live.calls_last_minute));
       field("live_note", data.live.note + " Shown: calls ended in the last minute.");
     }
+    if (data.fraud && data.fraud.available) {
+      field("fraud_open", String(data.fraud.open_events));
+      field("fraud_bans", String(data.fraud.active_bans));
+      field("fraud_suspensions", String(data.fraud.suspensions));
+    }
     field("calls", String(data.totals.calls));
     field("answered", String(data.totals.answered));
     field("asr", data.totals.asr);

@@ -1,0 +1,384 @@
+"""Live state in process memory: the embedded default for one switch process.
+
+Each class implements a port of :mod:`tollguard.domain` with the semantics its contract
+tests (``tests/state/contract.py``) state, so that a shared implementation (Redis) can
+replace it unchanged. Nothing here is shared between processes or survives a restart;
+bans and suspensions persist through the web layer's stores (:mod:`tollguard.state.sync`).
+
+The switch calls these from its event loop thread; the periodic synchronisation
+(``LiveStateSync.sync``) and ``MemoryCounters.prune`` may run in a worker thread: they
+replace whole tables (an atomic assignment under the GIL) or remove single keys that no
+longer count, so no lock is needed.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import itertools
+from collections.abc import Iterable
+
+from tollguard.domain.fraud import Suspension
+from tollguard.domain.limits import TokenBucket, Window, refill
+from tollguard.domain.plan import IPNetwork
+from tollguard.domain.shield import Ban, BanMode
+
+__all__ = ["MemoryBans", "MemoryCounters", "MemorySuspensions"]
+
+
+# --- fraud engine and SIP shield: counters, bans, suspensions ---------------------------------
+
+
+class MemoryCounters:
+    """:class:`tollguard.domain.limits.Counters` in dicts."""
+
+    __slots__ = ("_buckets", "_channels", "_sets", "_windows")
+
+    def __init__(self) -> None:
+        self._channels: dict[str, int] = {}
+        # key -> (spec, tokens, time of the last refill)
+        self._buckets: dict[str, tuple[TokenBucket, float, float]] = {}
+        self._windows: dict[str, _Slots] = {}
+        self._sets: dict[str, _ExpiringSet] = {}
+
+    def acquire(self, key: str, limit: int) -> bool:
+        taken = self._channels.get(key, 0)
+        if taken >= limit:
+            return False
+        self._channels[key] = taken + 1
+        return True
+
+    def release(self, key: str) -> None:
+        taken = self._channels.get(key, 0)
+        if taken <= 1:
+            self._channels.pop(key, None)
+        else:
+            self._channels[key] = taken - 1
+
+    def in_use(self, key: str) -> int:
+        return self._channels.get(key, 0)
+
+    def take(self, key: str, spec: TokenBucket, now: float, cost: float = 1.0) -> bool:
+        held = self._buckets.get(key)
+        if held is not None and (held[0] is spec or held[0] == spec):
+            _, tokens, at = held
+        else:
+            tokens, at = spec.burst, now
+        ok, tokens, at = refill(tokens, at, spec.rate, spec.burst, now, cost=cost)
+        self._buckets[key] = (spec, tokens, at)
+        return ok
+
+    def add(self, key: str, amount: int, window: Window, now: float) -> int:
+        held = self._windows.get(key)
+        if held is None or (held.window is not window and held.window != window):
+            held = self._windows[key] = _Slots(window)
+        return held.add(amount, window.slot(now))
+
+    def total(self, key: str, window: Window, now: float) -> int:
+        held = self._windows.get(key)
+        if held is None or (held.window is not window and held.window != window):
+            return 0
+        return held.add(0, window.slot(now))
+
+    def remember(self, key: str, member: str, ttl_s: float, now: float) -> bool:
+        held = self._sets.get(key)
+        if held is None:
+            held = self._sets[key] = _ExpiringSet()
+        return held.add(member, now, now + ttl_s)
+
+    def members(self, key: str, now: float) -> int:
+        held = self._sets.get(key)
+        return 0 if held is None else held.count(now)
+
+    def prune(self, now: float) -> int:
+        """Drop full buckets, windows whose slots have all left, sets whose members have
+        all expired.
+
+        Safe from a worker thread while the event loop counts: it only reads, and removes
+        a key when what it read no longer counts; an update racing with the removal loses
+        at most that one update (a bucket starts full again, a window one count).
+        """
+        dropped = 0
+        for key, (spec, tokens, at) in list(self._buckets.items()):
+            if tokens + max(now - at, 0.0) * spec.rate >= spec.burst:
+                self._buckets.pop(key, None)
+                dropped += 1
+        for key, held in list(self._windows.items()):
+            if held.latest < held.window.oldest_slot(now):
+                self._windows.pop(key, None)
+                dropped += 1
+        for key, members in list(self._sets.items()):
+            if members.all_expired(now):
+                self._sets.pop(key, None)
+                dropped += 1
+        return dropped
+
+
+class _Slots:
+    """One window's slots in time order, with their running sum."""
+
+    __slots__ = ("latest", "slots", "sum", "window")
+
+    def __init__(self, window: Window) -> None:
+        self.window = window
+        self.slots: dict[int, int] = {}
+        self.sum = 0
+        self.latest = -(2**62)
+
+    def add(self, amount: int, current: int) -> int:
+        """Add ``amount`` to slot ``current`` (0 to read); return the window's sum."""
+        slots = self.slots
+        if current > self.latest:
+            # Time moved on: slots that left the window go, oldest first.
+            oldest = current - self.window.slots + 1
+            while slots:
+                first = next(iter(slots))
+                if first >= oldest:
+                    break
+                self.sum -= slots.pop(first)
+            self.latest = current
+            if amount:
+                slots[current] = amount
+                self.sum += amount
+            return self.sum
+        # A clock that stepped back adds to the latest slot (never one that has gone).
+        if amount:
+            slots[self.latest] = slots.get(self.latest, 0) + amount
+            self.sum += amount
+        return self.sum
+
+
+class _ExpiringSet:
+    """Members with an expiry each, kept in expiry order while every member of the key
+    gets the same time to live (the usual case): counting then drops expired members
+    from the front instead of scanning them all."""
+
+    __slots__ = ("_members", "_ordered")
+
+    def __init__(self) -> None:
+        self._members: dict[str, float] = {}
+        self._ordered = True
+
+    def add(self, member: str, now: float, expiry: float) -> bool:
+        """Hold ``member`` until ``expiry``; ``True`` when it was not held at ``now``."""
+        members = self._members
+        old = members.pop(member, None)
+        if self._ordered and members:
+            self._ordered = expiry >= next(reversed(members.values()))
+        members[member] = expiry
+        return old is None or old <= now
+
+    def all_expired(self, now: float) -> bool:
+        """Whether no member is held at ``now`` (reads only)."""
+        members = self._members
+        if not members:
+            return True
+        if self._ordered:
+            return next(reversed(members.values())) <= now
+        return max(members.values()) <= now
+
+    def count(self, now: float) -> int:
+        members = self._members
+        if self._ordered:
+            while members:
+                member, expiry = next(iter(members.items()))
+                if expiry > now:
+                    break
+                del members[member]
+        else:
+            for member in [m for m, expiry in members.items() if expiry <= now]:
+                del members[member]
+            values = list(members.values())
+            self._ordered = all(a <= b for a, b in itertools.pairwise(values))
+        return len(members)
+
+
+class _Address:
+    """Source addresses as (bits, integer), remembered: parsing costs more than lookup."""
+
+    __slots__ = ("_seen",)
+
+    def __init__(self) -> None:
+        self._seen: dict[str, tuple[int, int] | None] = {}
+
+    def parse(self, text: str) -> tuple[int, int] | None:
+        try:
+            return self._seen[text]
+        except KeyError:
+            pass
+        try:
+            address = ipaddress.ip_address(text)
+        except ValueError:
+            parsed = None
+        else:
+            if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+                address = address.ipv4_mapped
+            parsed = (address.max_prefixlen, int(address))
+        if len(self._seen) >= 8192:
+            self._seen.clear()
+        self._seen[text] = parsed
+        return parsed
+
+
+class MemoryBans:
+    """:class:`tollguard.domain.shield.Bans` in dicts: single addresses by their text
+    (the hot path is one dict lookup), networks by family and prefix length."""
+
+    __slots__ = ("_addresses", "_bans", "_hosts", "_networks")
+
+    def __init__(self, bans: Iterable[Ban] = ()) -> None:
+        self._bans: dict[IPNetwork, Ban] = {}
+        self._hosts: dict[str, Ban] = {}
+        # (bits, prefixlen) -> {network integer >> host bits: ban}, longest first
+        self._networks: dict[tuple[int, int], dict[int, Ban]] = {}
+        self._addresses = _Address()
+        self.replace(bans)
+
+    def add(self, ban: Ban) -> Ban:
+        old = self._bans.get(ban.network)
+        if old is not None and old.active(ban.created):
+            expires = (
+                None
+                if old.expires is None or ban.expires is None
+                else max(old.expires, ban.expires)
+            )
+            mode = BanMode.DROP if BanMode.DROP in (old.mode, ban.mode) else ban.mode
+            keep_old = expires == old.expires
+            base = old if keep_old else ban
+            ban = Ban(
+                ban.network,
+                base.reason,
+                base.created,
+                expires,
+                mode,
+                max(old.offences, ban.offences),
+                base.note,
+            )
+        self._bans[ban.network] = ban
+        self._put(ban.network, ban)
+        return ban
+
+    def remove(self, network: IPNetwork) -> Ban | None:
+        ban = self._bans.pop(network, None)
+        if ban is not None:
+            self._put(network, None)
+        return ban
+
+    def match(self, address: str, now: float) -> Ban | None:
+        ban = self._hosts.get(address)
+        if ban is None and self._networks:
+            ban = self._match_network(address)
+        if ban is None or not ban.active(now):
+            return None
+        return ban
+
+    def get(self, network: IPNetwork) -> Ban | None:
+        return self._bans.get(network)
+
+    def all(self) -> list[Ban]:
+        return list(self._bans.values())
+
+    def replace(self, bans: Iterable[Ban]) -> None:
+        self._index({ban.network: ban for ban in bans})
+
+    def prune(self, now: float, keep_s: float) -> int:
+        kept = {
+            network: ban
+            for network, ban in self._bans.items()
+            if ban.expires is None or now - ban.expires < keep_s
+        }
+        dropped = len(self._bans) - len(kept)
+        if dropped:
+            self._index(kept)
+        return dropped
+
+    def _match_network(self, address: str) -> Ban | None:
+        parsed = self._addresses.parse(address)
+        if parsed is None:
+            return None
+        bits, value = parsed
+        for (family, prefixlen), networks in self._networks.items():
+            if family != bits:
+                continue
+            ban = networks.get(value >> (bits - prefixlen))
+            if ban is not None:
+                return ban
+        return None
+
+    def _put(self, network: IPNetwork, ban: Ban | None) -> None:
+        """Change one entry of the lookup tables in place (``None`` removes it)."""
+        if network.prefixlen == network.max_prefixlen:
+            names = [str(network.network_address)]
+            if network.version == 4:
+                names.append("::ffff:" + names[0])
+            for name in names:
+                if ban is None:
+                    self._hosts.pop(name, None)
+                else:
+                    self._hosts[name] = ban
+            return
+        key = (network.max_prefixlen, network.prefixlen)
+        value = int(network.network_address) >> (network.max_prefixlen - network.prefixlen)
+        table = self._networks.get(key)
+        if ban is None:
+            if table is not None:
+                table.pop(value, None)
+            return
+        if table is None:
+            networks = dict(self._networks)
+            networks[key] = {value: ban}
+            self._networks = dict(sorted(networks.items(), key=lambda item: -item[0][1]))
+        else:
+            table[value] = ban
+
+    def _index(self, bans: dict[IPNetwork, Ban]) -> None:
+        hosts: dict[str, Ban] = {}
+        networks: dict[tuple[int, int], dict[int, Ban]] = {}
+        for network, ban in bans.items():
+            if network.prefixlen == network.max_prefixlen:
+                hosts[str(network.network_address)] = ban
+                if network.version == 4:
+                    # The same address as a dual-stack socket reports it.
+                    hosts["::ffff:" + str(network.network_address)] = ban
+            else:
+                key = (network.max_prefixlen, network.prefixlen)
+                shift = network.max_prefixlen - network.prefixlen
+                networks.setdefault(key, {})[int(network.network_address) >> shift] = ban
+        # Readers see either the old or the new tables, never a mix of one table each:
+        # the hosts table is swapped last and holds every single-address ban.
+        self._bans = bans
+        self._networks = dict(sorted(networks.items(), key=lambda item: -item[0][1]))
+        self._hosts = hosts
+
+
+class MemorySuspensions:
+    """:class:`tollguard.domain.fraud.Suspensions` in a dict."""
+
+    __slots__ = ("_held",)
+
+    def __init__(self, suspensions: Iterable[Suspension] = ()) -> None:
+        self._held: dict[str, Suspension] = {s.subject: s for s in suspensions}
+
+    def suspend(self, suspension: Suspension) -> None:
+        held = dict(self._held)
+        held[suspension.subject] = suspension
+        self._held = held
+
+    def release(self, subject: str) -> Suspension | None:
+        if subject not in self._held:
+            return None
+        held = dict(self._held)
+        suspension = held.pop(subject)
+        self._held = held
+        return suspension
+
+    def get(self, subject: str, now: float) -> Suspension | None:
+        suspension = self._held.get(subject)
+        if suspension is None or not suspension.active(now):
+            return None
+        return suspension
+
+    def all(self) -> list[Suspension]:
+        return list(self._held.values())
+
+    def replace(self, suspensions: Iterable[Suspension]) -> None:
+        self._held = {s.subject: s for s in suspensions}

@@ -1,0 +1,1 @@
+"""Fraud rules, the SIP shield's ban list, suspensions and fraud events."""
