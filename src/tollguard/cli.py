@@ -287,9 +287,10 @@ def cmd_bans_export(args: argparse.Namespace) -> int:
 def serve(settings: config.Settings, *, web: bool = True) -> int:
     _require_initialised(settings)
     _setup_django(settings)
-    from tollguard.switch.server import run_switch
+    from tollguard.switch.server import LiveStores, run_switch
     from tollguard.transport import loop_factory
     from tollguard.web import adapters
+    from tollguard.web.fraud.stores import DbBanStore, DbFraudEventStore, DbSuspensionStore
 
     web_process = processes.start_web(settings) if web else None
     if web_process is not None:
@@ -307,8 +308,19 @@ def serve(settings: config.Settings, *, web: bool = True) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
+        countries = None
+        if settings.web.geoip_database:
+            from tollguard.state.geoip import MaxMindCountries
+
+            countries = MaxMindCountries(settings.web.geoip_database)
+        stores = LiveStores(DbBanStore(), DbSuspensionStore(), DbFraudEventStore(), countries)
         await run_switch(
-            settings, adapters.DbPlanSource(), adapters.DbCdrSink(), on_ready=ready, stop=stop
+            settings,
+            adapters.DbPlanSource(),
+            adapters.DbCdrSink(),
+            on_ready=ready,
+            stop=stop,
+            live_stores=stores,
         )
 
     try:

@@ -137,6 +137,9 @@ class WebSettings:
 class ShieldSettings:
     """The SIP shield (docs/security.md, "SIP shield"); read by domain.shield.ShieldPolicy."""
 
+    # Off only to measure what the shield costs (tollguard bench calls --shield off).
+    enabled: bool = True
+
     # Never banned, never rate-limited per source (CIDR). The operator's own networks
     # and monitoring; with trust_acl, every customer's IP list joins it.
     allow: tuple[str, ...] = ()

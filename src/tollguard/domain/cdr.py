@@ -56,6 +56,9 @@ class Cdr:
     currency: str = "EUR"
     caller_user_agent: str = ""
     callee_user_agent: str = ""
+    # Why the switch refused or ended the call, for the operator (a fraud rule and what
+    # it saw, ...); the caller was told only the SIP status.
+    detail: str = ""
     attempts: tuple[Attempt, ...] = field(default_factory=tuple)
 
 

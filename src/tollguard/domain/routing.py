@@ -143,6 +143,10 @@ class Plan:
         self._cards = cards
         self._indexes = indexes
 
+    def gateways(self) -> list[Gateway]:
+        """Every gateway of every provider."""
+        return [gateway for gateways in self._gateways.values() for gateway in gateways]
+
     def customer(self, customer_id: int) -> Customer | None:
         return self._customers.get(customer_id)
 

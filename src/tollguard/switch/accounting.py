@@ -7,6 +7,7 @@ with, and the record goes to the writer's queue (written in batches off the call
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Protocol
@@ -29,14 +30,19 @@ class CdrQueue(Protocol):
 class Accounting:
     """Builds and submits the CDR of each call as it ends."""
 
-    __slots__ = ("_queue",)
+    __slots__ = ("_queue", "on_charged")
 
     def __init__(self, queue: CdrQueue) -> None:
         self._queue = queue
+        # Told of every CDR with a charge (the fraud engine's spend limits).
+        self.on_charged: Callable[[Cdr], None] | None = None
 
     def record(self, call: Call, ended: float, cause: int | None) -> None:
         """The call ended at ``ended`` (wall-clock seconds); ``cause`` is its Q.850 cause."""
-        self._queue.submit(build_cdr(call, ended, cause))
+        cdr = build_cdr(call, ended, cause)
+        self._queue.submit(cdr)
+        if cdr.sell_amount and self.on_charged is not None:
+            self.on_charged(cdr)
 
 
 def build_cdr(call: Call, ended: float, cause: int | None) -> Cdr:
@@ -106,5 +112,6 @@ def build_cdr(call: Call, ended: float, cause: int | None) -> Cdr:
         currency=currency,
         caller_user_agent=call.caller_ua,
         callee_user_agent=answered.user_agent if answered else "",
+        detail=call.detail,
         attempts=tuple(attempt.record for attempt in call.tried if attempt.record is not None),
     )

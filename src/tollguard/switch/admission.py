@@ -10,11 +10,14 @@ provider, and returns one verdict:
   gateways to try in order.
 
 The checks, in order: who is calling (source address or digest, :mod:`.auth`), the
-called number in E.164 (:func:`tollguard.domain.numbers.normalize`), and a route
-(:meth:`tollguard.domain.routing.Plan.route`). Credit, limits, bans and fraud rules join
-here, each as one more check that can refuse. :meth:`Admission.release` runs once for
-every admitted call when it ends, whatever way it ends, so that whatever a check took at
-admission (today: the customer's count of calls in progress) is given back.
+called number in E.164 (:func:`tollguard.domain.numbers.normalize`), a route
+(:meth:`tollguard.domain.routing.Plan.route`), then the fraud policy (:mod:`.guard`:
+destinations, caller ID, quiet hours, source country, limits, velocity). A refusal by a
+fraud rule answers what the rule says (403, or 503 for a capacity limit) and nothing
+more; the CDR's ``detail`` says which rule and what it saw. :meth:`Admission.release`
+runs once for every admitted call when it ends, whatever way it ends, so that whatever
+a check took at admission (the customer's count of calls in progress, the fraud
+engine's channels) is given back.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime
 
+from tollguard.domain import fraud
 from tollguard.domain.errors import NumberError
 from tollguard.domain.numbers import normalize
 from tollguard.domain.plan import Account, Customer, Rate
@@ -30,6 +34,7 @@ from tollguard.domain.routing import Plan, RouteCandidate
 from tollguard.sip.message import Request
 from tollguard.sip.uri import SipUri, TelUri, Uri
 from tollguard.switch.auth import Authenticated, Authenticator, Challenge
+from tollguard.switch.guard import Guard
 from tollguard.switch.wire import Peer
 
 __all__ = ["Admission", "Admitted", "Refused", "Verdict", "user_part"]
@@ -54,6 +59,7 @@ class Admitted:
     callee: str  # E.164 digits
     sell_rate: Rate | None
     candidates: tuple[RouteCandidate, ...]
+    fraud: fraud.Admitted | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +73,7 @@ class Refused:
     customer: Customer | None = None
     account: Account | None = None
     callee: str = ""
+    detail: str = ""  # for the CDR (the operator), never for the caller
 
 
 Verdict = Admitted | Challenge | Refused
@@ -75,10 +82,11 @@ Verdict = Admitted | Challenge | Refused
 class Admission:
     """The checks every new call passes, against the plan of the moment."""
 
-    __slots__ = ("_auth", "calls_by_customer")
+    __slots__ = ("_auth", "calls_by_customer", "guard")
 
-    def __init__(self, authenticator: Authenticator) -> None:
+    def __init__(self, authenticator: Authenticator, guard: Guard | None = None) -> None:
         self._auth = authenticator
+        self.guard = guard
         # Calls admitted and not yet ended, per customer id.
         self.calls_by_customer: dict[int, int] = {}
 
@@ -120,14 +128,41 @@ class Admission:
                 account,
                 callee,
             )
+        admitted_fraud: fraud.Admitted | None = None
+        guard = self.guard
+        if guard is not None:
+            verdict = guard.admit(
+                plan, customer, account, request, peer.address[0], callee, decision.sell_rate
+            )
+            if isinstance(verdict, fraud.Refused):
+                answer = verdict.answer
+                return Refused(
+                    answer.status,
+                    answer.reason,
+                    answer.q850_cause,
+                    plan,
+                    customer,
+                    account,
+                    callee,
+                    f"fraud {verdict.rule.value}: {verdict.detail}",
+                )
+            admitted_fraud = verdict
         counts = self.calls_by_customer
         counts[customer.id] = counts.get(customer.id, 0) + 1
         return Admitted(
-            plan, customer, account, callee, decision.sell_rate, tuple(decision.candidates)
+            plan,
+            customer,
+            account,
+            callee,
+            decision.sell_rate,
+            tuple(decision.candidates),
+            admitted_fraud,
         )
 
-    def release(self, customer: Customer) -> None:
+    def release(self, customer: Customer, admitted_fraud: fraud.Admitted | None) -> None:
         """An admitted call of ``customer`` ended: give back what admission took."""
+        if admitted_fraud is not None and self.guard is not None:
+            self.guard.release(admitted_fraud)
         counts = self.calls_by_customer
         left = counts.get(customer.id, 0) - 1
         if left > 0:

@@ -39,6 +39,7 @@ from tollguard.switch.call import (
     TransactionKey,
 )
 from tollguard.switch.dialogs import DialogTable
+from tollguard.switch.guard import Guard
 from tollguard.switch.q850 import REASON_NO_ANSWER, REASON_TIMER_EXPIRY, reason_lines
 from tollguard.switch.retransmit import Retransmitter
 from tollguard.switch.session_timer import SessionTimers
@@ -62,18 +63,25 @@ Settled = Callable[[Call], None]
 
 
 class GatewayChannels:
-    """Calls in progress per gateway, against each gateway's channel limit."""
+    """Calls in progress per gateway, against each gateway's channel limit and, through
+    the guard, its fraud limits (concurrent calls, calls per second ...)."""
 
-    __slots__ = ("counts",)
+    __slots__ = ("counts", "guard")
 
-    def __init__(self) -> None:
+    def __init__(self, guard: Guard | None = None) -> None:
         self.counts: dict[int, int] = {}
+        self.guard = guard
 
-    def full(self, gateway: Gateway) -> bool:
-        return bool(gateway.max_channels) and self.counts.get(gateway.id, 0) >= gateway.max_channels
-
-    def take(self, gateway: Gateway) -> None:
-        self.counts[gateway.id] = self.counts.get(gateway.id, 0) + 1
+    def take(self, gateway: Gateway) -> bool:
+        """One more call on ``gateway``, if its limits allow it."""
+        count = self.counts.get(gateway.id, 0)
+        if gateway.max_channels and count >= gateway.max_channels:
+            return False
+        guard = self.guard
+        if guard is not None and not guard.admit_gateway(gateway.id):
+            return False
+        self.counts[gateway.id] = count + 1
+        return True
 
     def give_back(self, gateway: Gateway) -> None:
         count = self.counts.get(gateway.id, 0) - 1
@@ -81,6 +89,8 @@ class GatewayChannels:
             self.counts[gateway.id] = count
         else:
             self.counts.pop(gateway.id, None)
+        if self.guard is not None:
+            self.guard.release_gateway(gateway.id)
 
     def release(self, attempt: GatewayAttempt) -> None:
         """The attempt no longer holds its gateway's channel (once only)."""
@@ -132,7 +142,7 @@ class Attempts:
         while call.next_candidate < len(call.candidates):
             candidate = call.candidates[call.next_candidate]
             call.next_candidate += 1
-            if channels.full(candidate.gateway):
+            if not channels.take(candidate.gateway):
                 continue
             self._start(call, candidate)
             return
@@ -171,7 +181,6 @@ class Attempts:
         call.attempt = attempt
         call.tried.append(attempt)
         self._dialogs.add_attempt(attempt)
-        self.channels.take(gateway)
         data = render_request(
             "INVITE",
             invite_uri,
@@ -300,7 +309,7 @@ class Attempts:
         if any(tried.candidate is attempt.candidate for tried in call.tried[:-1]):
             return False
         lines = self._sessions.retry_lines(response)
-        if lines is None:
+        if lines is None or not self.channels.take(attempt.candidate.gateway):
             return False
         self._start(call, attempt.candidate, lines)
         return True

@@ -43,6 +43,7 @@ from tollguard.switch.attempts import Attempts, GatewayChannels
 from tollguard.switch.auth import Authenticator, Challenge
 from tollguard.switch.call import Call, CallState, GatewayAttempt, Leg, TransactionKey
 from tollguard.switch.dialogs import DialogTable
+from tollguard.switch.guard import Guard
 from tollguard.switch.media import MediaHooks
 from tollguard.switch.q850 import reasons_of
 from tollguard.switch.relay import RELAYED_METHODS, InDialogRelay
@@ -91,6 +92,7 @@ class B2bua:
         wall_clock: Callable[[], float] = time.time,
         scheduler: Scheduler | None = None,
         media: MediaHooks | None = None,
+        guard: Guard | None = None,
     ) -> None:
         sip = settings.sip
         self._settings = settings
@@ -100,13 +102,19 @@ class B2bua:
         self._ids = IdFactory()
         self._loop_marker = f"branch={self._ids.branch_prefix}"
         self._sig = Signalling(sip.advertised_host or "127.0.0.1", self._ids)
+        self._guard = guard
         self._admission = Admission(
             Authenticator(
                 sip.realm, NonceManager(nonce_secret, sip.nonce_lifetime_s), sip.digest_algorithms
-            )
+            ),
+            guard,
         )
         self._media = media or MediaHooks()
         self._accounting = Accounting(cdr_writer)
+        if guard is not None:
+            self._accounting.on_charged = lambda cdr: guard.record_spend(
+                cdr.customer_id or 0, cdr.account_id, cdr.sell_amount
+            )
         self._peers: dict[tuple[Address, str, int], Peer] = {}
         self._settled = asyncio.Event()
         self.draining = False
@@ -132,7 +140,7 @@ class B2bua:
         self._sessions = SessionTimers(
             sip, scheduler, self._sig, self._retransmitter, on_expired=self._session_over
         )
-        channels = GatewayChannels()
+        channels = GatewayChannels(self._guard)
         self._teardown = Teardown(
             self._sig,
             self._retransmitter,
@@ -207,6 +215,9 @@ class B2bua:
 
     def on_message(self, data: bytes, source: Address, transport: str, connection: int) -> None:
         """Handle one framed message from the transports (never raises)."""
+        guard = self._guard
+        if guard is not None and not guard.datagram(source[0], len(data)):
+            return
         try:
             message = read_message(data)
         except RemoteProtocolError as exc:
@@ -218,6 +229,8 @@ class B2bua:
             return
         try:
             if isinstance(message, Request):
+                if guard is not None and not guard.request(message, source[0]):
+                    return
                 self._on_request(message, self._peer(source, transport, connection))
             else:
                 self._on_response(message)
@@ -377,9 +390,15 @@ class B2bua:
             plan, request, peer, self._scheduler.now(), datetime.fromtimestamp(wall, UTC)
         )
         if isinstance(verdict, Admitted):
+            guard = self._guard
+            if guard is not None and not guard.open_call(peer.address[0]):
+                # Too many calls in progress from this source: dropped, no answer.
+                self._admission.release(verdict.customer, verdict.fraud)
+                return
             head = head_parts(request)
             call = self._new_call(request, peer, verdict.plan, wall, head)
             call.admitted = True
+            call.fraud = verdict.fraud
             call.customer = verdict.customer
             call.account = verdict.account
             call.callee = verdict.callee
@@ -412,6 +431,7 @@ class B2bua:
         call.customer = verdict.customer
         call.account = verdict.account
         call.callee = verdict.callee
+        call.detail = verdict.detail
         self._answering.reject(
             call, verdict.status, verdict.reason, HangupSide.SWITCH, verdict.cause, ()
         )

@@ -23,6 +23,7 @@ from tollguard.domain.cdr import Attempt, HangupSide
 from tollguard.switch.wire import Peer, header_lines
 
 if TYPE_CHECKING:
+    from tollguard.domain import fraud
     from tollguard.domain.plan import Account, Customer, Rate
     from tollguard.domain.routing import Plan, RouteCandidate
     from tollguard.switch.retransmit import Outgoing
@@ -259,10 +260,12 @@ class Call:
         "content_type",
         "customer",
         "destination",
+        "detail",
         "duration_timer",
         "final_out",
         "final_reason",
         "final_status",
+        "fraud",
         "hangup_side",
         "invite_head",
         "invite_via",
@@ -285,6 +288,10 @@ class Call:
         self.customer: Customer | None = None
         self.account: Account | None = None
         self.admitted = False  # admission let it through: it releases at the end
+        # What the fraud engine admitted (given back at the end).
+        self.fraud: fraud.Admitted | None = None
+        # Why the switch refused or ended the call, for the CDR's operator.
+        self.detail = ""
         # The customer's INVITE (the switch is its UAS): its top Via, which a CANCEL
         # must match (§9.2); the head of every response to it; the last final response
         # (resent when the INVITE is) and its retransmission (Timer G / §13.3.1.4).

@@ -16,19 +16,25 @@ import os
 import signal
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from tollguard.config import Settings
 from tollguard.domain.cdr import CdrSink
+from tollguard.domain.fraud import FraudEventStore, SourceCountries, SuspensionStore
 from tollguard.domain.plan import PlanSource
+from tollguard.domain.shield import BanStore, Shield, policy_from_settings
+from tollguard.state.memory import MemoryBans, MemoryCounters, MemorySuspensions
+from tollguard.state.sync import LiveStateSync
 from tollguard.switch.b2bua import B2bua
 from tollguard.switch.cdr_writer import CdrWriter
+from tollguard.switch.guard import Guard
 from tollguard.switch.loader import PlanLoader
 from tollguard.switch.status import StatusPublisher, SwitchCounters
 from tollguard.switch.timers import Scheduler
 from tollguard.transport import Transports, client_context, server_context
 
-__all__ = ["run_switch"]
+__all__ = ["LiveStores", "run_switch"]
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +51,77 @@ def _nonce_secret(settings: Settings) -> bytes:
     # No configured secret (tests, a first start): nonces from this process only.
     log.warning("no nonce secret configured; digest nonces will not survive a restart")
     return os.urandom(32)
+
+
+@dataclass(frozen=True, slots=True)
+class LiveStores:
+    """Where the shield's bans, account locks and suspensions and the fraud events outlive
+    the process (the database, through the web layer), and the source-country lookup."""
+
+    bans: BanStore
+    suspensions: SuspensionStore
+    events: FraudEventStore | None = None
+    countries: SourceCountries | None = None
+
+
+# How often the switch saves its bans and suspensions and reads back operators' changes.
+_SYNC_INTERVAL_S = 1.0
+
+
+def _guard(settings: Settings, stores: LiveStores | None) -> tuple[Guard, LiveStateSync | None]:
+    """The shield and fraud engine over memory state, synced with ``stores`` when given."""
+    bans, counters, locks = MemoryBans(), MemoryCounters(), MemorySuspensions()
+    sync = None
+    if stores is not None:
+        sync = LiveStateSync(
+            bans,
+            stores.bans,
+            locks,
+            stores.suspensions,
+            stores.events,
+            offence_memory_s=settings.shield.offence_memory_s,
+        )
+    shield = None
+    if settings.shield.enabled:
+        shield = Shield(
+            policy_from_settings(settings.shield),
+            bans,
+            counters,
+            locks,
+            on_ban=sync.ban_made if sync is not None else None,
+            on_lock=sync.suspension_made if sync is not None else None,
+        )
+    guard = Guard(
+        shield,
+        counters,
+        locks,
+        trust_acl=settings.shield.trust_acl,
+        countries=stores.countries if stores is not None else None,
+        on_event=sync.event if sync is not None else None,
+    )
+    return guard, sync
+
+
+async def _keep_in_sync(sync: LiveStateSync | None, guard: Guard, stop: asyncio.Event) -> None:
+    """Save and reload the live state every second, in a worker thread."""
+
+    def once() -> None:
+        now = time.time()
+        if sync is not None:
+            sync.sync(now)
+        if guard.shield is not None:
+            guard.shield.prune(now)
+
+    while not stop.is_set():
+        try:
+            await asyncio.to_thread(once)
+        except Exception:
+            # The database is down or a store failed: what was decided stays queued.
+            log.exception("cannot sync bans and suspensions; retrying")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), _SYNC_INTERVAL_S)
+    with contextlib.suppress(Exception):
+        await asyncio.to_thread(once)  # what the last second decided
 
 
 def _settle_heap() -> None:
@@ -73,6 +150,7 @@ async def run_switch(
     settle_heap: bool = True,
     scheduler: Scheduler | None = None,
     wall_clock: Callable[[], float] = time.time,
+    live_stores: LiveStores | None = None,
 ) -> None:
     """Serve SIP until ``stop`` is set (or SIGTERM/SIGINT), then stop gracefully.
 
@@ -82,11 +160,16 @@ async def run_switch(
     :func:`settle_heap`); a caller that shares its process with other work (a test
     run) passes False. ``scheduler`` and ``wall_clock`` replace the event loop's timer
     wheel and the time of day (tests move a manual clock instead of waiting).
+    ``live_stores`` keep the shield's bans and the fraud engine's suspensions and events
+    across restarts (without them they live in memory only).
     """
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     loader = PlanLoader(plan_source)
     await loader.load()
+    guard, sync = _guard(settings, live_stores)
+    if sync is not None:
+        await asyncio.to_thread(sync.load)
     writer = CdrWriter(
         cdr_sink, batch_size=settings.cdr.batch_size, flush_interval_s=settings.cdr.flush_interval_s
     )
@@ -97,6 +180,7 @@ async def run_switch(
         nonce_secret=_nonce_secret(settings),
         wall_clock=wall_clock,
         scheduler=scheduler,
+        guard=guard,
     )
     if settle_heap:
         _settle_heap()
@@ -116,6 +200,7 @@ async def run_switch(
     )
     installed: list[signal.Signals] = []
     publishing: asyncio.Task[None] | None = None
+    syncing: asyncio.Task[None] | None = None
     try:
         listeners = await transports.start(
             listen for listen in listens if listen.transport != "wss"
@@ -143,16 +228,19 @@ async def run_switch(
             lambda: SwitchCounters(b2bua.active_calls, b2bua.calls_total, b2bua.handler_errors),
         )
         publishing = asyncio.create_task(status.run(stop))
+        syncing = asyncio.create_task(_keep_in_sync(sync, guard, stop))
         await loader.run(stop)
         await publishing
+        await syncing
         log.info("switch stopping: %d calls in progress", b2bua.active_calls)
         b2bua.drain()
         await b2bua.wait_settled(_DRAIN_TIMEOUT_S)
     finally:
-        if publishing is not None and not publishing.done():
-            publishing.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await publishing
+        for task in (publishing, syncing):
+            if task is not None and not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         b2bua.close()
         for signum in installed:
             loop.remove_signal_handler(signum)

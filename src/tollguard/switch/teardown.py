@@ -114,7 +114,10 @@ class Teardown:
         if call.attempt is not None:
             self._channels.release(call.attempt)
         if call.admitted and call.customer is not None:
-            self._admission.release(call.customer)
+            self._admission.release(call.customer, call.fraud)
+            guard = self._admission.guard
+            if guard is not None:
+                guard.close_call(call.a.peer.address[0])
         self._media.end(call)
         if call.settled():
             self._accounting.record(call, ended, cause)

@@ -227,6 +227,7 @@ class CdrSerializer(serializers.ModelSerializer[Cdr]):
             "caller_user_agent",
             "callee_user_agent",
             "attempts",
+            "detail",
         )
         read_only_fields = fields
 

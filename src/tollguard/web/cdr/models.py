@@ -69,6 +69,8 @@ class Cdr(models.Model):
     currency = models.CharField(max_length=3, default="EUR")
     caller_user_agent = models.CharField(max_length=255, blank=True)
     callee_user_agent = models.CharField(max_length=255, blank=True)
+    # Why the switch refused or ended the call (a fraud rule ...), for the operator.
+    detail = models.CharField(max_length=255, blank=True)
     # [{"provider_id", "gateway_id", "started_at" (ISO 8601), "sip_code", "reason"}, ...]
     attempts = models.JSONField(default=list, blank=True)
 
