@@ -76,6 +76,10 @@ class SipSettings:
     session_expires_s: int = 1800
     # The shortest interval accepted (RFC 4028 §4: 90 s at least); 422 below it.
     session_min_se_s: int = 90
+    # Digest nonces whose used counts are remembered (replay protection, RFC 7616
+    # §3.4.5), about 150 bytes each. When full the oldest is forgotten, and a nonce that
+    # may have been forgotten gets a fresh challenge instead of being accepted.
+    nonce_counts_max: int = 100_000
     user_agent: str = "Tollguard"
     # RFC 3261 timers, in seconds.
     t1: float = 0.5

@@ -25,6 +25,7 @@ from .conftest import (
     SDP_OFFER,
     Dialog,
     Harness,
+    Peer,
     answer,
     plan_data,
     request,
@@ -451,6 +452,52 @@ def test_digest_auth(run_scenario: Run, user: str, algorithm: str) -> None:
         assert (await h.uac.response(486)).status == 486
         (cdr,) = await h.sink.wait()
         assert cdr.account_id == (1 if user == "alice" else 2)
+
+    run_scenario(scenario)
+
+
+def test_a_captured_proxy_authorization_places_one_call_only(run_scenario: Run) -> None:
+    # Issue 9, defect 1: one captured Proxy-Authorization (same nonce, nc, cnonce)
+    # was accepted for the original call, for a new Call-ID and from another address.
+    async def scenario(h: Harness) -> None:
+        dialog = h.invite(number="442071234567")
+        challenge = await h.uac.response(407)
+        offered = next(
+            v for v in challenge.headers.get_all("Proxy-Authenticate") if "algorithm=SHA-256," in v
+        )
+        creds = authorization(offered, "alice", PASSWORD, "INVITE", dialog.uri, "c1")
+        extra = (("Proxy-Authorization", creds),)
+        first = h.invite(number="442071234567", extra=extra)
+        invite, addr = await h.gw1.request("INVITE")
+        answer(h.gw1, invite, addr, 486)
+        assert (await h.uac.response(486)).status == 486
+        await h.sink.wait()
+        # The original INVITE again: the switch answers it as the call it was.
+        h.uac.send(first.invite, h.switch)
+        assert (await h.uac.response(486)).status == 486
+        # A new Call-ID with the same credentials: a fresh challenge, no call.
+        h.invite(number="442071234567", extra=extra)
+        replayed = await h.uac.response(407)
+        assert all("stale=true" in v for v in replayed.headers.get_all("Proxy-Authenticate"))
+        # The same from another address.
+        loop = asyncio.get_running_loop()
+        _, other = await loop.create_datagram_endpoint(Peer, local_addr=("127.0.0.2", 0))
+        stolen = request(
+            "INVITE",
+            dialog.uri,
+            local_port=other.port,
+            call_id="stolen-1@127.0.0.2",
+            from_tag="x1",
+            extra=extra,
+            body=SDP_OFFER,
+        )
+        other.send(stolen, h.switch)
+        elsewhere = await other.response(407)
+        assert all("stale=true" in v for v in elsewhere.headers.get_all("Proxy-Authenticate"))
+        assert other.transport is not None
+        other.transport.close()
+        assert h.gw1.nothing(_is("INVITE")) and h.gw2.nothing(_is("INVITE"))
+        assert len(h.sink.cdrs) == 1
 
     run_scenario(scenario)
 

@@ -32,7 +32,6 @@ from tollguard.domain.cdr import HangupSide
 from tollguard.domain.errors import DomainError
 from tollguard.domain.routing import Plan
 from tollguard.sip import error_response, read_message
-from tollguard.sip.digest import NonceManager
 from tollguard.sip.errors import MessageDropped, RemoteProtocolError, SipError
 from tollguard.sip.grammar import TOKEN_RE
 from tollguard.sip.message import Request, Response
@@ -103,12 +102,7 @@ class B2bua:
         self._loop_marker = f"branch={self._ids.branch_prefix}"
         self._sig = Signalling(sip.advertised_host or "127.0.0.1", self._ids)
         self._guard = guard
-        self._admission = Admission(
-            Authenticator(
-                sip.realm, NonceManager(nonce_secret, sip.nonce_lifetime_s), sip.digest_algorithms
-            ),
-            guard,
-        )
+        self._admission = Admission(Authenticator.from_settings(sip, nonce_secret), guard)
         self._media = media or MediaHooks()
         self._accounting = Accounting(cdr_writer)
         if guard is not None:
