@@ -7,6 +7,8 @@ from pathlib import Path
 import pytest
 
 from tollguard import config
+from tollguard.switch.auth import Authenticator
+from tollguard.transport import StreamLimits
 
 
 def test_missing_files_mean_defaults(tmp_path: Path) -> None:
@@ -143,3 +145,37 @@ def test_database_tls_settings_are_checked(tmp_path: Path, text: str, message: s
     (tmp_path / config.SETTINGS_FILE).write_text(f"[database]\n{text}")
     with pytest.raises(config.ConfigError, match=message):
         config.load(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("idle_timeout_s = 0", r"sip\.idle_timeout_s: must be positive"),
+        ("tls_handshake_timeout_s = -1", r"sip\.tls_handshake_timeout_s: must be positive"),
+        ("nonce_counts_max = 0", r"sip\.nonce_counts_max: must be at least 1"),
+        ("max_outgoing_connections = 0", r"sip\.max_outgoing_connections: must be at least 1"),
+        (
+            "max_connections = 10\nmax_connections_per_source = 11",
+            r"sip\.max_connections_per_source: must not exceed sip\.max_connections",
+        ),
+        ('message_timeout_s = "10"', r"sip\.message_timeout_s: expected a number"),
+    ],
+    ids=["idle", "handshake", "nonce-counts", "outgoing", "per-source", "type"],
+)
+def test_connection_and_nonce_limits_are_checked(tmp_path: Path, text: str, message: str) -> None:
+    (tmp_path / config.SETTINGS_FILE).write_text(f"[sip]\n{text}\n")
+    with pytest.raises(config.ConfigError, match=message):
+        config.load(tmp_path)
+
+
+def test_connection_limits_reach_the_transports(tmp_path: Path) -> None:
+    (tmp_path / config.SETTINGS_FILE).write_text(
+        "[sip]\nidle_timeout_s = 60\nmax_connections_per_source = 7\nnonce_counts_max = 500\n"
+    )
+    sip = config.load(tmp_path).sip
+    limits = StreamLimits.from_settings(sip)
+    assert (limits.idle_timeout_s, limits.max_connections_per_source) == (60.0, 7)
+    assert limits.max_connections == sip.max_connections
+    # One set of defaults: the settings' are the transport's.
+    assert StreamLimits.from_settings(config.SipSettings()) == StreamLimits()
+    assert Authenticator.from_settings(sip, b"k" * 32).nonces.counts.max_entries == 500

@@ -76,6 +76,10 @@ class SipSettings:
     session_expires_s: int = 1800
     # The shortest interval accepted (RFC 4028 §4: 90 s at least); 422 below it.
     session_min_se_s: int = 90
+    # Digest nonces whose used counts are remembered (replay protection, RFC 7616
+    # §3.4.5), about 150 bytes each. When full the oldest is forgotten, and a nonce that
+    # may have been forgotten gets a fresh challenge instead of being accepted.
+    nonce_counts_max: int = 100_000
     user_agent: str = "Tollguard"
     # RFC 3261 timers, in seconds.
     t1: float = 0.5
@@ -88,6 +92,19 @@ class SipSettings:
     # Share the UDP port between worker processes (SO_REUSEPORT). Off by default: it lets
     # another process silently take a share of the traffic.
     reuse_port: bool = False
+    # TCP/TLS connections (docs/switch.md, "Connections"). Seconds: a TLS client must
+    # finish its handshake, an incoming connection must deliver its first complete
+    # message, and a message once begun must be complete within these; a connection
+    # idle for idle_timeout_s is closed unless a live dialog or registration uses it.
+    tls_handshake_timeout_s: float = 10.0
+    first_message_timeout_s: float = 10.0
+    message_timeout_s: float = 10.0
+    idle_timeout_s: float = 180.0
+    # Incoming connections in all, and from one source (an IPv4 address or an IPv6
+    # /64); outgoing connections (to gateways) have a budget of their own.
+    max_connections: int = 10_000
+    max_connections_per_source: int = 100
+    max_outgoing_connections: int = 1_000
     workers: int = 1
 
     @property
@@ -355,6 +372,7 @@ def load(data_dir: Path | None = None) -> Settings:
             f"sip.session_expires_s ({sip.session_expires_s}) is below sip.session_min_se_s "
             f"({sip.session_min_se_s})"
         )
+    _check_sip_limits(settings.sip)
     algorithms = settings.sip.digest_algorithms
     if (
         not algorithms
@@ -365,6 +383,35 @@ def load(data_dir: Path | None = None) -> Settings:
             f"sip.digest_algorithms: {list(algorithms)!r} must name 'SHA-256' and/or 'MD5' once"
         )
     return settings
+
+
+_POSITIVE_SIP_SETTINGS = (
+    "nonce_lifetime_s",
+    "tls_handshake_timeout_s",
+    "first_message_timeout_s",
+    "message_timeout_s",
+    "idle_timeout_s",
+)
+_COUNT_SIP_SETTINGS = (
+    "nonce_counts_max",
+    "max_connections",
+    "max_connections_per_source",
+    "max_outgoing_connections",
+)
+
+
+def _check_sip_limits(sip: SipSettings) -> None:
+    for name in _POSITIVE_SIP_SETTINGS:
+        if not getattr(sip, name) > 0:
+            raise ConfigError(f"sip.{name}: must be positive")
+    for name in _COUNT_SIP_SETTINGS:
+        if getattr(sip, name) < 1:
+            raise ConfigError(f"sip.{name}: must be at least 1")
+    if sip.max_connections_per_source > sip.max_connections:
+        raise ConfigError(
+            "sip.max_connections_per_source: must not exceed sip.max_connections "
+            f"({sip.max_connections_per_source} > {sip.max_connections})"
+        )
 
 
 def dump(settings: Settings) -> str:

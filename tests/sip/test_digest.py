@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 from dataclasses import replace
 
@@ -130,9 +131,9 @@ def test_nonce_lifetime(now: float, password: str, verdict: Verdict) -> None:
 
 def test_tampered_nonce_is_bad() -> None:
     manager = NonceManager(SECRET, 300)
-    nonce = manager.make("tollguard", 50.0, salt=b"\x00" * 8)
-    # Flip one character of the timestamp part: the MAC no longer matches.
-    forged = ("B" if nonce[0] != "B" else "C") + nonce[1:]
+    nonce = manager.make("tollguard", 50.0)
+    # Flip one character of the sealed part: authentication fails.
+    forged = nonce[:20] + ("B" if nonce[20] != "B" else "C") + nonce[21:]
     assert manager.check(nonce, "tollguard", 60.0) is Verdict.OK
     assert manager.check(forged, "tollguard", 60.0) is Verdict.BAD
     assert manager.check(nonce, "other-realm", 60.0) is Verdict.BAD
@@ -141,17 +142,182 @@ def test_tampered_nonce_is_bad() -> None:
     assert manager.check("", "tollguard", 60.0) is Verdict.BAD
 
 
-def test_forged_nonce_in_credentials_is_bad_even_with_right_password() -> None:
+def test_nonce_not_ours_is_stale_only_with_the_right_password() -> None:
+    # RFC 7616 §3.3: stale=true says the nonce was invalid but the answer was right,
+    # so the client retries without asking its user. Only someone who knows the
+    # password (or replays a capture, which the fresh nonce makes useless) sees it.
     manager = NonceManager(SECRET, 300)
     challenge = challenge_headers("tollguard", "made-up-nonce")[0]
     credentials = parse_credentials(authorization(challenge, "u", "pw", "INVITE", "sip:x", "c"))
     stored = ha1("u", "tollguard", "pw", "SHA-256")
-    assert verify(credentials, "INVITE", stored, manager, 1.0) is Verdict.BAD
+    assert verify(credentials, "INVITE", stored, manager, 1.0) is Verdict.STALE
+    wrong = ha1("u", "tollguard", "guess", "SHA-256")
+    assert verify(credentials, "INVITE", wrong, manager, 1.0) is Verdict.BAD
 
 
 def test_nonces_differ() -> None:
     manager = NonceManager(SECRET, 300)
     assert manager.make("r", 1.0) != manager.make("r", 1.0)
+
+
+def _raw(nonce: str) -> bytes:
+    return base64.urlsafe_b64decode(nonce + "=" * (-len(nonce) % 4))
+
+
+def test_nonce_reveals_no_clock() -> None:
+    # The issue time is sealed: nothing in a nonce tells a peer the host's uptime.
+    manager = NonceManager(SECRET, 300)
+    now = 123456.789
+    nonces = [_raw(manager.make("tollguard", now)) for _ in range(200)]
+    for stamp in (int(now * 1000), int(now)):
+        for size in (4, 8):
+            assert not any(stamp.to_bytes(size, "big") in raw for raw in nonces)
+    # No byte position holds the same value in every nonce made at the same time.
+    width = min(len(raw) for raw in nonces)
+    assert all(len({raw[i] for raw in nonces}) > 1 for i in range(width))
+    assert manager.check(base64.urlsafe_b64encode(nonces[0]).decode(), "tollguard", now) in (
+        Verdict.OK,
+    )
+
+
+def creds_for(
+    manager: NonceManager,
+    *,
+    issued: float = 10.0,
+    nc: int = 1,
+    source: str = "",
+    nonce: str | None = None,
+    qop: bool = True,
+) -> Credentials:
+    if nonce is None:
+        nonce = (
+            manager.make("tollguard", issued, source=source)
+            if source
+            else (manager.make("tollguard", issued))
+        )
+    challenge = challenge_headers("tollguard", nonce)[0]
+    if not qop:
+        challenge = challenge.replace(', qop="auth"', "")
+    value = authorization(challenge, "u", "pw", "INVITE", "sip:x", "c", nc=nc)
+    return parse_credentials(value)
+
+
+STORED = ha1("u", "tollguard", "pw", "SHA-256")
+
+
+def test_a_nonce_count_is_accepted_once() -> None:
+    # RFC 7616 §3.4.5: the server remembers the highest nc per nonce.
+    manager = NonceManager(SECRET, 300)
+    credentials = creds_for(manager)
+    assert verify(credentials, "INVITE", STORED, manager, 11.0) is Verdict.OK
+    assert verify(credentials, "INVITE", STORED, manager, 12.0) is Verdict.REPLAY
+    assert verify(credentials, "INVITE", STORED, manager, 13.0) is Verdict.REPLAY
+    # A replay with a wrong password is just wrong.
+    wrong = ha1("u", "tollguard", "guess", "SHA-256")
+    assert verify(credentials, "INVITE", wrong, manager, 14.0) is Verdict.BAD
+
+
+def test_counts_on_one_nonce_must_rise() -> None:
+    manager = NonceManager(SECRET, 300)
+    nonce = manager.make("tollguard", 10.0)
+    outcomes = [
+        verify(creds_for(manager, nonce=nonce, nc=nc), "INVITE", STORED, manager, 11.0)
+        for nc in (1, 3, 2, 3, 4)
+    ]
+    assert outcomes == [Verdict.OK, Verdict.OK, Verdict.REPLAY, Verdict.REPLAY, Verdict.OK]
+
+
+def test_without_qop_a_nonce_is_used_once() -> None:
+    # RFC 2069 answers carry no nc: the nonce itself is single-use.
+    manager = NonceManager(SECRET, 300)
+    credentials = creds_for(manager, qop=False)
+    assert credentials.nc is None
+    assert verify(credentials, "INVITE", STORED, manager, 11.0) is Verdict.OK
+    assert verify(credentials, "INVITE", STORED, manager, 11.0) is Verdict.REPLAY
+
+
+def test_nonce_count_zero_is_bad() -> None:
+    manager = NonceManager(SECRET, 300)
+    credentials = creds_for(manager, nc=0)
+    assert verify(credentials, "INVITE", STORED, manager, 11.0) is Verdict.BAD
+
+
+def test_nonce_is_bound_to_the_address_it_was_issued_to() -> None:
+    manager = NonceManager(SECRET, 300)
+    credentials = creds_for(manager, source="192.0.2.7")
+    assert manager.check(credentials.nonce, "tollguard", 11.0, source="192.0.2.8") is (
+        Verdict.REPLAY
+    )
+    assert verify(credentials, "INVITE", STORED, manager, 11.0, source="192.0.2.8") is (
+        Verdict.REPLAY
+    )
+    wrong = ha1("u", "tollguard", "guess", "SHA-256")
+    assert verify(credentials, "INVITE", wrong, manager, 11.0, source="192.0.2.8") is (Verdict.BAD)
+    # Tried elsewhere first, the nonce still works once where it was issued.
+    assert verify(credentials, "INVITE", STORED, manager, 11.0, source="192.0.2.7") is (Verdict.OK)
+
+
+def test_nonce_of_another_process_is_stale() -> None:
+    # A restarted switch remembers no counts, so it must not honour the nonces of
+    # the process before it, even with the same configured secret; nor does one
+    # worker honour another's.
+    first, second = NonceManager(SECRET, 300), NonceManager(SECRET, 300)
+    credentials = creds_for(first)
+    assert verify(credentials, "INVITE", STORED, second, 11.0) is Verdict.STALE
+    assert verify(credentials, "INVITE", STORED, first, 11.0) is Verdict.OK
+
+
+def test_count_memory_is_bounded_and_forgetting_never_reopens_a_replay() -> None:
+    manager = NonceManager(SECRET, 300, max_counts=10)
+    used = []
+    for index in range(50):
+        credentials = creds_for(manager, issued=10.0 + index)
+        assert verify(credentials, "INVITE", STORED, manager, 70.0) is Verdict.OK
+        used.append(credentials)
+    assert len(manager.counts) == 10
+    # Every nonce used before, forgotten or not, is refused: the forgotten ones
+    # get a fresh challenge (stale), the remembered ones are replays.
+    again = [verify(c, "INVITE", STORED, manager, 71.0) for c in used]
+    assert Verdict.OK not in again
+    assert set(again[:40]) == {Verdict.STALE}
+    assert set(again[40:]) == {Verdict.REPLAY}
+    # A nonce issued after the forgotten ones is still good on its first use.
+    fresh = creds_for(manager, issued=80.0)
+    assert verify(fresh, "INVITE", STORED, manager, 81.0) is Verdict.OK
+
+
+def test_counts_of_expired_nonces_are_dropped() -> None:
+    manager = NonceManager(SECRET, 300)
+    for index in range(5):
+        credentials = creds_for(manager, issued=10.0 + index)
+        assert verify(credentials, "INVITE", STORED, manager, 20.0) is Verdict.OK
+    assert len(manager.counts) == 5
+    late = creds_for(manager, issued=400.0)
+    assert verify(late, "INVITE", STORED, manager, 401.0) is Verdict.OK
+    assert len(manager.counts) == 1
+
+
+@given(
+    uses=st.lists(
+        st.tuples(st.integers(0, 5), st.integers(1, 6), st.integers(0, 400)), max_size=60
+    ),
+    max_counts=st.integers(1, 4),
+)
+def test_a_nonce_count_is_never_accepted_twice(
+    uses: list[tuple[int, int, int]], max_counts: int
+) -> None:
+    manager = NonceManager(SECRET, 300, max_counts=max_counts)
+    nonces = [manager.make("tollguard", 5.0 * index) for index in range(6)]
+    accepted: dict[int, int] = {}
+    now = 0.0
+    for index, nc, step in uses:
+        now += step / 100
+        credentials = creds_for(manager, nonce=nonces[index], nc=nc)
+        verdict = verify(credentials, "INVITE", STORED, manager, now)
+        if verdict is Verdict.OK:
+            assert nc > accepted.get(index, 0)
+            accepted[index] = nc
+        assert len(manager.counts) <= max_counts
 
 
 def test_challenge_headers_order_and_flags() -> None:

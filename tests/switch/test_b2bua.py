@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -25,6 +26,7 @@ from .conftest import (
     SDP_OFFER,
     Dialog,
     Harness,
+    Peer,
     answer,
     plan_data,
     request,
@@ -451,6 +453,52 @@ def test_digest_auth(run_scenario: Run, user: str, algorithm: str) -> None:
         assert (await h.uac.response(486)).status == 486
         (cdr,) = await h.sink.wait()
         assert cdr.account_id == (1 if user == "alice" else 2)
+
+    run_scenario(scenario)
+
+
+def test_a_captured_proxy_authorization_places_one_call_only(run_scenario: Run) -> None:
+    # Issue 9, defect 1: one captured Proxy-Authorization (same nonce, nc, cnonce)
+    # was accepted for the original call, for a new Call-ID and from another address.
+    async def scenario(h: Harness) -> None:
+        dialog = h.invite(number="442071234567")
+        challenge = await h.uac.response(407)
+        offered = next(
+            v for v in challenge.headers.get_all("Proxy-Authenticate") if "algorithm=SHA-256," in v
+        )
+        creds = authorization(offered, "alice", PASSWORD, "INVITE", dialog.uri, "c1")
+        extra = (("Proxy-Authorization", creds),)
+        first = h.invite(number="442071234567", extra=extra)
+        invite, addr = await h.gw1.request("INVITE")
+        answer(h.gw1, invite, addr, 486)
+        assert (await h.uac.response(486)).status == 486
+        await h.sink.wait()
+        # The original INVITE again: the switch answers it as the call it was.
+        h.uac.send(first.invite, h.switch)
+        assert (await h.uac.response(486)).status == 486
+        # A new Call-ID with the same credentials: a fresh challenge, no call.
+        h.invite(number="442071234567", extra=extra)
+        replayed = await h.uac.response(407)
+        assert all("stale=true" in v for v in replayed.headers.get_all("Proxy-Authenticate"))
+        # The same from another address.
+        loop = asyncio.get_running_loop()
+        _, other = await loop.create_datagram_endpoint(Peer, local_addr=("127.0.0.2", 0))
+        stolen = request(
+            "INVITE",
+            dialog.uri,
+            local_port=other.port,
+            call_id="stolen-1@127.0.0.2",
+            from_tag="x1",
+            extra=extra,
+            body=SDP_OFFER,
+        )
+        other.send(stolen, h.switch)
+        elsewhere = await other.response(407)
+        assert all("stale=true" in v for v in elsewhere.headers.get_all("Proxy-Authenticate"))
+        assert other.transport is not None
+        other.transport.close()
+        assert h.gw1.nothing(_is("INVITE")) and h.gw2.nothing(_is("INVITE"))
+        assert len(h.sink.cdrs) == 1
 
     run_scenario(scenario)
 
@@ -1132,3 +1180,82 @@ def test_a_call_whose_bye_is_never_answered_is_billed_to_the_bye(run_scenario: R
         assert len(h.sink.cdrs) == 1
 
     run_scenario(scenario, clock=True)
+
+
+def test_a_call_keeps_its_tcp_connection_past_the_idle_timeout(run_scenario: Run) -> None:
+    # RFC 5626/5923: the connection a dialog lives on stays open while the dialog does;
+    # connections that carry nothing are closed once idle. The limits come from the
+    # settings (two connections per source here).
+    async def scenario(h: Harness) -> None:
+        tcp_line = next(line for line in h.ready if line.startswith("tcp:"))
+        port = int(tcp_line.rsplit(":", 1)[1])
+        customer = StreamGateway()
+        uri = f"sip:777442071234567@127.0.0.1:{port};transport=tcp"
+        invite = request(
+            "INVITE", uri, local_port=1, call_id="tcp-call-1", from_tag="t1", body=SDP_OFFER
+        )
+        invite = invite.with_headers(
+            invite.headers.replace("Via", "SIP/2.0/TCP 127.0.0.1:1;branch=z9hG4bKtcp1")
+        )
+        customer.transports.send(invite.to_bytes(), "tcp", ("127.0.0.1", port))
+        gw_invite, addr = await h.gw1.request("INVITE")
+        answer(h.gw1, gw_invite, addr, 200, body=SDP_ANSWER)
+        await h.gw1.request("ACK")
+
+        async def final() -> Response:
+            async with asyncio.timeout(3):
+                while True:
+                    for message, _, _ in customer.inbox:
+                        if isinstance(message, Response) and message.status >= 200:
+                            return message
+                    customer.event.clear()
+                    await customer.event.wait()
+
+        ok = await final()
+        assert ok.status == 200
+        ack = request(
+            "ACK", uri, local_port=1, call_id="tcp-call-1", from_tag="t1", to=ok.headers.get("To")
+        )
+        customer.transports.send(
+            ack.with_headers(
+                ack.headers.replace("Via", "SIP/2.0/TCP 127.0.0.1:1;branch=z9hG4bKtcp2")
+            ).to_bytes(),
+            "tcp",
+            ("127.0.0.1", port),
+        )
+        # A second connection that carries no dialog is closed once idle ...
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        options = request(
+            "OPTIONS", f"sip:127.0.0.1:{port}", local_port=1, call_id="idle-1", from_tag="i1"
+        )
+        writer.write(options.to_bytes())
+        async with asyncio.timeout(3):
+            assert (await reader.readuntil(b"\r\n")).startswith(b"SIP/2.0 200")
+        # ... a third one from the same source is refused meanwhile ...
+        extra_reader, extra = await asyncio.open_connection("127.0.0.1", port)
+        async with asyncio.timeout(3):
+            with contextlib.suppress(ConnectionResetError):
+                assert await extra_reader.read() == b""
+        extra.close()
+        async with asyncio.timeout(3):
+            while await reader.read(65536):
+                pass
+        writer.close()
+        # ... while the call's connection, idle as long, still carries the BYE.
+        h.gw1.send(_from_gateway(gw_invite, "BYE", 1, h.gw1.port), addr)
+        await h.gw1.response(200, method="BYE")
+        bye, source, conn = await customer.request("BYE")
+        assert bye.call_id == "tcp-call-1"
+        customer.transports.send(make_response(bye, 200).to_bytes(), "tcp", source, conn)
+        (cdr,) = await h.sink.wait()
+        assert cdr.hangup_side is HangupSide.CALLEE
+        await customer.transports.close()
+
+    run_scenario(
+        scenario,
+        sip={
+            "listen": ("udp:127.0.0.1:0", "tcp:127.0.0.1:0"),
+            "idle_timeout_s": 0.3,
+            "max_connections_per_source": 2,
+        },
+    )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import importlib
+import itertools
 import json
 import logging
 import operator
@@ -22,7 +23,7 @@ from tollguard.domain.routing import build_plan
 from tollguard.sip import Request, make_response, parse_message
 from tollguard.sip.digest import NonceManager, authorization
 from tollguard.sip.errors import LocalProtocolError
-from tollguard.switch import server
+from tollguard.switch import server, wire
 from tollguard.switch.auth import Authenticated, Authenticator, Challenge, Rejected
 from tollguard.switch.b2bua import B2bua
 from tollguard.switch.cdr_writer import CdrWriter
@@ -265,7 +266,46 @@ def test_ids_are_unique_and_branches_carry_the_magic_cookie() -> None:
     branches = {ids.branch() for _ in range(1000)}
     assert len(branches) == 1000
     assert all(b.startswith("z9hG4bK") and b.startswith(ids.branch_prefix) for b in branches)
-    assert IdFactory().token != ids.token
+    # Loop detection (RFC 3261 §16.3 item 4) tells this process's branches from another's.
+    other = IdFactory()
+    assert not other.branch().startswith(ids.branch_prefix)
+
+
+IDS = 2000
+
+
+@pytest.mark.parametrize("kind", ["tag", "call_id", "branch"])
+def test_ids_are_random_and_count_nothing(kind: str) -> None:
+    # RFC 3261 §19.3: tags need at least 32 random bits, Call-IDs must be unique; and
+    # a counter would tell every peer how many calls the switch carries.
+    ids = IdFactory()
+    make = getattr(ids, kind)
+    prefix = ids.branch_prefix if kind == "branch" else ""
+    values = [make() for _ in range(IDS)]
+    assert len(set(values)) == IDS
+    randoms = [value.removeprefix(prefix) for value in values]
+    width = len(randoms[0])
+    assert width * 4 >= 64
+    assert all(len(r) == width and int(r, 16) >= 0 for r in randoms)
+    numbers = [int(r, 16) for r in randoms]
+    # Consecutive ids rise about as often as they fall (a counter always rises).
+    rises = sum(b > a for a, b in itertools.pairwise(numbers))
+    assert 0.4 < rises / (IDS - 1) < 0.6
+    # Every bit is set in about half the ids: within 6 standard deviations of IDS/2
+    # (sd = sqrt(IDS)/2 = 22.4), so a random generator fails this about once in 10**7.
+    for bit in range(width * 4):
+        ones = sum(number >> bit & 1 for number in numbers)
+        assert abs(ones - IDS / 2) < 6 * 22.4, f"bit {bit} set in {ones} of {IDS}"
+    # Nothing shared between two processes' ids but the branch cookie.
+    assert not set(randoms) & {IdFactory().tag() for _ in range(100)}
+
+
+def test_a_forked_child_does_not_reuse_drawn_ids() -> None:
+    ids = IdFactory()
+    drawn = {ids.tag()}
+    wire._after_fork()  # what os.register_at_fork runs in a child
+    assert ids._pool == []
+    assert ids.tag() not in drawn
 
 
 @pytest.mark.parametrize("package", ["tollguard.switch", "tollguard.transport"])

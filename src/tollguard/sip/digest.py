@@ -3,10 +3,16 @@
 Server side: :func:`challenge_headers` builds the ``WWW-Authenticate`` /
 ``Proxy-Authenticate`` values, :func:`parse_credentials` reads an ``Authorization`` /
 ``Proxy-Authorization`` value and :func:`verify` checks it against a stored HA1.
-Nonces are stateless (:class:`NonceManager`): a timestamp and a salt signed with
-HMAC-SHA256 over the realm, so any worker holding the secret can check them without
-shared state. Stateless nonces do not track ``nc``; replay within the nonce lifetime is
-bounded by the lifetime, not prevented.
+
+Nonces (:class:`NonceManager`) are sealed, not stored: AES-GCM under a key drawn by
+each process seals the time of issue and the address the challenge went to, with the
+realm as associated data. Issuing a challenge therefore costs no memory, and a nonce
+tells its reader nothing (no clock, no counter). What must be remembered is which
+nonce counts were used (RFC 7616 §3.4.5): :class:`NonceCounts` keeps the highest
+``nc`` per nonce, only for answers that were right, in bounded memory, and never
+accepts a nonce it may have forgotten. Because the counts live in one process, so
+does the key: a nonce from another process (an earlier run, another worker) gets a
+fresh challenge, never a second use.
 
 Client side: :func:`authorization` answers a challenge (towards providers, and in tests).
 
@@ -16,20 +22,27 @@ Nothing here does I/O or reads a clock: ``now`` is passed in by the caller.
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import hmac
+import os
 import re
-import secrets
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from enum import Enum
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from tollguard.sip.errors import LocalProtocolError
 
 __all__ = [
     "ALGORITHMS",
+    "DEFAULT_MAX_COUNTS",
     "Credentials",
+    "NonceCounts",
     "NonceManager",
+    "NonceState",
     "Verdict",
     "authorization",
     "challenge_headers",
@@ -61,11 +74,16 @@ ALGORITHMS: tuple[str, ...] = ("SHA-256", "MD5", "SHA-256-sess", "MD5-sess")
 
 
 class Verdict(Enum):
-    """Outcome of :func:`verify`."""
+    """Outcome of :func:`verify` (and of a nonce check)."""
 
     OK = "ok"
-    # Right password, old nonce: challenge again with stale=true (RFC 7616 §3.3).
+    # Right answer, but the nonce is no longer usable here (expired, from another
+    # process, forgotten): challenge again with stale=true (RFC 7616 §3.3).
     STALE = "stale"
+    # Right answer, but its nonce count was used before, or the nonce was issued to
+    # another address: a captured answer played again. Challenge again (the new nonce
+    # is useless without the password) and log it.
+    REPLAY = "replay"
     BAD = "bad"
 
 
@@ -182,58 +200,150 @@ def parse_challenge(header_value: str) -> dict[str, str]:
     return params
 
 
-class NonceManager:
-    """Stateless nonces: ``base64url(timestamp_ms | salt | HMAC-SHA256(secret, ...)[:16])``.
+# Nonce counts remembered by default: entries live as long as their nonce (at most
+# sip.nonce_lifetime_s) and cost about 150 bytes each.
+DEFAULT_MAX_COUNTS = 100_000
 
-    The MAC covers the timestamp, the salt and the realm, so a nonce issued for one realm
-    is useless in another and cannot be forged or have its age changed.
+
+class NonceCounts:
+    """The highest nonce count accepted per nonce (RFC 7616 §3.4.5), in bounded memory.
+
+    Entries are kept in the order of their first use. Entries of expired nonces are
+    dropped from the front as time passes; when the store is full the oldest entry is
+    forgotten, and the store remembers the latest issue time it has forgotten (the
+    *floor*). A nonce that is not in the store is accepted as new only if it was issued
+    after the floor; anything older may have been forgotten and is answered STALE, so
+    that forgetting never lets a count be used twice.
     """
 
-    __slots__ = ("_lifetime", "_secret")
+    __slots__ = ("_entries", "_floor_ms", "_lifetime_ms", "max_entries")
 
-    _TS_LEN = 8
-    _SALT_LEN = 8
-    _MAC_LEN = 16
+    def __init__(self, max_entries: int, lifetime_s: float) -> None:
+        if max_entries < 1:
+            raise ValueError("the nonce count store needs room for at least one nonce")
+        self.max_entries = max_entries
+        self._lifetime_ms = int(lifetime_s * 1000)
+        # nonce key -> issued_ms << 32 | highest nc; one int per entry.
+        self._entries: dict[bytes, int] = {}
+        self._floor_ms = -1
 
-    def __init__(self, secret: bytes, lifetime_s: float) -> None:
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def use(self, key: bytes, issued_ms: int, count: int, now: float) -> Verdict:
+        """Record ``count`` for the nonce ``key``: OK if it is higher than any before."""
+        entries = self._entries
+        self._expire(int(now * 1000))
+        packed = entries.get(key)
+        if packed is None:
+            if issued_ms <= self._floor_ms:
+                return Verdict.STALE
+            if len(entries) >= self.max_entries:
+                oldest = next(iter(entries))
+                self._floor_ms = max(self._floor_ms, entries.pop(oldest) >> 32)
+        elif count <= packed & 0xFFFFFFFF:
+            return Verdict.REPLAY
+        entries[key] = issued_ms << 32 | count
+        return Verdict.OK
+
+    def _expire(self, now_ms: int) -> None:
+        entries = self._entries
+        deadline = now_ms - self._lifetime_ms
+        while entries:
+            oldest = next(iter(entries))
+            if entries[oldest] >> 32 >= deadline:
+                return
+            # Expired nonces are refused by their age: no floor needed.
+            del entries[oldest]
+
+
+@dataclass(frozen=True, slots=True)
+class NonceState:
+    """What :meth:`NonceManager.open` learnt of a nonce."""
+
+    verdict: Verdict  # OK, STALE (expired), REPLAY (another address) or BAD (not ours)
+    key: bytes = b""
+    issued_ms: int = 0
+
+
+_IV_LEN = 12
+_TAG_LEN = 16
+_STAMP_LEN = 8
+_MIN_SEALED = _IV_LEN + _STAMP_LEN + _TAG_LEN
+# AES-GCM with random 96-bit IVs: at most 2**32 messages per key (NIST SP 800-38D
+# §8.3). A process draws a new key long before that.
+_NONCES_PER_KEY = 2**31
+_NOT_OURS = NonceState(Verdict.BAD)
+
+
+class NonceManager:
+    """Sealed nonces: ``base64url(iv | AES-GCM(key, iv, issued_ms | address, realm))``.
+
+    The key is derived from the configured secret and 32 random bytes drawn when the
+    manager is made, so it belongs to this process alone. The realm is authenticated
+    (a nonce for one realm is refused in another), and the issue time and the address
+    the challenge was sent to are encrypted, so a nonce leaks neither the host's clock
+    nor how many challenges were issued. :attr:`counts` remembers the nonce counts used.
+    """
+
+    __slots__ = ("_aead", "_issued", "_lifetime", "_secret", "counts")
+
+    def __init__(
+        self, secret: bytes, lifetime_s: float, *, max_counts: int = DEFAULT_MAX_COUNTS
+    ) -> None:
         if len(secret) < 16:
             raise ValueError("nonce secret must be at least 16 bytes")
         if lifetime_s <= 0:
             raise ValueError("nonce lifetime must be positive")
         self._secret = secret
         self._lifetime = lifetime_s
+        self._aead = self._new_key()
+        self._issued = 0
+        self.counts = NonceCounts(max_counts, lifetime_s)
 
-    def _mac(self, stamp: bytes, realm: str) -> bytes:
-        return hmac.new(self._secret, stamp + realm.encode(), hashlib.sha256).digest()[
-            : self._MAC_LEN
-        ]
+    def _new_key(self) -> AESGCM:
+        material = b"tollguard digest nonce key\x00" + os.urandom(32)
+        return AESGCM(hmac.digest(self._secret, material, "sha256"))
 
-    def make(self, realm: str, now: float, *, salt: bytes | None = None) -> str:
-        """A fresh nonce for ``realm`` issued at ``now`` (monotonic seconds)."""
-        ms = max(0, int(now * 1000))
-        stamp = ms.to_bytes(self._TS_LEN, "big") + (salt or secrets.token_bytes(self._SALT_LEN))
-        raw = stamp + self._mac(stamp, realm)
-        return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
+    def make(self, realm: str, now: float, *, source: str = "") -> str:
+        """A fresh nonce for ``realm`` issued at ``now`` to the address ``source``."""
+        self._issued += 1
+        if self._issued >= _NONCES_PER_KEY:
+            self._aead, self._issued = self._new_key(), 0
+        iv = os.urandom(_IV_LEN)
+        stamp = max(0, int(now * 1000)).to_bytes(_STAMP_LEN, "big")
+        sealed = self._aead.encrypt(iv, stamp + source.encode(), realm.encode())
+        return base64.urlsafe_b64encode(iv + sealed).decode("ascii").rstrip("=")
 
-    def check(self, nonce: str, realm: str, now: float) -> Verdict:
-        """OK if ours and fresh, STALE if ours and expired, BAD otherwise.
+    def open(self, nonce: str, realm: str, now: float, *, source: str = "") -> NonceState:
+        """Unseal ``nonce``: OK if ours, for ``realm``, for ``source`` and fresh.
 
-        A nonce dated in the future was issued by an earlier process (the monotonic clock
-        restarted); it is authentic, so it is reported STALE and the client retries.
+        STALE if it is ours but expired (or dated in the future); REPLAY if it was
+        sealed for another address; BAD if it is not ours: forged, for another realm,
+        or sealed by another process (these cannot be told apart).
         """
         try:
-            raw = base64.urlsafe_b64decode(nonce + "=" * (-len(nonce) % 4))
-        except ValueError:
-            return Verdict.BAD
-        if len(raw) != self._TS_LEN + self._SALT_LEN + self._MAC_LEN:
-            return Verdict.BAD
-        stamp, mac = raw[: -self._MAC_LEN], raw[-self._MAC_LEN :]
-        if not hmac.compare_digest(mac, self._mac(stamp, realm)):
-            return Verdict.BAD
-        issued = int.from_bytes(stamp[: self._TS_LEN], "big") / 1000
-        if issued > now + 1 or now - issued > self._lifetime:
-            return Verdict.STALE
-        return Verdict.OK
+            raw = base64.b64decode(nonce + "=" * (-len(nonce) % 4), altchars=b"-_", validate=True)
+        except (binascii.Error, ValueError):
+            return _NOT_OURS
+        if len(raw) < _MIN_SEALED:
+            return _NOT_OURS
+        iv = raw[:_IV_LEN]
+        try:
+            plain = self._aead.decrypt(iv, raw[_IV_LEN:], realm.encode())
+        except InvalidTag:
+            return _NOT_OURS
+        issued_ms = int.from_bytes(plain[:_STAMP_LEN], "big")
+        now_ms = now * 1000
+        if issued_ms > now_ms + 1000 or now_ms - issued_ms > self._lifetime * 1000:
+            return NonceState(Verdict.STALE, iv, issued_ms)
+        if plain[_STAMP_LEN:] != source.encode():
+            return NonceState(Verdict.REPLAY, iv, issued_ms)
+        return NonceState(Verdict.OK, iv, issued_ms)
+
+    def check(self, nonce: str, realm: str, now: float, *, source: str = "") -> Verdict:
+        """The verdict of :meth:`open` alone (no count is used)."""
+        return self.open(nonce, realm, now, source=source).verdict
 
 
 def challenge_headers(
@@ -289,21 +399,30 @@ def verify(
     ha1_hex: str,
     nonce_manager: NonceManager,
     now: float,
+    *,
+    source: str = "",
 ) -> Verdict:
     """Check credentials against the stored ``ha1_hex`` for ``credentials.algorithm``.
 
-    The response is checked before the nonce's age so that STALE is only reported to a
-    client that knows the password (RFC 7616 §3.3). ``auth-int`` and unknown algorithms
-    are BAD. The caller checks that ``credentials.uri`` names the request it came with.
+    The nonce is opened and the response computed and compared (in constant time)
+    whatever the nonce turns out to be, so every answer that is not right costs the
+    same. Only a right answer learns more: STALE or REPLAY when its nonce cannot be
+    used (RFC 7616 §3.3: stale only for a client that knows the password), else its
+    nonce count is used up (RFC 7616 §3.4.5) and the verdict is OK. ``source`` is the
+    address the request came from, which must be the one the nonce was sent to.
+    ``auth-int`` and unknown algorithms are BAD. The caller checks that
+    ``credentials.uri`` names the request it came with.
     """
     hash_fn = _HASHES.get(credentials.algorithm.upper())
     if hash_fn is None or credentials.qop not in (None, "auth"):
         return Verdict.BAD
     if credentials.algorithm.upper().endswith("-SESS") and credentials.cnonce is None:
         return Verdict.BAD
-    nonce_verdict = nonce_manager.check(credentials.nonce, credentials.realm, now)
-    if nonce_verdict is Verdict.BAD:
+    # Without qop (RFC 2069) there is no nc: the nonce is good for one request.
+    count = int(credentials.nc, 16) if credentials.nc is not None else 1
+    if count == 0:
         return Verdict.BAD
+    state = nonce_manager.open(credentials.nonce, credentials.realm, now, source=source)
     expected = _expected_response(
         hash_fn=hash_fn,
         algorithm=credentials.algorithm,
@@ -317,7 +436,11 @@ def verify(
     )
     if not hmac.compare_digest(expected.encode(), credentials.response.lower().encode()):
         return Verdict.BAD
-    return nonce_verdict
+    if state.verdict is not Verdict.OK:
+        # Right answer, unusable nonce. One that is not ours (another process's, or
+        # made up by a client that knows the password) is challenged again too.
+        return Verdict.STALE if state.verdict is Verdict.BAD else state.verdict
+    return nonce_manager.counts.use(state.key, state.issued_ms, count, now)
 
 
 def authorization(  # noqa: PLR0917 (mirrors the order of the digest fields)

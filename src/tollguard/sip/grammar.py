@@ -108,6 +108,14 @@ GENERIC_PARAM_RE = re.compile(
     rf"{SWS};{SWS}({TOKEN})(?:{SWS}={SWS}({TOKEN}|{IPV6_REFERENCE}|{QUOTED_STRING}))?"
 )
 
+# via-received = "received" EQUAL (IPv4address / IPv6address)
+# An IPv6address here has no brackets (RFC 5118 §4.5 calls both forms valid); a bare
+# one is not a token, so it is matched on its own (the address is checked with
+# ipaddress). The lookahead keeps "received=2001" from being cut short of its colon.
+VIA_RECEIVED_IPV6_RE = re.compile(
+    rf"{SWS};{SWS}([Rr][Ee][Cc][Ee][Ii][Vv][Ee][Dd]){SWS}={SWS}([0-9A-Fa-f.]*:[0-9A-Fa-f:.]*)"
+)
+
 # via-parm = sent-protocol LWS sent-by *( SEMI via-params )
 # sent-protocol = protocol-name SLASH protocol-version SLASH transport
 # SLASH = SWS "/" SWS ; sent-by = host [ COLON port ] ; COLON = SWS ":" SWS

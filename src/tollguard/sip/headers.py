@@ -10,6 +10,7 @@ returns one item per list element either way.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -507,6 +508,31 @@ def _match_params(value: str, pos: int) -> tuple[Params, int]:
     return tuple(params), pos
 
 
+def _match_via_params(value: str, pos: int) -> tuple[Params, int]:
+    """The via-params from ``pos``: generic-params, and an unbracketed IPv6 received."""
+    params: list[tuple[str, str | None]] = []
+    generic = grammar.GENERIC_PARAM_RE.match
+    received = grammar.VIA_RECEIVED_IPV6_RE.match
+    while True:
+        found = received(value, pos)
+        if found is not None:
+            try:
+                ipaddress.IPv6Address(found[2])
+            except ValueError:
+                raise LocalProtocolError(
+                    f"invalid IPv6 address in Via received: {found[2]!r}"
+                ) from None
+        else:
+            found = generic(value, pos)
+            if found is None:
+                break
+        params.append((found[1], found[2]))
+        pos = found.end()
+    while pos < len(value) and value[pos] in " \t":
+        pos += 1
+    return tuple(params), pos
+
+
 # Parsed values by text: a transaction's request and responses repeat their
 # Via, a dialog repeats its From and To. Values are immutable, so sharing is
 # safe. Bounded in entries and key length, cleared when full.
@@ -559,7 +585,7 @@ def _parse_via(value: str) -> tuple[Via, ...]:
         if found is None:
             raise LocalProtocolError(f"malformed Via: {value!r}")
         name, version, transport, host, port = found.groups()
-        params, pos = _match_params(value, found.end())
+        params, pos = _match_via_params(value, found.end())
         port_number = int(port) if port is not None else None
         if port_number is not None and port_number > 65535:
             raise LocalProtocolError(f"Via port out of range: {value!r}")

@@ -480,6 +480,28 @@ def error_response(error: RemoteProtocolError, *, to_tag: str | None = None) -> 
     return Response(error.status_code, reason, headers)
 
 
+def _framing_error(head: bytes, message: str, status: int = 400) -> RemoteProtocolError:
+    """A framing error, carrying the headers read so far when the request can be answered.
+
+    ``head`` is the start of the message up to where framing failed; a line cut off
+    there is left out. A request whose start line and Via, From, To, Call-ID and CSeq
+    could be read gets ``status`` (513 for a message too large, RFC 3261 §21.5.14);
+    anything else (a response, an ACK, a request without those headers) carries no
+    headers and is not answered.
+    """
+    text = head.decode("utf-8", "surrogateescape")
+    complete, _, _ = text.rpartition("\r\n")
+    lines = _FOLD_RE.sub(" ", complete).split("\r\n") if complete else []
+    if not lines or lines[0][:4].upper() == "SIP/":
+        return RemoteProtocolError(message, status)
+    blame = _blame_request(lines[0], lines, LocalProtocolError(message, status_hint=status))
+    if isinstance(blame, MessageDropped) or blame.headers is None:
+        return RemoteProtocolError(message, status)
+    if not all(blame.headers.get(name) for name in ("From", "To", "Call-ID", "CSeq")):
+        return RemoteProtocolError(message, status)
+    return blame
+
+
 class StreamFramer:
     """Cut a TCP/TLS byte stream into messages by Content-Length (RFC 3261 §18.3).
 
@@ -487,7 +509,8 @@ class StreamFramer:
     messages are skipped (RFC 3261 §7.5); each double-CRLF keep-alive ping
     (RFC 5626 §4.4.1) is counted in :attr:`pings` so the transport can answer it
     with a single CRLF pong. After a :class:`RemoteProtocolError` the stream
-    cannot be resynchronized: the caller closes the connection.
+    cannot be resynchronized: the caller answers it when the error carries headers
+    (a request that is too large gets 513) and closes the connection.
     """
 
     __slots__ = ("_buffer", "max_message_size", "pings")
@@ -522,12 +545,17 @@ class StreamFramer:
             head_end = buffer.find(b"\r\n\r\n")
             if head_end < 0:
                 if len(buffer) > self.max_message_size:
-                    raise RemoteProtocolError("header section too large", 513)
+                    head = bytes(buffer[: self.max_message_size])
+                    raise _framing_error(head, "header section too large", 513)
                 return messages
-            length = self._content_length(bytes(buffer[:head_end]))
+            head = bytes(buffer[: head_end + 2])
+            try:
+                length = self._content_length(head)
+            except RemoteProtocolError as exc:
+                raise _framing_error(head, exc.message) from exc
             total = head_end + 4 + length
             if total > self.max_message_size:
-                raise RemoteProtocolError(f"message of {total} octets is too large", 513)
+                raise _framing_error(head, f"message of {total} octets is too large", 513)
             if len(buffer) < total:
                 return messages
             messages.append(bytes(buffer[:total]))

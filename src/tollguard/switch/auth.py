@@ -9,21 +9,30 @@ is the same for every caller — it never depends on the account named in From, 
 would tell a scanner which accounts exist — and MD5 answers are accepted only for
 accounts that allow MD5. An unknown user, a disabled account, a wrong
 password and a malformed header all get the same 403, so that the answer tells an
-attacker nothing about which accounts exist. A stale nonce with the right password gets
+attacker nothing about which accounts exist; and every such 403 costs the same work
+(the answer is verified against a stand-in HA1 when there is no usable one), so that
+its timing tells nothing either. A stale nonce with the right password gets
 a fresh 407 with ``stale=true`` (RFC 7616 §3.3).
+
+The nonce of a challenge is bound to the realm and to the caller's address, and each
+nonce count is good once (RFC 7616 §3.4.5): a captured ``Proxy-Authorization`` played
+again, from anywhere, gets a fresh challenge that is useless without the password.
 
 Every failure is one line on the ``tollguard.security`` logger, shaped for fail2ban::
 
     auth failure: ip=203.0.113.9 port=5060 transport=udp user="bob" reason=bad-credentials
 
-(filter: ``auth failure: ip=<HOST> ``).
+(filter: ``auth failure: ip=<HOST> ``). A replayed answer is logged the same way with
+``reason=replayed-nonce``.
 """
 
 from __future__ import annotations
 
 import logging
+import secrets
 from dataclasses import dataclass
 
+from tollguard.config import SipSettings
 from tollguard.domain.plan import Account, Customer
 from tollguard.domain.routing import Plan
 from tollguard.sip.digest import (
@@ -77,7 +86,7 @@ def _printable(text: str) -> str:
 class Authenticator:
     """Authenticates initial INVITEs against the current plan."""
 
-    __slots__ = ("_algorithms", "_nonces", "_offered", "realm")
+    __slots__ = ("_algorithms", "_nonces", "_offered", "_stand_in", "realm")
 
     def __init__(
         self,
@@ -89,6 +98,18 @@ class Authenticator:
         self._nonces = nonces
         self._algorithms = algorithms
         self._offered = frozenset(name.upper() for name in algorithms)
+        # HA1s no password hashes to, the length of real ones: what a refusal is
+        # verified against when the account has none to offer.
+        self._stand_in = {"MD5": secrets.token_hex(16), "SHA-256": secrets.token_hex(32)}
+
+    @classmethod
+    def from_settings(cls, sip: SipSettings, nonce_secret: bytes) -> Authenticator:
+        nonces = NonceManager(nonce_secret, sip.nonce_lifetime_s, max_counts=sip.nonce_counts_max)
+        return cls(sip.realm, nonces, sip.digest_algorithms)
+
+    @property
+    def nonces(self) -> NonceManager:
+        return self._nonces
 
     def authenticate(
         self,
@@ -112,38 +133,56 @@ class Authenticator:
                 return Authenticated(customer, None, number)
         value = self._ours(credentials)
         if value is None:
-            return Challenge(self._challenge(stale=False, now=now))
+            return Challenge(self._challenge(stale=False, source=source[0], now=now))
         try:
             creds = parse_credentials(value)
         except SipError:
             return self._fail(source, transport, "", "malformed-credentials")
-        account = plan.account_by_username(creds.username)
-        if account is None:
-            return self._fail(source, transport, creds.username, "unknown-user")
         algorithm = creds.algorithm.upper()
-        if algorithm.removesuffix("-SESS") not in self._offered:
+        family = algorithm.removesuffix("-SESS")
+        if family not in self._offered:
             # An algorithm the 407 did not offer is a downgrade the client chose
-            # (RFC 8760 §2: the server decides what it accepts).
+            # (RFC 8760 §2: the server decides what it accepts). Refused before any
+            # account is looked at, so it says nothing about accounts.
             return self._fail(source, transport, creds.username, "algorithm-refused")
-        if algorithm.startswith("SHA-256"):
-            ha1 = account.ha1_sha256
-        elif algorithm.startswith("MD5") and account.allow_md5:
-            ha1 = account.ha1_md5
-        else:
-            return self._fail(source, transport, creds.username, "algorithm-refused")
-        if creds.uri != request_uri:
+        account = plan.account_by_username(creds.username)
+        ha1, reason = self._ha1(account, family)
+        if reason is None and creds.uri != request_uri:
             # RFC 3261 §22.4: the digest must cover this request, not one replayed
             # from elsewhere.
-            return self._fail(source, transport, creds.username, "uri-mismatch")
-        verdict = verify(creds, method, ha1, self._nonces, now)
+            reason = "uri-mismatch"
+        if reason is not None:
+            ha1 = self._stand_in[family]
+        # Every answer is verified, against the stand-in when there is no usable HA1:
+        # a refusal costs the same whichever reason it has.
+        verdict = verify(creds, method, ha1, self._nonces, now, source=source[0])
+        if reason is not None:
+            return self._fail(source, transport, creds.username, reason)
         if verdict is Verdict.STALE:
-            return Challenge(self._challenge(stale=True, now=now))
+            return Challenge(self._challenge(stale=True, source=source[0], now=now))
+        if verdict is Verdict.REPLAY:
+            self._fail(source, transport, creds.username, "replayed-nonce")
+            return Challenge(self._challenge(stale=True, source=source[0], now=now))
         if verdict is not Verdict.OK:
             return self._fail(source, transport, creds.username, "bad-credentials")
+        assert account is not None
         customer = plan.customer(account.customer_id)
-        if not account.enabled or customer is None or not customer.enabled:
+        if customer is None or not customer.enabled:
             return self._fail(source, transport, creds.username, "disabled")
         return Authenticated(customer, account, called)
+
+    @staticmethod
+    def _ha1(account: Account | None, family: str) -> tuple[str, str | None]:
+        """The account's HA1 for ``family`` (MD5 or SHA-256), or why there is none."""
+        if account is None:
+            return "", "unknown-user"
+        if not account.enabled:
+            return "", "disabled"
+        if family == "SHA-256":
+            return account.ha1_sha256, None
+        if account.allow_md5 and account.ha1_md5:
+            return account.ha1_md5, None
+        return "", "algorithm-refused"
 
     def _ours(self, values: tuple[str, ...]) -> str | None:
         # A request may carry credentials for several proxies (RFC 3261 §22.3); use the
@@ -156,8 +195,8 @@ class Authenticator:
                 return value
         return None
 
-    def _challenge(self, *, stale: bool, now: float) -> tuple[str, ...]:
-        nonce = self._nonces.make(self.realm, now)
+    def _challenge(self, *, stale: bool, source: str, now: float) -> tuple[str, ...]:
+        nonce = self._nonces.make(self.realm, now, source=source)
         return tuple(challenge_headers(self.realm, nonce, self._algorithms, stale))
 
     @staticmethod

@@ -32,7 +32,6 @@ from tollguard.domain.cdr import HangupSide
 from tollguard.domain.errors import DomainError
 from tollguard.domain.routing import Plan
 from tollguard.sip import error_response, read_message
-from tollguard.sip.digest import NonceManager
 from tollguard.sip.errors import MessageDropped, RemoteProtocolError, SipError
 from tollguard.sip.grammar import TOKEN_RE
 from tollguard.sip.message import Request, Response
@@ -59,7 +58,7 @@ from tollguard.switch.signalling import (
 from tollguard.switch.teardown import Teardown
 from tollguard.switch.timers import Scheduler, TimerWheel
 from tollguard.switch.wire import IdFactory, Peer, render_response, uri_of
-from tollguard.transport import Address
+from tollguard.transport import Address, Transports
 
 __all__ = ["ALLOW", "B2bua", "CallState", "SendFunction"]
 
@@ -103,12 +102,7 @@ class B2bua:
         self._loop_marker = f"branch={self._ids.branch_prefix}"
         self._sig = Signalling(sip.advertised_host or "127.0.0.1", self._ids)
         self._guard = guard
-        self._admission = Admission(
-            Authenticator(
-                sip.realm, NonceManager(nonce_secret, sip.nonce_lifetime_s), sip.digest_algorithms
-            ),
-            guard,
-        )
+        self._admission = Admission(Authenticator.from_settings(sip, nonce_secret), guard)
         self._media = media or MediaHooks()
         self._accounting = Accounting(cdr_writer)
         if guard is not None:
@@ -116,6 +110,7 @@ class B2bua:
                 cdr.customer_id or 0, cdr.account_id, cdr.sell_amount
             )
         self._peers: dict[tuple[Address, str, int], Peer] = {}
+        self._connections: Transports | None = None
         self._settled = asyncio.Event()
         self.draining = False
         # Messages whose handling failed with an error that is a bug of the switch.
@@ -178,18 +173,32 @@ class B2bua:
             bye=self._teardown.bye,
         )
         self._answering.attempts = self._attempts
-        self._dialogs.on_forget = self._attempts.settle_all
+        self._dialogs.on_forget = self._forgotten
         self._relay = InDialogRelay(self._sig, self._retransmitter, self._media, self._sessions)
+
+    def _forgotten(self, call: Call) -> None:
+        self._attempts.settle_all(call)
+        connection = call.a.peer.connection
+        if connection and self._connections is not None:
+            self._connections.unpin(connection)
 
     # -- wiring ------------------------------------------------------------------------
 
-    def bind(self, send: SendFunction, ports: dict[str, int], host: str | None = None) -> None:
+    def bind(
+        self,
+        send: SendFunction,
+        ports: dict[str, int],
+        host: str | None = None,
+        connections: Transports | None = None,
+    ) -> None:
         """Attach the transports: their send function and bound port per transport.
 
         Without a scheduler given at construction, the running event loop's timer wheel
-        is used.
+        is used. ``connections`` pins the TCP/TLS connection of a call's customer leg
+        for as long as the call is known, so that idleness never closes it.
         """
         self._sig.bind(send, ports, host)
+        self._connections = connections
         if self._scheduler is None:
             self._assemble(TimerWheel(asyncio.get_running_loop()))
 
@@ -455,6 +464,8 @@ class B2bua:
             0,
         )
         leg.route_set = tuple(uri_of(v) for v in headers.get_all("Record-Route"))
+        if peer.connection and self._connections is not None:
+            self._connections.pin(peer.connection)
         call = Call(leg, plan, wall)
         call.invite_via = headers.get("Via") or ""
         call.invite_head = f"{before}To: {local}\r\n{after}"

@@ -32,7 +32,7 @@ from tollguard.switch.guard import Guard
 from tollguard.switch.loader import PlanLoader
 from tollguard.switch.status import StatusPublisher, SwitchCounters
 from tollguard.switch.timers import Scheduler
-from tollguard.transport import Transports, client_context, server_context
+from tollguard.transport import StreamLimits, Transports, client_context, server_context
 
 __all__ = ["LiveStores", "run_switch"]
 
@@ -197,6 +197,7 @@ async def run_switch(
             cafile=Path(settings.sip.tls_ca_file) if settings.sip.tls_ca_file else None,
         ),
         on_send_error=b2bua.on_send_error,
+        limits=StreamLimits.from_settings(settings.sip),
     )
     installed: list[signal.Signals] = []
     publishing: asyncio.Task[None] | None = None
@@ -213,7 +214,10 @@ async def run_switch(
             if not bound:
                 log.warning("sip.advertised_host is not set; advertising %s", host)
         b2bua.bind(
-            transports.send, {item.transport: item.port for item in reversed(listeners)}, host
+            transports.send,
+            {item.transport: item.port for item in reversed(listeners)},
+            host,
+            connections=transports,
         )
         for signum in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):

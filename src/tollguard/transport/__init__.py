@@ -9,7 +9,9 @@ from tollguard.transport.network import (
     ListenAddress,
     Listener,
     ReceiveCallback,
+    StreamLimits,
     Transports,
+    source_key,
 )
 from tollguard.transport.tls import client_context, server_context
 
@@ -22,9 +24,11 @@ __all__ = [
     "Listener",
     "ReceiveCallback",
     "SendError",
+    "StreamLimits",
     "TransportError",
     "Transports",
     "client_context",
     "loop_factory",
     "server_context",
+    "source_key",
 ]
