@@ -24,12 +24,19 @@ Every failure is one line on the ``tollguard.security`` logger, shaped for fail2
 
 (filter: ``auth failure: ip=<HOST> ``). A replayed answer is logged the same way with
 ``reason=replayed-nonce``.
+
+With the SIP shield (:mod:`.guard`), a source banned for failed authentication and an
+account locked after failures from many sources are refused exactly like a wrong
+password (``reason=shield``): the same 403 after the same verification. Each failure
+is counted by the shield after the answer has gone out (``defer``), so that the extra
+bookkeeping a real account's name gets does not show in the response time.
 """
 
 from __future__ import annotations
 
 import logging
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from tollguard.config import SipSettings
@@ -43,6 +50,7 @@ from tollguard.sip.digest import (
     verify,
 )
 from tollguard.sip.errors import SipError
+from tollguard.switch.guard import Guard
 
 __all__ = ["AuthResult", "Authenticated", "Authenticator", "Challenge", "Rejected"]
 
@@ -86,7 +94,7 @@ def _printable(text: str) -> str:
 class Authenticator:
     """Authenticates initial INVITEs against the current plan."""
 
-    __slots__ = ("_algorithms", "_nonces", "_offered", "_stand_in", "realm")
+    __slots__ = ("_algorithms", "_nonces", "_offered", "_stand_in", "defer", "guard", "realm")
 
     def __init__(
         self,
@@ -101,6 +109,10 @@ class Authenticator:
         # HA1s no password hashes to, the length of real ones: what a refusal is
         # verified against when the account has none to offer.
         self._stand_in = {"MD5": secrets.token_hex(16), "SHA-256": secrets.token_hex(32)}
+        self.guard: Guard | None = None
+        # Runs the shield's failure count after the answer went out (the switch's
+        # scheduler); without it, at once.
+        self.defer: Callable[..., object] | None = None
 
     @classmethod
     def from_settings(cls, sip: SipSettings, nonce_secret: bytes) -> Authenticator:
@@ -137,38 +149,43 @@ class Authenticator:
         try:
             creds = parse_credentials(value)
         except SipError:
-            return self._fail(source, transport, "", "malformed-credentials")
+            return self._fail(source, transport, "", "malformed-credentials", known=False)
         algorithm = creds.algorithm.upper()
         family = algorithm.removesuffix("-SESS")
         if family not in self._offered:
             # An algorithm the 407 did not offer is a downgrade the client chose
             # (RFC 8760 §2: the server decides what it accepts). Refused before any
             # account is looked at, so it says nothing about accounts.
-            return self._fail(source, transport, creds.username, "algorithm-refused")
+            return self._fail(source, transport, creds.username, "algorithm-refused", known=False)
         account = plan.account_by_username(creds.username)
+        known = account is not None
         ha1, reason = self._ha1(account, family)
         if reason is None and creds.uri != request_uri:
             # RFC 3261 §22.4: the digest must cover this request, not one replayed
             # from elsewhere.
             reason = "uri-mismatch"
+        guard = self.guard
+        if guard is not None and not guard.may_authenticate(source[0], creds.username):
+            # A banned guesser or a locked account: answered as a wrong password.
+            reason = reason or "shield"
         if reason is not None:
             ha1 = self._stand_in[family]
         # Every answer is verified, against the stand-in when there is no usable HA1:
         # a refusal costs the same whichever reason it has.
         verdict = verify(creds, method, ha1, self._nonces, now, source=source[0])
         if reason is not None:
-            return self._fail(source, transport, creds.username, reason)
+            return self._fail(source, transport, creds.username, reason, known=known)
         if verdict is Verdict.STALE:
             return Challenge(self._challenge(stale=True, source=source[0], now=now))
         if verdict is Verdict.REPLAY:
-            self._fail(source, transport, creds.username, "replayed-nonce")
+            self._fail(source, transport, creds.username, "replayed-nonce", known=known)
             return Challenge(self._challenge(stale=True, source=source[0], now=now))
         if verdict is not Verdict.OK:
-            return self._fail(source, transport, creds.username, "bad-credentials")
+            return self._fail(source, transport, creds.username, "bad-credentials", known=known)
         assert account is not None
         customer = plan.customer(account.customer_id)
         if customer is None or not customer.enabled:
-            return self._fail(source, transport, creds.username, "disabled")
+            return self._fail(source, transport, creds.username, "disabled", known=known)
         return Authenticated(customer, account, called)
 
     @staticmethod
@@ -199,8 +216,9 @@ class Authenticator:
         nonce = self._nonces.make(self.realm, now, source=source)
         return tuple(challenge_headers(self.realm, nonce, self._algorithms, stale))
 
-    @staticmethod
-    def _fail(source: tuple[str, int], transport: str, user: str, reason: str) -> Rejected:
+    def _fail(
+        self, source: tuple[str, int], transport: str, user: str, reason: str, *, known: bool
+    ) -> Rejected:
         security_log.warning(
             'auth failure: ip=%s port=%d transport=%s user="%s" reason=%s',
             source[0],
@@ -209,4 +227,10 @@ class Authenticator:
             _printable(user),
             reason,
         )
+        guard = self.guard
+        if guard is not None:
+            if self.defer is not None:
+                self.defer(guard.auth_failed, source[0], user, known)
+            else:
+                guard.auth_failed(source[0], user, known)
         return _FORBIDDEN

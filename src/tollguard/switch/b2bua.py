@@ -102,7 +102,9 @@ class B2bua:
         self._loop_marker = f"branch={self._ids.branch_prefix}"
         self._sig = Signalling(sip.advertised_host or "127.0.0.1", self._ids)
         self._guard = guard
-        self._admission = Admission(Authenticator.from_settings(sip, nonce_secret), guard)
+        self._authenticator = Authenticator.from_settings(sip, nonce_secret)
+        self._authenticator.guard = guard
+        self._admission = Admission(self._authenticator, guard)
         self._media = media or MediaHooks()
         self._accounting = Accounting(cdr_writer)
         if guard is not None:
@@ -129,6 +131,8 @@ class B2bua:
     def _assemble(self, scheduler: Scheduler) -> None:
         sip = self._settings.sip
         self._scheduler = scheduler
+        # The shield counts an authentication failure once the 403 is out.
+        self._authenticator.defer = lambda fn, *args: scheduler.call_later(0.0, fn, *args)
         self._retransmitter = Retransmitter(scheduler, self._sig.out, sip.t1, sip.t2)
         self._retransmitter.on_settled = self._check_settled
         self._dialogs = DialogTable(scheduler, self._retransmitter, 64 * sip.t1)
