@@ -20,6 +20,7 @@ from django.http import HttpRequest
 from django.template.response import TemplateResponse
 from django.utils.cache import add_never_cache_headers
 
+from tollguard.web.billing import admin as billing_admin
 from tollguard.web.customers.forms import AccountForm
 from tollguard.web.customers.models import Account, AclEntry, Customer
 from tollguard.web.customers.services import set_sip_password
@@ -61,9 +62,11 @@ class CustomerAdmin(RoleFieldLimits[Customer], admin.ModelAdmin[Customer]):
         "account_count",
         "max_call_duration_s",
         "allow_negative_margin",
+        "billing_mode",
+        "balance_shown",
     )
-    list_filter = ("enabled", "strategy", "allow_negative_margin", "sell_card")
-    list_select_related = ("sell_card",)
+    list_filter = ("enabled", "strategy", "allow_negative_margin", "billing_mode", "sell_card")
+    list_select_related = ("sell_card", "balance")
     search_fields = ("name", "accounts__username")
     ordering = ("name",)
     filter_horizontal = ("providers",)
@@ -71,6 +74,10 @@ class CustomerAdmin(RoleFieldLimits[Customer], admin.ModelAdmin[Customer]):
     fieldsets = (
         (None, {"fields": ("name", "enabled", "sell_card", "strategy", "providers")}),
         ("Limits", {"fields": ("max_call_duration_s", "allow_negative_margin")}),
+        (
+            "Credit",
+            {"fields": ("billing_mode", "credit_limit", "currency", "balance_shown")},
+        ),
         (
             "Number normalization",
             {
@@ -84,12 +91,19 @@ class CustomerAdmin(RoleFieldLimits[Customer], admin.ModelAdmin[Customer]):
         ),
     )
 
+    readonly_fields = ("balance_shown",)
+
     def get_queryset(self, request: HttpRequest) -> QuerySet[Customer]:
         return super().get_queryset(request).annotate(account_total=Count("accounts"))
 
     @admin.display(description="accounts", ordering="account_total")
     def account_count(self, obj: Customer) -> int:
         return int(getattr(obj, "account_total", 0))
+
+    @admin.display(description="balance", ordering="balance__amount")
+    def balance_shown(self, obj: Customer) -> str:
+        """The ledger balance, with links to the ledger and to post a top-up."""
+        return billing_admin.balance_links(obj)
 
 
 @admin.register(Account)
