@@ -10,19 +10,15 @@ trail (django-auditlog and the admin's history) with the staff user who made it.
 from __future__ import annotations
 
 import logging
-from decimal import Decimal
 from typing import Any
 
 from django import forms
 from django.contrib import admin
-from django.core.exceptions import ObjectDoesNotExist, ValidationError
+from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
-from django.urls import reverse
 from django.utils.cache import add_never_cache_headers
-from django.utils.html import format_html
-from django.utils.safestring import SafeString
 
 from tollguard.web.billing import services
 from tollguard.web.billing.errors import LedgerError
@@ -33,28 +29,8 @@ from tollguard.web.billing.models import (
     LedgerEntry,
 )
 from tollguard.web.billing.webhooks import new_secret
-from tollguard.web.customers.models import Customer
 
 logger = logging.getLogger(__name__)
-
-
-def balance_links(customer: Customer) -> SafeString:
-    """A customer's balance with links to its ledger and to post an entry."""
-    try:
-        amount = customer.balance.amount
-    except ObjectDoesNotExist:
-        amount = Decimal(0)
-    if customer.pk is None:
-        return format_html("{}", "—")
-    ledger = reverse("admin:billing_ledgerentry_changelist") + f"?customer__id__exact={customer.pk}"
-    post = reverse("admin:billing_ledgerentry_add") + f"?customer={customer.pk}"
-    return format_html(
-        '{} {} · <a href="{}">ledger</a> · <a href="{}">top up or adjust</a>',
-        amount,
-        customer.currency,
-        ledger,
-        post,
-    )
 
 
 class LedgerEntryForm(forms.ModelForm[LedgerEntry]):

@@ -12,15 +12,19 @@ from __future__ import annotations
 import logging
 import secrets
 import string
+from decimal import Decimal
 
 from django.conf import settings
 from django.contrib import admin
+from django.core.exceptions import ObjectDoesNotExist
 from django.db.models import Count, QuerySet
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
+from django.urls import reverse
 from django.utils.cache import add_never_cache_headers
+from django.utils.html import format_html
+from django.utils.safestring import SafeString
 
-from tollguard.web.billing import admin as billing_admin
 from tollguard.web.customers.forms import AccountForm
 from tollguard.web.customers.models import Account, AclEntry, Customer
 from tollguard.web.customers.services import set_sip_password
@@ -101,9 +105,27 @@ class CustomerAdmin(RoleFieldLimits[Customer], admin.ModelAdmin[Customer]):
         return int(getattr(obj, "account_total", 0))
 
     @admin.display(description="balance", ordering="balance__amount")
-    def balance_shown(self, obj: Customer) -> str:
-        """The ledger balance, with links to the ledger and to post a top-up."""
-        return billing_admin.balance_links(obj)
+    def balance_shown(self, obj: Customer) -> SafeString:
+        """The ledger balance (the billing app's), with links to the customer's ledger
+        and to post a top-up or adjustment."""
+        if obj.pk is None:
+            return format_html("{}", "-")
+        try:
+            amount = obj.balance.amount  # the billing app's Balance, by its reverse name
+        except ObjectDoesNotExist:
+            amount = Decimal(0)
+        ledger = reverse("admin:billing_ledgerentry_changelist")
+        post = reverse("admin:billing_ledgerentry_add")
+        return format_html(
+            '{} {} · <a href="{}?customer__id__exact={}">ledger</a> · '
+            '<a href="{}?customer={}">top up or adjust</a>',
+            amount,
+            obj.currency,
+            ledger,
+            obj.pk,
+            post,
+            obj.pk,
+        )
 
 
 @admin.register(Account)
