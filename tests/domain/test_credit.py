@@ -205,8 +205,18 @@ def test_slice_end(covered: int, rate: Rate, slice_s: int, cap_s: int, expected:
         ("-1", True, True),
         ("NaN", True, False),
         ("Infinity", False, False),
+        ("1E+40", False, False),
     ],
-    ids=["six-places", "trailing-zeros", "seven-places", "negative", "signed", "nan", "inf"],
+    ids=[
+        "six-places",
+        "trailing-zeros",
+        "seven-places",
+        "negative",
+        "signed",
+        "nan",
+        "inf",
+        "too-large",
+    ],
 )
 def test_check_amount(amount: str, signed: bool, ok: bool) -> None:
     if ok:

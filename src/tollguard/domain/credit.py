@@ -90,6 +90,7 @@ MONEY_PLACES = 6
 
 _ZERO = Decimal(0)
 _SIXTY = Decimal(60)
+_MICRO = Decimal(1).scaleb(-MONEY_PLACES)
 # Callers racing for one balance: how often a partial reservation is computed again.
 _ATTEMPTS = 3
 
@@ -99,8 +100,12 @@ def check_amount(amount: Decimal, *, signed: bool = False) -> Decimal:
     negative unless ``signed``; raises :class:`CreditError` otherwise."""
     if not isinstance(amount, Decimal) or not amount.is_finite():
         raise CreditError(f"amount {amount!r} is not a finite Decimal")
-    exponent = amount.normalize().as_tuple().exponent
-    if isinstance(exponent, int) and exponent < -MONEY_PLACES:
+    try:
+        # Cheaper than inspecting the digits: equal to itself to the micro-unit.
+        exact = amount == amount.quantize(_MICRO)
+    except ArithmeticError as exc:  # more digits than the context holds
+        raise CreditError(f"amount {amount} is too large") from exc
+    if not exact:
         raise CreditError(f"amount {amount} has more than {MONEY_PLACES} decimal places")
     if not signed and amount < 0:
         raise CreditError(f"amount {amount} is negative")
