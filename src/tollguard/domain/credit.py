@@ -214,7 +214,7 @@ class Reservations(Protocol):
     else raises :class:`CreditError`). A customer the store has never seen has balance
     0 and nothing reserved. A reservation is named by its customer and a key unique
     within that customer; the switch makes one key per call. Every implementation
-    passes ``tests/state/test_reservations_contract.py``.
+    passes ``tests/state/reservations_contract.py``.
     """
 
     def open(self, customer_id: int, balance: Decimal, version: int) -> bool:
