@@ -89,6 +89,26 @@ def test_check_fails_on_a_weakened_configuration(tmp_path: Path) -> None:
     assert "security.E" in result.stdout
 
 
+def test_check_names_a_customer_paying_in_another_currency(tmp_path: Path) -> None:
+    money = tmp_path / "money"
+    tollguard("init", "--bind", "127.0.0.1", "--sip-port", "0", data_dir=money)
+    # Written around the validation (an old database, a raw edit): the check finds it.
+    tollguard(
+        "manage",
+        "shell",
+        "-c",
+        "from tollguard.web.customers.models import Customer\n"
+        "from tollguard.web.rating.models import RateCard\n"
+        "card = RateCard.objects.create(name='usd', currency='USD')\n"
+        "Customer.objects.create(name='acme', sell_card=card, currency='EUR')\n",
+        data_dir=money,
+    )
+    result = tollguard("check", data_dir=money, check=False)
+    assert result.returncode == 1
+    assert "billing.E002" in result.stdout
+    assert "acme pays EUR, card USD" in result.stdout
+
+
 def test_init_refuses_an_initialised_dir(data_dir: Path) -> None:
     result = tollguard("init", data_dir=data_dir, check=False)
     assert result.returncode == 1

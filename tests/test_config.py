@@ -179,3 +179,39 @@ def test_connection_limits_reach_the_transports(tmp_path: Path) -> None:
     # One set of defaults: the settings' are the transport's.
     assert StreamLimits.from_settings(config.SipSettings()) == StreamLimits()
     assert Authenticator.from_settings(sip, b"k" * 32).nonces.counts.max_entries == 500
+
+
+def test_billing_and_mail_sections(tmp_path: Path) -> None:
+    (tmp_path / config.SETTINGS_FILE).write_text(
+        "[billing]\nslice_s = 30\nextend_before_s = 5\nwebhook_ca_file = '/etc/ca.pem'\n"
+        "[mail]\nhost = 'smtp.example.net'\nport = 465\nstarttls = false\nssl = true\n"
+        "from_address = 'billing@example.net'\n"
+    )
+    (tmp_path / config.SECRETS_FILE).write_text("mail_password = 's3cret'\n")
+    settings = config.load(tmp_path)
+    assert (settings.billing.slice_s, settings.billing.extend_before_s) == (30, 5)
+    assert settings.billing.webhook_ca_file == "/etc/ca.pem"
+    assert (settings.mail.host, settings.mail.port, settings.mail.ssl) == (
+        "smtp.example.net",
+        465,
+        True,
+    )
+    assert settings.secrets.mail_password == "s3cret"
+    assert "s3cret" not in config.dump(settings)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[billing]\nslice_s = 0\n", "slice_s must be >= 1"),
+        ("[billing]\nslice_s = 10\nextend_before_s = 10\n", "extend_before_s below it"),
+        ("[billing]\nalert_max_attempts = 0\n", "alert_max_attempts"),
+        ("[mail]\nhost = 'smtp.example.net'\n", "from_address is required"),
+        ("[mail]\nssl = true\n", "starttls and ssl exclude each other"),
+    ],
+    ids=["no-slice", "lead-too-long", "no-attempts", "no-sender", "tls-twice"],
+)
+def test_bad_billing_and_mail_settings(tmp_path: Path, text: str, message: str) -> None:
+    (tmp_path / config.SETTINGS_FILE).write_text(text)
+    with pytest.raises(config.ConfigError, match=message):
+        config.load(tmp_path)

@@ -290,9 +290,13 @@ def serve(settings: config.Settings, *, web: bool = True) -> int:
     from tollguard.switch.server import LiveStores, run_switch
     from tollguard.transport import loop_factory
     from tollguard.web import adapters
+    from tollguard.web.billing.alerts import AlertSender
     from tollguard.web.fraud.stores import DbBanStore, DbFraudEventStore, DbSuspensionStore
 
     web_process = processes.start_web(settings) if web else None
+    # Low-balance alerts go out from a thread of this process, off the call path.
+    alerts = AlertSender(settings.billing.alert_interval_s)
+    alerts.start()
     if web_process is not None:
         print(
             f"web listening on https://{settings.web.listen_host}:{settings.web.listen_port}/",
@@ -327,6 +331,7 @@ def serve(settings: config.Settings, *, web: bool = True) -> int:
         with asyncio.Runner(loop_factory=loop_factory()) as runner:
             runner.run(main())
     finally:
+        alerts.stop()
         if web_process is not None:
             processes.stop_web(web_process)
     print("tollguard stopped", flush=True)

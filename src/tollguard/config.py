@@ -257,10 +257,57 @@ class CdrSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class BillingSettings:
+    # Talk time one reservation step pays for, and how long before it runs out the
+    # switch extends it (docs/billing.md).
+    slice_s: int = 60
+    extend_before_s: int = 10
+    # A reservation neither extended nor settled lapses this long after its reserved
+    # time ends (the call must be gone); set-up may take this long before the answer.
+    reservation_grace_s: int = 60
+    setup_allowance_s: int = 900
+    # Low-balance alerts: how often the sender looks for due ones, how often a failed
+    # one is tried before it is given up, and the webhook request timeout.
+    alert_interval_s: float = 5.0
+    alert_max_attempts: int = 10
+    webhook_timeout_s: float = 5.0
+    # CA certificates that sign webhook receivers' certificates; empty: the system's.
+    webhook_ca_file: str = ""
+
+    def __post_init__(self) -> None:
+        if self.slice_s < 1 or not 0 <= self.extend_before_s < self.slice_s:
+            raise ConfigError("billing: slice_s must be >= 1 and extend_before_s below it")
+        if self.reservation_grace_s < 1 or self.setup_allowance_s < 1:
+            raise ConfigError("billing: reservation_grace_s and setup_allowance_s must be >= 1")
+        if self.alert_max_attempts < 1 or self.alert_interval_s <= 0:
+            raise ConfigError("billing: alert_max_attempts and alert_interval_s must be > 0")
+
+
+@dataclass(frozen=True, slots=True)
+class MailSettings:
+    # The SMTP server alerts go through; empty: no e-mail (tollguard check warns when
+    # a customer has an alert address). The password is secrets.mail_password.
+    host: str = ""
+    port: int = 587
+    user: str = ""
+    starttls: bool = True
+    ssl: bool = False  # implicit TLS (port 465) instead of STARTTLS
+    from_address: str = ""
+    timeout_s: float = 10.0
+
+    def __post_init__(self) -> None:
+        if self.starttls and self.ssl:
+            raise ConfigError("mail: starttls and ssl exclude each other")
+        if self.host and not self.from_address:
+            raise ConfigError("mail: from_address is required with a host")
+
+
+@dataclass(frozen=True, slots=True)
 class Secrets:
     django_secret_key: str = ""
     nonce_secret: str = ""
     database_password: str = ""
+    mail_password: str = ""
     # Error reports go to Sentry only when a DSN is set; the DSN carries a key.
     sentry_dsn: str = ""
 
@@ -273,6 +320,8 @@ class Settings:
     database: DatabaseSettings = field(default_factory=DatabaseSettings)
     cdr: CdrSettings = field(default_factory=CdrSettings)
     shield: ShieldSettings = field(default_factory=ShieldSettings)
+    billing: BillingSettings = field(default_factory=BillingSettings)
+    mail: MailSettings = field(default_factory=MailSettings)
     secrets: Secrets = field(default_factory=Secrets)
 
     @property
@@ -346,6 +395,8 @@ _SECTIONS: dict[str, type[Any]] = {
     "database": DatabaseSettings,
     "cdr": CdrSettings,
     "shield": ShieldSettings,
+    "billing": BillingSettings,
+    "mail": MailSettings,
 }
 
 

@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 from tests.state.contract import BansContract, CountersContract, SuspensionsContract
-from tollguard.state.memory import MemoryBans, MemoryCounters, MemorySuspensions
+from tests.state.reservations_contract import ReservationsContract
+from tollguard.state.memory import (
+    MemoryBans,
+    MemoryCounters,
+    MemoryReservations,
+    MemorySuspensions,
+)
 
 
 class TestMemoryCounters(CountersContract):
@@ -19,3 +25,8 @@ class TestMemoryBans(BansContract):
 class TestMemorySuspensions(SuspensionsContract):
     def make(self) -> MemorySuspensions:
         return MemorySuspensions()
+
+
+class TestMemoryReservations(ReservationsContract):
+    def make(self) -> MemoryReservations:
+        return MemoryReservations()

@@ -33,6 +33,8 @@ from django.urls import URLPattern, URLResolver, get_resolver, path, resolve
 from tollguard.web import urls as project_urls
 from tollguard.web.api.access import model_permission
 from tollguard.web.api.models import CUSTOMER_SCOPES, ApiKey
+from tollguard.web.billing import services as billing_services
+from tollguard.web.billing.models import EntryKind, LedgerEntry
 from tollguard.web.carriers.models import Gateway, Provider
 from tollguard.web.cdr.models import Cdr
 from tollguard.web.customers.models import Account, AclEntry, Customer
@@ -204,6 +206,9 @@ DECLARED: dict[str, Rule] = {
     "api:stats": Api(Cdr, writable=False, query=STATS_QUERY),
     "api:sipban-list": Api(SipBan, customer_reads=False),
     "api:sipban-detail": Api(SipBan, detail=True, customer_reads=False),
+    # Entries are posted, never changed or deleted.
+    "api:ledgerentry-list": Api(LedgerEntry),
+    "api:ledgerentry-detail": Api(LedgerEntry, detail=True, writable=False),
     "api:schema": ApiDocs(),
     "api:docs": ApiDocs(),
     "portal:home": Portal(),
@@ -212,6 +217,8 @@ DECLARED: dict[str, Rule] = {
     "portal:logout": Public(frozenset({302}), methods=("POST",)),
     "portal:cdrs": Portal(),
     "portal:cdr_export": Portal(),
+    "portal:ledger": Portal(),
+    "portal:ledger_export": Portal(),
     "portal:rate_card": Portal(),
     "portal:accounts": Portal(),
     "portal:account_reset": Portal(customer=404, methods=("POST",)),
@@ -406,6 +413,7 @@ class World:
     base: people.World
     key_b: ApiKey
     session_b: UserSession
+    entry_b: LedgerEntry
 
     def object_of(self, model: type[models.Model] | None) -> str:
         """The id of customer B's object of ``model`` (any row for shared models)."""
@@ -421,6 +429,7 @@ class World:
             Gateway: w.gateway,
             ApiKey: self.key_b,
             UserSession: self.session_b,
+            LedgerEntry: self.entry_b,
         }
         if model in owned:
             return str(owned[model].pk)
@@ -479,6 +488,10 @@ def url_for(pattern: Pattern, world: World, model: type[models.Model] | None) ->
 def make_world() -> tuple[World, list[Persona]]:
     base = people.world()
     people.cdr(base.a, people.T0 + timedelta(minutes=1), callee="4930999")
+    billing_services.post_entry(base.a, EntryKind.TOP_UP, people.money("5"), reference="alpha-1")
+    entry_b = billing_services.post_entry(
+        base.b, EntryKind.TOP_UP, people.money("7"), reference="bravo-wire-1"
+    )
     user_b = people.customer_user("cust-b", base.b)
     key_b = people.key(user_b, "read:cdr").key
     session_b = UserSession.objects.create(user=user_b, session_key="walk-session-of-b")
@@ -494,7 +507,7 @@ def make_world() -> tuple[World, list[Persona]]:
         Persona("customer-key", "customer", customer_a, people.bearer(key_a)),
     ]
     personas += [Persona(role, "role", people.role_user(role)) for role in people.ROLE_NAMES]
-    return World(base=base, key_b=key_b, session_b=session_b), personas
+    return World(base=base, key_b=key_b, session_b=session_b, entry_b=entry_b), personas
 
 
 def client_for(persona: Persona) -> Client:

@@ -44,6 +44,8 @@ T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
 def test_public_names() -> None:
     assert sorted(adapters.__all__) == [
+        "BalancesChangedError",
+        "DbBalanceSource",
         "DbBanStore",
         "DbCdrSink",
         "DbFraudEventStore",

@@ -108,6 +108,8 @@ def test_example_plan_loads_and_is_idempotent() -> None:
     acme = Customer.objects.get(name="acme")
     assert list(acme.providers.values_list("name", flat=True)) == ["carrier-a"]
     assert acme.country_code == "44"
+    assert (acme.billing_mode, acme.credit_limit, acme.currency) == ("postpaid", 500, "EUR")
+    assert report.counts["alerts"].created == 1
 
     again = load_plan_file(EXAMPLE, realm=REALM)
     assert not again.changed
@@ -238,6 +240,7 @@ def test_prune_deletes_what_the_file_does_not_declare(tmp_path: Path) -> None:
         "accounts": 1,
         "acl": 1,
         "fraud": 0,
+        "alerts": 0,
     }
     assert config_version() == before + 1
 

@@ -3,7 +3,11 @@
 DomainError
  ├── PlanError            an inconsistent configuration snapshot (names the entry)
  ├── NumberError          a number that cannot be normalized
- └── RatingError          a call that cannot be priced
+ ├── RatingError          a call that cannot be priced
+ └── CreditError          misuse of credit control or of a reservation store
+      ├── ReservationExists    a key reserved twice
+      ├── ReservationUnknown   extending a key that holds no reservation
+      └── StoreUnavailable     the live state cannot be reached (a networked store)
 """
 
 from __future__ import annotations
@@ -26,3 +30,23 @@ class NumberError(DomainError):
 
 class RatingError(DomainError):
     pass
+
+
+class CreditError(DomainError):
+    pass
+
+
+class ReservationExists(CreditError):
+    def __init__(self, key: str) -> None:
+        super().__init__(f"reservation {key!r} exists already")
+        self.key = key
+
+
+class ReservationUnknown(CreditError):
+    def __init__(self, key: str) -> None:
+        super().__init__(f"no reservation {key!r}")
+        self.key = key
+
+
+class StoreUnavailable(CreditError):
+    """The store could not answer; whether the operation took effect is unknown."""

@@ -14,6 +14,8 @@ from decimal import ROUND_CEILING, ROUND_DOWN, ROUND_HALF_EVEN, ROUND_HALF_UP, R
 from enum import StrEnum
 from typing import Protocol
 
+from tollguard.domain.errors import PlanError
+
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
@@ -86,6 +88,39 @@ class NumberRules:
     strip_prefix: str = ""  # removed first when present (e.g. a dial-plan access code)
 
 
+# -- credit terms (docs/billing.md) --------------------------------------------------
+
+
+class BillingMode(StrEnum):
+    """How a customer pays: from a balance paid in advance, or on credit up to a limit."""
+
+    PREPAID = "prepaid"
+    POSTPAID = "postpaid"
+
+
+@dataclass(frozen=True, slots=True)
+class CreditTerms:
+    """What a customer may spend: its mode, credit limit and the one currency it pays in.
+
+    A call may start or go on while ``balance - reserved - amount >= floor``.
+    """
+
+    mode: BillingMode = BillingMode.PREPAID
+    credit_limit: Decimal = Decimal(0)  # only a postpaid customer's counts
+    currency: str = "EUR"
+
+    def __post_init__(self) -> None:
+        if not self.credit_limit.is_finite() or self.credit_limit < 0:
+            raise PlanError("credit terms", f"credit limit {self.credit_limit} is not >= 0")
+
+    @property
+    def floor(self) -> Decimal:
+        """How low the balance less reservations may go: 0, or minus the credit limit."""
+        if self.mode is BillingMode.POSTPAID:
+            return -self.credit_limit
+        return Decimal(0)
+
+
 @dataclass(frozen=True, slots=True)
 class Customer:
     id: int
@@ -98,6 +133,7 @@ class Customer:
     number_rules: NumberRules = field(default_factory=NumberRules)
     # Provider ids usable by this customer; empty means every enabled provider.
     provider_ids: tuple[int, ...] = ()
+    credit: CreditTerms = field(default_factory=CreditTerms)
 
 
 @dataclass(frozen=True, slots=True)

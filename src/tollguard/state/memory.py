@@ -8,21 +8,36 @@ bans and suspensions persist through the web layer's stores (:mod:`tollguard.sta
 The switch calls these from its event loop thread; the periodic synchronisation
 (``LiveStateSync.sync``) and ``MemoryCounters.prune`` may run in a worker thread: they
 replace whole tables (an atomic assignment under the GIL) or remove single keys that no
-longer count, so no lock is needed.
+longer count, so no lock is needed. ``MemoryReservations`` is different: the balance
+poller adjusts balances from a worker thread while calls reserve and commit on the event
+loop, and each operation reads and writes several values, so each one holds the
+object's lock from start to end.
 """
 
 from __future__ import annotations
 
+import heapq
 import ipaddress
 import itertools
+import threading
 from collections.abc import Iterable
+from dataclasses import dataclass
+from decimal import Decimal
 
+from tollguard.domain.credit import Lapsed, check_amount
+from tollguard.domain.errors import ReservationExists, ReservationUnknown
 from tollguard.domain.fraud import Suspension
 from tollguard.domain.limits import TokenBucket, Window, refill
 from tollguard.domain.plan import IPNetwork
 from tollguard.domain.shield import Ban, BanMode
 
-__all__ = ["MemoryBans", "MemoryCounters", "MemorySuspensions"]
+__all__ = [
+    "SETTLED_MEMORY_S",
+    "MemoryBans",
+    "MemoryCounters",
+    "MemoryReservations",
+    "MemorySuspensions",
+]
 
 
 # --- fraud engine and SIP shield: counters, bans, suspensions ---------------------------------
@@ -382,3 +397,156 @@ class MemorySuspensions:
 
     def replace(self, suspensions: Iterable[Suspension]) -> None:
         self._held = {s.subject: s for s in suspensions}
+
+
+# --- credit: balances and reservations (domain.credit.Reservations) -------------------------
+
+# How long a settled reservation key is remembered, so that a repeated commit or release
+# changes nothing (the contract asks for at least ten minutes).
+SETTLED_MEMORY_S = 600.0
+
+_ZERO = Decimal(0)
+
+type _Key = tuple[int, str]
+
+
+@dataclass(slots=True)
+class _Funds:
+    balance: Decimal = _ZERO
+    reserved: Decimal = _ZERO
+    version: int = 0  # the last ledger version applied
+
+
+@dataclass(slots=True)
+class _Held:
+    amount: Decimal
+    expires_at: float
+
+
+class MemoryReservations:
+    """:class:`tollguard.domain.credit.Reservations` in a dictionary behind one lock."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._funds: dict[int, _Funds] = {}
+        self._held: dict[_Key, _Held] = {}
+        # Leases and settled keys in time order; an entry whose time no longer matches
+        # (a lease moved by an extension) is skipped when it comes up.
+        self._leases: list[tuple[float, int, str]] = []
+        self._settled: dict[_Key, float] = {}
+        self._forget: list[tuple[float, int, str]] = []
+
+    def _customer(self, customer_id: int) -> _Funds:
+        funds = self._funds.get(customer_id)
+        if funds is None:
+            funds = self._funds[customer_id] = _Funds()
+        return funds
+
+    def open(self, customer_id: int, balance: Decimal, version: int) -> bool:
+        check_amount(balance, signed=True)
+        with self._lock:
+            if customer_id in self._funds:
+                return False
+            self._funds[customer_id] = _Funds(balance=balance, version=version)
+            return True
+
+    def adjust(self, customer_id: int, amount: Decimal, version: int) -> bool:
+        check_amount(amount, signed=True)
+        with self._lock:
+            funds = self._customer(customer_id)
+            if version <= funds.version:
+                return False
+            funds.balance += amount
+            funds.version = version
+            return True
+
+    def balance(self, customer_id: int) -> Decimal:
+        with self._lock:
+            funds = self._funds.get(customer_id)
+            return funds.balance if funds is not None else _ZERO
+
+    def available(self, customer_id: int) -> Decimal:
+        with self._lock:
+            funds = self._funds.get(customer_id)
+            return funds.balance - funds.reserved if funds is not None else _ZERO
+
+    def reserve(
+        self, customer_id: int, key: str, amount: Decimal, floor: Decimal, expires_at: float
+    ) -> bool:
+        check_amount(amount)
+        check_amount(floor, signed=True)
+        name = (customer_id, key)
+        with self._lock:
+            if name in self._held or name in self._settled:
+                raise ReservationExists(key)
+            funds = self._customer(customer_id)
+            if amount and funds.balance - funds.reserved - amount < floor:
+                return False
+            funds.reserved += amount
+            self._held[name] = _Held(amount, expires_at)
+            heapq.heappush(self._leases, (expires_at, customer_id, key))
+            return True
+
+    def extend(
+        self, customer_id: int, key: str, amount: Decimal, floor: Decimal, expires_at: float
+    ) -> bool:
+        check_amount(amount)
+        check_amount(floor, signed=True)
+        with self._lock:
+            held = self._held.get((customer_id, key))
+            if held is None:
+                raise ReservationUnknown(key)
+            funds = self._customer(customer_id)
+            if amount and funds.balance - funds.reserved - amount < floor:
+                return False
+            funds.reserved += amount
+            held.amount += amount
+            if expires_at != held.expires_at:
+                held.expires_at = expires_at
+                heapq.heappush(self._leases, (expires_at, customer_id, key))
+            return True
+
+    def commit(self, customer_id: int, key: str, amount: Decimal, now: float) -> bool:
+        check_amount(amount)
+        with self._lock:
+            if (customer_id, key) in self._settled:
+                return False
+            funds = self._customer(customer_id)
+            self._drop(customer_id, key, funds, now)
+            funds.balance -= amount
+            return True
+
+    def release(self, customer_id: int, key: str, now: float) -> Decimal:
+        with self._lock:
+            if (customer_id, key) in self._settled:
+                return _ZERO
+            return self._drop(customer_id, key, self._customer(customer_id), now)
+
+    def _drop(self, customer_id: int, key: str, funds: _Funds, now: float) -> Decimal:
+        """Remove the reservation (if any) and remember the key as settled."""
+        held = self._held.pop((customer_id, key), None)
+        amount = held.amount if held is not None else _ZERO
+        funds.reserved -= amount
+        forget_at = now + SETTLED_MEMORY_S
+        self._settled[customer_id, key] = forget_at
+        heapq.heappush(self._forget, (forget_at, customer_id, key))
+        return amount
+
+    def expire(self, now: float) -> tuple[Lapsed, ...]:
+        lapsed: list[Lapsed] = []
+        with self._lock:
+            leases = self._leases
+            while leases and leases[0][0] <= now:
+                at, customer_id, key = heapq.heappop(leases)
+                held = self._held.get((customer_id, key))
+                if held is None or held.expires_at != at:
+                    continue
+                del self._held[customer_id, key]
+                self._funds[customer_id].reserved -= held.amount
+                lapsed.append(Lapsed(customer_id, key, held.amount))
+            forget = self._forget
+            while forget and forget[0][0] <= now:
+                at, customer_id, key = heapq.heappop(forget)
+                if self._settled.get((customer_id, key)) == at:
+                    del self._settled[customer_id, key]
+        return tuple(lapsed)

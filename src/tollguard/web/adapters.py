@@ -1,6 +1,7 @@
-"""The domain ports implemented on the ORM: the switch's plan source and CDR sink.
+"""The domain ports implemented on the ORM: the switch's plan source, balance source
+and CDR sink.
 
-Both need Django to be set up (:func:`tollguard.web.bootstrap.setup`). They are
+They need Django to be set up (:func:`tollguard.web.bootstrap.setup`). They are
 synchronous; the switch calls them from worker threads, off the event loop. No request
 cycle recycles those threads' connections, so each call first drops a connection that
 an earlier error left unusable or that has outlived ``CONN_MAX_AGE``.
@@ -16,7 +17,10 @@ from typing import TextIO
 from django.db import close_old_connections, connection, transaction
 
 from tollguard.domain.cdr import Cdr
+from tollguard.domain.credit import BalanceSnapshot, FundsChange
 from tollguard.domain.plan import PlanData
+from tollguard.web.billing import selectors as billing
+from tollguard.web.billing import services as billing_services
 from tollguard.web.carriers import selectors as carriers
 from tollguard.web.cdr import selectors as cdr_selectors
 from tollguard.web.cdr import services as cdr_services
@@ -29,6 +33,8 @@ from tollguard.web.fraud.stores import DbBanStore, DbFraudEventStore, DbSuspensi
 from tollguard.web.rating import selectors as rating
 
 __all__ = [
+    "BalancesChangedError",
+    "DbBalanceSource",
     "DbBanStore",
     "DbCdrSink",
     "DbFraudEventStore",
@@ -43,6 +49,10 @@ logger = logging.getLogger(__name__)
 
 class PlanChangedError(WebError):
     """The configuration kept changing while a snapshot was being read."""
+
+
+class BalancesChangedError(WebError):
+    """Top-ups and adjustments kept landing while the balances were being read."""
 
 
 class DbPlanSource:
@@ -100,13 +110,47 @@ def _read_transaction() -> AbstractContextManager[object]:
     return transaction.atomic()
 
 
+class DbBalanceSource:
+    """:class:`tollguard.domain.credit.BalanceSource` reading the ledger.
+
+    The switch loads a snapshot at start and then polls :meth:`changes` about once a
+    second, so a top-up reaches it within a second (docs/billing.md).
+    """
+
+    def __init__(self, *, max_attempts: int = 5) -> None:
+        self.max_attempts = max_attempts
+
+    def snapshot(self) -> BalanceSnapshot:
+        """Every balance, read consistently with the funds version (as :meth:`DbPlanSource.load`
+        reads the plan: an unchanged version before and after proves no entry the
+        switch applies landed in between)."""
+        _recycle_connection()
+        for attempt in range(1, self.max_attempts + 1):
+            with _read_transaction():
+                version = billing.funds_version()
+                balances = billing.balances()
+                if billing.funds_version() == version:
+                    return BalanceSnapshot(version, balances)
+            logger.info("balances changed while loading (attempt %d); reading again", attempt)
+        raise BalancesChangedError(
+            f"top-ups or adjustments landed during each of {self.max_attempts} reads"
+        )
+
+    def changes(self, after: int, limit: int) -> tuple[FundsChange, ...]:
+        _recycle_connection()
+        return billing.funds_changes(after, limit)
+
+
 class DbCdrSink:
-    """:class:`tollguard.domain.cdr.CdrSink` storing batches with one ``bulk_create``."""
+    """:class:`tollguard.domain.cdr.CdrSink`: each batch of CDRs and their call charges
+    in one transaction, so a CDR and its charge never diverge."""
 
     def write_batch(self, cdrs: list[Cdr]) -> None:
         _recycle_connection()
-        written = cdr_services.write_cdrs(cdrs)
-        logger.debug("stored %d CDRs", written)
+        with transaction.atomic():
+            written = cdr_services.write_cdrs(cdrs)
+            charged = billing_services.post_call_charges(cdrs)
+        logger.debug("stored %d CDRs and %d call charges", written, charged)
 
 
 def export_cdrs(

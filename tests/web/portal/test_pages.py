@@ -101,9 +101,11 @@ def test_stylesheet_is_served(alice: Client) -> None:
     assert "font" in text(response)
 
 
-def test_balance_is_honest(alice: Client) -> None:
+def test_overview_shows_the_balance(alice: Client) -> None:
+    # No ledger entry yet: a balance of nothing, not a made-up one.
     html = text(alice.get("/portal/"))
-    assert "Not tracked yet" in html
+    assert '<dd id="funds-balance">0.0000 EUR</dd>' in html
+    assert "/portal/ledger/" in html
     assert "/portal/rate-card.csv" in html
 
 

@@ -247,9 +247,9 @@ DANGEROUS_CALLS = {
 
 # Reviewed uses of a call above, by file, each with why it is safe.
 REVIEWED = {
-    ("web/cdr/services.py", "cursor()"): (
-        "the CDR batch insert: its SQL is made from the model's table and column names"
-        " only, and every value is a query parameter"
+    ("web/core/bulk.py", "cursor()"): (
+        "the batch insert of CDRs and call charges: its SQL is made from the model's table"
+        " and column names only, and every value is a query parameter"
     ),
 }
 

@@ -102,10 +102,13 @@ def customer_state(customer: Customer) -> dict[str, Any]:
         "national_prefix": customer.national_prefix,
         "strip_prefix": customer.strip_prefix,
         "providers": sorted(customer.providers.values_list("pk", flat=True)),
+        "billing_mode": customer.billing_mode,
+        "credit_limit": customer.credit_limit,
+        "currency": customer.currency,
     }
 
 
-MONEY = {"enabled", "sell_card", "max_call_duration_s"}
+MONEY = {"enabled", "sell_card", "max_call_duration_s", "billing_mode", "credit_limit", "currency"}
 TECHNICAL = {
     "name",
     "strategy",
@@ -142,6 +145,10 @@ def test_admin_customer_fields_by_role(role_names: tuple[str, ...], changeable: 
         "national_prefix": "9",
         "strip_prefix": "11",
         "providers": [str(w.provider.pk)],
+        # Card b prices in USD: the customer must pay in USD to move to it.
+        "billing_mode": "postpaid",
+        "credit_limit": "25",
+        "currency": "USD",
     }
     status = post_back(signed_in(*role_names), change_url(w.a), forged)
     assert status == 302  # saved: every refused field was left out of the form

@@ -1,9 +1,10 @@
-"""Query filters for CDRs (``django-filter``)."""
+"""Query filters for CDRs and the ledger (``django-filter``)."""
 
 from __future__ import annotations
 
 import django_filters
 
+from tollguard.web.billing.models import EntryKind, LedgerEntry
 from tollguard.web.cdr.models import Cdr
 
 
@@ -36,4 +37,29 @@ class CdrFilter(CustomerCdrFilter):
 
     class Meta:
         model = Cdr
+        fields: list[str] = []
+
+
+class CustomerLedgerFilter(django_filters.FilterSet):
+    """The filters a customer may use on its own ledger."""
+
+    created_after = django_filters.IsoDateTimeFilter(
+        field_name="created_at", lookup_expr="gte", label="Posted at or after (ISO 8601)."
+    )
+    created_before = django_filters.IsoDateTimeFilter(
+        field_name="created_at", lookup_expr="lt", label="Posted before (ISO 8601)."
+    )
+    kind = django_filters.ChoiceFilter(choices=EntryKind.choices)
+
+    class Meta:
+        model = LedgerEntry
+        fields: list[str] = []
+
+
+class LedgerFilter(CustomerLedgerFilter):
+    customer = django_filters.NumberFilter(field_name="customer_id")
+    reference = django_filters.CharFilter(field_name="reference")
+
+    class Meta:
+        model = LedgerEntry
         fields: list[str] = []

@@ -18,11 +18,14 @@ class Scope(models.TextChoices):
     WRITE_PROVISIONING = "write:provisioning", "change customers, accounts, carriers, rates"
     READ_CDR = "read:cdr", "read CDRs"
     READ_STATS = "read:stats", "read statistics"
+    READ_LEDGER = "read:ledger", "read the ledger and balances"
+    WRITE_LEDGER = "write:ledger", "post top-ups, refunds and adjustments"
 
 
-# Scopes a key confined to a customer may hold: customers never write configuration.
+# Scopes a key confined to a customer may hold: customers never write configuration
+# nor their own ledger.
 CUSTOMER_SCOPES: frozenset[str] = frozenset(
-    {Scope.READ_PROVISIONING, Scope.READ_CDR, Scope.READ_STATS}
+    {Scope.READ_PROVISIONING, Scope.READ_CDR, Scope.READ_STATS, Scope.READ_LEDGER}
 )
 
 

@@ -7,22 +7,28 @@ the digests (which authenticate as well as the password does) are ever returned.
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any, ClassVar
 
 from django.conf import settings
+from django.core.exceptions import ObjectDoesNotExist
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import transaction
 from django.db.models import Model
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from tollguard.domain.shield import parse_network as parse_ban_network
+from tollguard.web.billing import services as billing_services
+from tollguard.web.billing.errors import LedgerError
+from tollguard.web.billing.models import POSTED_BY_HAND, LedgerEntry
 from tollguard.web.carriers.models import GATEWAY_FIELDS, Gateway, Provider
 from tollguard.web.cdr.models import Cdr
 from tollguard.web.customers import services as customer_services
 from tollguard.web.customers.fields import parse_network
-from tollguard.web.customers.models import Account, AclEntry, Customer
+from tollguard.web.customers.models import Account, AclEntry, Customer, credit_terms_errors
 from tollguard.web.fraud.models import SipBan
-from tollguard.web.rating.models import RATE_FIELDS, Rate, RateCard
+from tollguard.web.rating.models import RATE_FIELDS, Rate, RateCard, currency_change_error
 from tollguard.web.security.field_access import read_only_fields
 
 SIP_PASSWORD_MIN_LENGTH = 12
@@ -53,6 +59,24 @@ class RateCardSerializer(RoleFieldLimitsSerializer[RateCard]):
         model = RateCard
         fields = ("id", "name", "currency", "rounding", "decimals", "kind")
 
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if self.instance is not None and "currency" in attrs:
+            problem = currency_change_error(self.instance, attrs["currency"])
+            if problem:
+                raise serializers.ValidationError({"currency": problem})
+        return attrs
+
+
+_MONEY_FIELD = serializers.DecimalField(max_digits=16, decimal_places=6, read_only=True)
+
+
+def _balance(customer: Customer) -> str:
+    try:
+        amount = customer.balance.amount
+    except ObjectDoesNotExist:
+        amount = Decimal(0)
+    return f"{amount.quantize(Decimal('0.000001')):f}"
+
 
 class RateSerializer(RoleFieldLimitsSerializer[Rate]):
     class Meta:
@@ -81,6 +105,8 @@ class GatewaySerializer(RoleFieldLimitsSerializer[Gateway]):
 
 
 class CustomerSerializer(RoleFieldLimitsSerializer[Customer]):
+    balance = serializers.SerializerMethodField(help_text="The ledger balance (read only).")
+
     class Meta:
         model = Customer
         fields = (
@@ -96,16 +122,57 @@ class CustomerSerializer(RoleFieldLimitsSerializer[Customer]):
             "international_prefix",
             "strip_prefix",
             "providers",
+            "billing_mode",
+            "credit_limit",
+            "currency",
+            "balance",
         )
+
+    @extend_schema_field(_MONEY_FIELD)
+    def get_balance(self, obj: Customer) -> str:
+        return _balance(obj)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        def value(name: str, default: Any) -> Any:
+            if name in attrs:
+                return attrs[name]
+            return getattr(self.instance, name) if self.instance is not None else default
+
+        errors = credit_terms_errors(
+            pk=self.instance.pk if self.instance is not None else None,
+            sell_card=value("sell_card", None),
+            billing_mode=value("billing_mode", "prepaid"),
+            credit_limit=value("credit_limit", Decimal(0)),
+            currency=value("currency", "EUR"),
+        )
+        if errors:
+            raise serializers.ValidationError(errors)
+        return attrs
 
 
 class CustomerViewSerializer(serializers.ModelSerializer[Customer]):
     """What a customer sees of itself: no routing internals."""
 
+    balance = serializers.SerializerMethodField(help_text="The ledger balance.")
+
     class Meta:
         model = Customer
-        fields = ("id", "name", "enabled", "sell_card", "max_call_duration_s")
+        fields = (
+            "id",
+            "name",
+            "enabled",
+            "sell_card",
+            "max_call_duration_s",
+            "billing_mode",
+            "credit_limit",
+            "currency",
+            "balance",
+        )
         read_only_fields = fields
+
+    @extend_schema_field(_MONEY_FIELD)
+    def get_balance(self, obj: Customer) -> str:
+        return _balance(obj)
 
 
 class AccountSerializer(RoleFieldLimitsSerializer[Account]):
@@ -230,6 +297,64 @@ class CdrSerializer(serializers.ModelSerializer[Cdr]):
             "detail",
         )
         read_only_fields = fields
+
+
+class LedgerEntrySerializer(serializers.ModelSerializer[LedgerEntry]):
+    class Meta:
+        model = LedgerEntry
+        fields = (
+            "id",
+            "customer",
+            "created_at",
+            "kind",
+            "amount",
+            "balance_after",
+            "reason",
+            "reference",
+            "call_id",
+            "created_by_name",
+        )
+        read_only_fields = fields
+
+
+class LedgerPostSerializer(serializers.Serializer[Any]):
+    """A top-up, refund or adjustment to post."""
+
+    customer = serializers.PrimaryKeyRelatedField(queryset=Customer.objects.all())
+    kind = serializers.ChoiceField(choices=[(kind.value, kind.label) for kind in POSTED_BY_HAND])
+    amount = serializers.DecimalField(
+        max_digits=16,
+        decimal_places=6,
+        help_text="In the customer's currency; positive for top-ups and refunds.",
+    )
+    reason = serializers.CharField(
+        max_length=255,
+        required=False,
+        allow_blank=True,
+        default="",
+        help_text="Required for refunds and adjustments.",
+    )
+    reference = serializers.CharField(
+        max_length=100,
+        required=False,
+        allow_blank=True,
+        default="",
+        help_text="A payment reference: a second entry with it for this customer is refused "
+        "(409), so a retried request cannot book twice.",
+    )
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        entry = LedgerEntry(
+            customer=attrs["customer"],
+            kind=attrs["kind"],
+            amount=attrs["amount"],
+            reason=attrs["reason"],
+        )
+        try:
+            billing_services.validate(entry)
+        except LedgerError as exc:
+            raise serializers.ValidationError(str(exc)) from exc
+        return attrs
 
 
 class StatsQuerySerializer(serializers.Serializer[Any]):

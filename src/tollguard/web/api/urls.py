@@ -21,6 +21,7 @@ router.register("rate-cards", views.RateCardViewSet, basename="ratecard")
 router.register("rates", views.RateViewSet, basename="rate")
 router.register("cdrs", views.CdrViewSet, basename="cdr")
 router.register("bans", views.SipBanViewSet, basename="sipban")
+router.register("ledger", views.LedgerViewSet, basename="ledgerentry")
 
 urlpatterns: list[URLPattern | URLResolver] = [
     *router.urls,

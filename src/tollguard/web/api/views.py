@@ -15,7 +15,7 @@ from django.db.models import Model, ProtectedError, QuerySet
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import exceptions, status, viewsets
+from rest_framework import exceptions, mixins, status, viewsets
 from rest_framework.filters import OrderingFilter
 from rest_framework.pagination import CursorPagination, PageNumberPagination
 from rest_framework.request import Request
@@ -26,9 +26,17 @@ from rest_framework.views import APIView
 from tollguard.domain.shield import BanMode
 from tollguard.web.api import serializers as s
 from tollguard.web.api.access import confine, confined_customer
-from tollguard.web.api.filters import CdrFilter, CustomerCdrFilter
+from tollguard.web.api.filters import (
+    CdrFilter,
+    CustomerCdrFilter,
+    CustomerLedgerFilter,
+    LedgerFilter,
+)
 from tollguard.web.api.models import ApiKey, Scope
 from tollguard.web.api.statistics import traffic_stats
+from tollguard.web.billing import services as billing_services
+from tollguard.web.billing.errors import DuplicateReference
+from tollguard.web.billing.models import LedgerEntry
 from tollguard.web.carriers.models import Gateway, Provider
 from tollguard.web.cdr.models import Cdr
 from tollguard.web.customers.models import Account, AclEntry, Customer
@@ -88,7 +96,7 @@ class ProvisioningViewSet[M: Model](viewsets.ModelViewSet[M]):
 
 class CustomerViewSet(ProvisioningViewSet[Customer]):
     permission_model = Customer
-    queryset = Customer.objects.prefetch_related("providers")
+    queryset = Customer.objects.select_related("balance").prefetch_related("providers")
     serializer_class = s.CustomerSerializer
     customer_serializer_class = s.CustomerViewSerializer
     customer_lookup = "pk"
@@ -193,6 +201,69 @@ class CdrViewSet(viewsets.ReadOnlyModelViewSet[Cdr]):
 
     def get_serializer_class(self) -> type[BaseSerializer[Any]]:
         return s.CustomerCdrSerializer if self._confined() else s.CdrSerializer
+
+
+class LedgerPagination(CursorPagination):
+    page_size = 100
+    page_size_query_param = "page_size"
+    max_page_size = 1000
+    ordering = ("-created_at", "-id")
+
+
+class LedgerViewSet(
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.CreateModelMixin,
+    viewsets.GenericViewSet[LedgerEntry],
+):
+    """The ledger, newest first; ``POST`` a top-up, refund or adjustment.
+
+    Entries are never changed or deleted: there is no ``PUT``, ``PATCH`` or ``DELETE``.
+    """
+
+    queryset = LedgerEntry.objects.all()
+    permission_model = LedgerEntry
+    read_scope = Scope.READ_LEDGER
+    write_scope = Scope.WRITE_LEDGER
+    customer_lookup = "customer"
+    pagination_class = LedgerPagination
+    filter_backends = (DjangoFilterBackend,)
+
+    def _confined(self) -> bool:
+        return (
+            not getattr(self, "swagger_fake_view", False)
+            and confined_customer(self.request) is not None
+        )
+
+    @property
+    def filterset_class(self) -> type[CustomerLedgerFilter]:
+        return CustomerLedgerFilter if self._confined() else LedgerFilter
+
+    def get_queryset(self) -> QuerySet[LedgerEntry]:
+        return confine(self.request, super().get_queryset(), self.customer_lookup)
+
+    def get_serializer_class(self) -> type[BaseSerializer[Any]]:
+        if self.action == "create":
+            return s.LedgerPostSerializer
+        return s.LedgerEntrySerializer
+
+    @extend_schema(request=s.LedgerPostSerializer, responses={201: s.LedgerEntrySerializer})
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        posted = s.LedgerPostSerializer(data=request.data)
+        posted.is_valid(raise_exception=True)
+        data = posted.validated_data
+        try:
+            entry = billing_services.post_entry(
+                data["customer"],
+                data["kind"],
+                data["amount"],
+                reason=data["reason"],
+                reference=data["reference"],
+                actor=request.user,
+            )
+        except DuplicateReference as exc:
+            raise Conflict(str(exc)) from exc
+        return Response(s.LedgerEntrySerializer(entry).data, status=status.HTTP_201_CREATED)
 
 
 class StatsView(APIView):

@@ -12,13 +12,18 @@ from __future__ import annotations
 import logging
 import secrets
 import string
+from decimal import Decimal
 
 from django.conf import settings
 from django.contrib import admin
+from django.core.exceptions import ObjectDoesNotExist
 from django.db.models import Count, QuerySet
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
+from django.urls import reverse
 from django.utils.cache import add_never_cache_headers
+from django.utils.html import format_html
+from django.utils.safestring import SafeString
 
 from tollguard.web.customers.forms import AccountForm
 from tollguard.web.customers.models import Account, AclEntry, Customer
@@ -61,9 +66,11 @@ class CustomerAdmin(RoleFieldLimits[Customer], admin.ModelAdmin[Customer]):
         "account_count",
         "max_call_duration_s",
         "allow_negative_margin",
+        "billing_mode",
+        "balance_shown",
     )
-    list_filter = ("enabled", "strategy", "allow_negative_margin", "sell_card")
-    list_select_related = ("sell_card",)
+    list_filter = ("enabled", "strategy", "allow_negative_margin", "billing_mode", "sell_card")
+    list_select_related = ("sell_card", "balance")
     search_fields = ("name", "accounts__username")
     ordering = ("name",)
     filter_horizontal = ("providers",)
@@ -71,6 +78,10 @@ class CustomerAdmin(RoleFieldLimits[Customer], admin.ModelAdmin[Customer]):
     fieldsets = (
         (None, {"fields": ("name", "enabled", "sell_card", "strategy", "providers")}),
         ("Limits", {"fields": ("max_call_duration_s", "allow_negative_margin")}),
+        (
+            "Credit",
+            {"fields": ("billing_mode", "credit_limit", "currency", "balance_shown")},
+        ),
         (
             "Number normalization",
             {
@@ -84,12 +95,37 @@ class CustomerAdmin(RoleFieldLimits[Customer], admin.ModelAdmin[Customer]):
         ),
     )
 
+    readonly_fields = ("balance_shown",)
+
     def get_queryset(self, request: HttpRequest) -> QuerySet[Customer]:
         return super().get_queryset(request).annotate(account_total=Count("accounts"))
 
     @admin.display(description="accounts", ordering="account_total")
     def account_count(self, obj: Customer) -> int:
         return int(getattr(obj, "account_total", 0))
+
+    @admin.display(description="balance", ordering="balance__amount")
+    def balance_shown(self, obj: Customer) -> SafeString:
+        """The ledger balance (the billing app's), with links to the customer's ledger
+        and to post a top-up or adjustment."""
+        if obj.pk is None:
+            return format_html("{}", "-")
+        try:
+            amount = obj.balance.amount  # the billing app's Balance, by its reverse name
+        except ObjectDoesNotExist:
+            amount = Decimal(0)
+        ledger = reverse("admin:billing_ledgerentry_changelist")
+        post = reverse("admin:billing_ledgerentry_add")
+        return format_html(
+            '{} {} · <a href="{}?customer__id__exact={}">ledger</a> · '
+            '<a href="{}?customer={}">top up or adjust</a>',
+            amount,
+            obj.currency,
+            ledger,
+            obj.pk,
+            post,
+            obj.pk,
+        )
 
 
 @admin.register(Account)

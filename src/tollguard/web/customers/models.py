@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
+from django.apps import apps
+from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
 
-from tollguard.domain.plan import RoutingStrategy
+from tollguard.domain.plan import BillingMode, RoutingStrategy
 from tollguard.web.carriers.models import Provider
 from tollguard.web.customers.fields import NetworkField
-from tollguard.web.rating.models import RateCard, RateCardKind
+from tollguard.web.rating.models import RateCard, RateCardKind, currency_validator
 
 digits_validator = RegexValidator(r"^[0-9]*$", "Only digits 0-9.")
 hex_md5_validator = RegexValidator(r"^([0-9a-f]{32})?$", "32 lower-case hex digits.")
@@ -59,12 +62,79 @@ class Customer(models.Model):
         related_name="customers",
         help_text="Providers this customer may use; none selected means every provider.",
     )
+    # Credit terms (docs/billing.md): checked together by credit_terms_errors().
+    billing_mode = models.CharField(
+        max_length=8,
+        choices=[(BillingMode.PREPAID.value, "prepaid"), (BillingMode.POSTPAID.value, "postpaid")],
+        default=BillingMode.PREPAID.value,
+        help_text=(
+            "Prepaid: calls spend a balance paid in advance. Postpaid: calls may take the "
+            "balance down to minus the credit limit."
+        ),
+    )
+    credit_limit = models.DecimalField(
+        max_digits=16,
+        decimal_places=6,
+        default=Decimal(0),
+        validators=[MinValueValidator(Decimal(0))],
+        help_text="How far below zero a postpaid customer's balance may go.",
+    )
+    currency = models.CharField(
+        max_length=3,
+        default="EUR",
+        validators=[currency_validator],
+        help_text="What the customer pays in: its sell card's currency. Fixed once its "
+        "ledger has entries.",
+    )
 
     class Meta:
         ordering = ("name",)
 
     def __str__(self) -> str:
         return self.name
+
+    def clean(self) -> None:
+        super().clean()
+        errors = credit_terms_errors(
+            pk=self.pk,
+            sell_card=self.sell_card if self.sell_card_id is not None else None,
+            billing_mode=self.billing_mode,
+            credit_limit=self.credit_limit,
+            currency=self.currency,
+        )
+        if errors:
+            raise ValidationError(errors)
+
+
+def credit_terms_errors(
+    *,
+    pk: int | None,
+    sell_card: RateCard | None,
+    billing_mode: str,
+    credit_limit: Decimal | None,
+    currency: str,
+) -> dict[str, str]:
+    """What is wrong with a customer's credit terms, by field (empty: nothing).
+
+    One rule for the admin, the API and ``tollguard load``: the customer pays in its
+    sell card's currency (calls are refused otherwise, docs/billing.md), a prepaid
+    customer has no credit limit, and the currency of a ledger with entries is fixed.
+    """
+    errors: dict[str, str] = {}
+    if sell_card is not None and sell_card.currency != currency:
+        errors["sell_card"] = (
+            f"The sell card prices in {sell_card.currency}; the customer pays in {currency}. "
+            "A customer pays in its sell card's currency."
+        )
+    if billing_mode == BillingMode.PREPAID.value and credit_limit:
+        errors["credit_limit"] = "Only a postpaid customer has a credit limit."
+    if pk is not None:
+        stored = Customer.objects.filter(pk=pk).values_list("currency", flat=True).first()
+        ledger = apps.get_model("billing", "LedgerEntry")
+        changed = stored is not None and stored != currency
+        if changed and ledger.objects.filter(customer_id=pk).exists():
+            errors["currency"] = f"The customer's ledger is in {stored}: its currency is fixed."
+    return errors
 
 
 class Account(models.Model):

@@ -7,7 +7,15 @@ import ipaddress
 from collections import defaultdict
 from typing import Any
 
-from tollguard.domain.plan import Account, AclEntry, Customer, NumberRules, RoutingStrategy
+from tollguard.domain.plan import (
+    Account,
+    AclEntry,
+    BillingMode,
+    CreditTerms,
+    Customer,
+    NumberRules,
+    RoutingStrategy,
+)
 from tollguard.web.customers import models
 
 
@@ -42,6 +50,9 @@ def customers() -> tuple[Customer, ...]:
         "national_prefix",
         "international_prefix",
         "strip_prefix",
+        "billing_mode",
+        "credit_limit",
+        "currency",
     )
     return tuple(
         Customer(
@@ -59,6 +70,9 @@ def customers() -> tuple[Customer, ...]:
                 strip_prefix=strip_prefix,
             ),
             provider_ids=tuple(allowed.get(pk, ())),
+            credit=CreditTerms(
+                mode=BillingMode(billing_mode), credit_limit=credit_limit, currency=currency
+            ),
         )
         for (
             pk,
@@ -72,6 +86,9 @@ def customers() -> tuple[Customer, ...]:
             national_prefix,
             international_prefix,
             strip_prefix,
+            billing_mode,
+            credit_limit,
+            currency,
         ) in rows
     )
 

@@ -1,4 +1,4 @@
-"""CSV downloads of the portal: a customer's CDRs and its sell rate card.
+"""CSV downloads of the portal: a customer's CDRs, its ledger and its sell rate card.
 
 Cells go through :func:`tollguard.web.core.csvout.cell`, which keeps spreadsheet
 formulas out of them (callers choose their own From header).
@@ -10,6 +10,7 @@ from collections.abc import Iterator
 
 from django.db.models import QuerySet
 
+from tollguard.web.billing.models import LedgerEntry
 from tollguard.web.cdr.models import Cdr
 from tollguard.web.core.csvout import csv_lines
 from tollguard.web.rating.models import RATE_FIELDS, Rate, RateCard
@@ -34,6 +35,15 @@ CDR_COLUMNS: tuple[str, ...] = (
     "currency",
 )
 RATE_COLUMNS: tuple[str, ...] = RATE_FIELDS
+LEDGER_COLUMNS: tuple[str, ...] = (
+    "created_at",
+    "kind",
+    "amount",
+    "balance_after",
+    "reference",
+    "reason",
+    "call_id",
+)
 CHUNK_SIZE = 2000
 
 
@@ -47,3 +57,10 @@ def rate_card_csv(card: RateCard) -> Iterator[str]:
     rows = Rate.objects.filter(card=card).order_by("prefix", "effective_from", "id")
     values = rows.values_list(*RATE_COLUMNS).iterator(chunk_size=CHUNK_SIZE)
     return csv_lines((*RATE_COLUMNS, "currency"), ((*row, card.currency) for row in values))
+
+
+def ledger_csv(entries: QuerySet[LedgerEntry], currency: str) -> Iterator[str]:
+    """``entries`` as CSV lines, oldest first, with the customer's currency on each."""
+    rows = entries.order_by("created_at", "id").values_list(*LEDGER_COLUMNS)
+    values = rows.iterator(chunk_size=CHUNK_SIZE)
+    return csv_lines((*LEDGER_COLUMNS, "currency"), ((*row, currency) for row in values))

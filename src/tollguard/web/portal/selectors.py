@@ -7,8 +7,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from django.db.models import Count, Sum
+from django.db.models import Count, Q, QuerySet, Sum
 
+from tollguard.domain.plan import BillingMode
+from tollguard.web.billing.models import LedgerEntry
+from tollguard.web.billing.selectors import balance_of
 from tollguard.web.cdr.models import Cdr
 from tollguard.web.customers.models import Customer
 
@@ -58,3 +61,37 @@ def monthly_charges(customer: Customer, now: datetime) -> list[MonthCharges]:
         )
         result.append(MonthCharges(month, counts["calls"], counts["answered"], amounts))
     return result
+
+
+@dataclass(frozen=True, slots=True)
+class Funds:
+    """What the portal shows of a customer's money."""
+
+    balance: Decimal  # the ledger's sum
+    credit_limit: Decimal  # 0 unless postpaid
+    currency: str
+
+    @property
+    def available(self) -> Decimal:
+        """What calls may still spend: the balance, plus the credit limit."""
+        return self.balance + self.credit_limit
+
+
+def funds(customer: Customer) -> Funds:
+    postpaid = customer.billing_mode == BillingMode.POSTPAID
+    return Funds(
+        balance=balance_of(customer.pk).quantize(_SHOWN),
+        credit_limit=(customer.credit_limit if postpaid else Decimal(0)).quantize(_SHOWN),
+        currency=customer.currency,
+    )
+
+
+def ledger_of(customer: Customer) -> QuerySet[LedgerEntry]:
+    return LedgerEntry.objects.filter(customer=customer).order_by("-created_at", "-id")
+
+
+def entries_before(
+    entries: QuerySet[LedgerEntry], created_at: datetime, pk: int
+) -> QuerySet[LedgerEntry]:
+    """Entries after (``created_at``, ``pk``) in newest-first order: the next keyset page."""
+    return entries.filter(Q(created_at__lt=created_at) | Q(created_at=created_at, pk__lt=pk))

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from datetime import datetime
 from functools import wraps
 from typing import Any, Concatenate
+from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.contrib.auth import update_session_auth_hash
@@ -46,6 +47,7 @@ from tollguard.web.security import views as security_views
 security_log = logging.getLogger("tollguard.security")
 
 CDR_PAGE_SIZE = 50
+LEDGER_PAGE_SIZE = 50
 
 type CustomerView = Callable[Concatenate[HttpRequest, Customer, ...], HttpResponseBase]
 
@@ -93,7 +95,11 @@ def home(request: HttpRequest, customer: Customer) -> HttpResponse:
     return render(
         request,
         "portal/home.html",
-        {"customer": customer, "charges": selectors.monthly_charges(customer, timezone.now())},
+        {
+            "customer": customer,
+            "charges": selectors.monthly_charges(customer, timezone.now()),
+            "funds": selectors.funds(customer),
+        },
     )
 
 
@@ -157,6 +163,42 @@ def cdr_export(request: HttpRequest, customer: Customer) -> HttpResponseBase:
     response = StreamingHttpResponse(exports.cdr_csv(cdrs), content_type=CSV_CONTENT_TYPE)
     stamp = timezone.now().strftime("%Y%m%dT%H%M%SZ")
     response["Content-Disposition"] = f'attachment; filename="cdrs-{stamp}.csv"'
+    return response
+
+
+@customer_required
+@require_GET
+def ledger(request: HttpRequest, customer: Customer) -> HttpResponse:
+    entries = selectors.ledger_of(customer)
+    position = _cursor(request.GET.get("after", ""))
+    if position is not None:
+        entries = selectors.entries_before(entries, *position)
+    rows = list(entries[: LEDGER_PAGE_SIZE + 1])
+    next_cursor = ""
+    if len(rows) > LEDGER_PAGE_SIZE:
+        rows = rows[:LEDGER_PAGE_SIZE]
+        last = rows[-1]
+        next_cursor = f"{last.created_at.isoformat()}_{last.pk}"
+    return render(
+        request,
+        "portal/ledger.html",
+        {
+            "customer": customer,
+            "funds": selectors.funds(customer),
+            "rows": rows,
+            "next_query": urlencode({"after": next_cursor}) if next_cursor else "",
+            "first_page": "after" in request.GET,
+        },
+    )
+
+
+@customer_required
+@require_GET
+def ledger_export(request: HttpRequest, customer: Customer) -> HttpResponseBase:
+    lines = exports.ledger_csv(selectors.ledger_of(customer), customer.currency)
+    response = StreamingHttpResponse(lines, content_type=CSV_CONTENT_TYPE)
+    stamp = timezone.now().strftime("%Y%m%dT%H%M%SZ")
+    response["Content-Disposition"] = f'attachment; filename="ledger-{stamp}.csv"'
     return response
 
 

@@ -12,6 +12,7 @@ from typing import Any
 from django.db import models
 
 from tollguard.domain.plan import Rate
+from tollguard.web.billing.models import BalanceAlerts
 from tollguard.web.carriers.models import Gateway, Provider
 from tollguard.web.customers.models import Account, AclEntry, Customer
 from tollguard.web.customers.services import ha1_digests
@@ -89,11 +90,18 @@ def apply(plan: PlanSpec, realm: str, counts: dict[str, Counts]) -> None:
                 counts["fraud"].add(outcome)
 
     for cspec in plan.customers:
-        customer, outcome = _upsert(
-            Customer,
-            {"name": cspec.name},
-            {"sell_card_id": card_id(cspec.sell_card), **cspec.values},
-        )
+        fields: dict[str, Any] = {"sell_card_id": card_id(cspec.sell_card), **cspec.values}
+        if cspec.credit is not None:
+            fields["billing_mode"] = cspec.credit.mode
+            fields["credit_limit"] = cspec.credit.credit_limit
+        # The customer pays in its sell card's currency unless the file says it (the
+        # validation made sure the two agree).
+        currency = cspec.credit.currency if cspec.credit is not None else None
+        if currency is None and cspec.sell_card is not None:
+            currency = cards[cspec.sell_card].currency
+        if currency is not None:
+            fields["currency"] = currency
+        customer, outcome = _upsert(Customer, {"name": cspec.name}, fields)
         if cspec.providers is not None:
             wanted = set(
                 Provider.objects.filter(name__in=cspec.providers).values_list("pk", flat=True)
@@ -131,6 +139,17 @@ def apply(plan: PlanSpec, realm: str, counts: dict[str, Counts]) -> None:
                 {"customer_id": customer.pk},
             )
             counts["acl"].add(outcome)
+        if cspec.alerts is not None:
+            _, outcome = _upsert(
+                BalanceAlerts,
+                {"customer_id": customer.pk},
+                {
+                    "thresholds": ", ".join(f"{t:f}" for t in cspec.alerts.thresholds),
+                    "email": cspec.alerts.email,
+                    "webhook_url": cspec.alerts.webhook_url,
+                },
+            )
+            counts["alerts"].add(outcome)
 
     if plan.prune:
         _prune(plan, counts)

@@ -60,6 +60,7 @@ def load_plan_file(path: Path | str, *, realm: str, dry_run: bool = False) -> Lo
     counts = {kind: Counts() for kind in KINDS}
     with transaction.atomic():
         validation.check_references(plan, errors)
+        validation.check_credit(plan, errors)
         if errors:
             raise PlanFileError(path, errors)
         before = config_version()

@@ -18,6 +18,7 @@ KINDS = (
     "accounts",
     "acl",
     "fraud",
+    "alerts",
 )
 Outcome = Literal["created", "updated", "unchanged"]
 

@@ -19,9 +19,15 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
+from django.core.exceptions import ValidationError
+from django.core.validators import EmailValidator, URLValidator
+
+from tollguard.domain.credit import check_amount
+from tollguard.domain.errors import CreditError
 from tollguard.domain.fraud import parse_caller_range
 from tollguard.domain.numbers import NumberKind
 from tollguard.domain.plan import (
+    BillingMode,
     DestinationMatch,
     FraudAction,
     Rate,
@@ -29,6 +35,7 @@ from tollguard.domain.plan import (
     RoutingStrategy,
     SipTransport,
 )
+from tollguard.web.billing.models import MAX_THRESHOLDS
 from tollguard.web.carriers.models import GATEWAY_FIELDS
 from tollguard.web.customers.fields import parse_network
 from tollguard.web.rating.models import RateCardKind
@@ -43,7 +50,9 @@ from tollguard.web.rating.rate_rows import (
 __all__ = [
     "AccountSpec",
     "AclSpec",
+    "AlertsSpec",
     "CardSpec",
+    "CreditSpec",
     "CustomerSpec",
     "FraudSpec",
     "GatewaySpec",
@@ -124,6 +133,20 @@ class AclSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class CreditSpec:
+    mode: str
+    credit_limit: Decimal
+    currency: str | None  # None: the sell card's
+
+
+@dataclass(frozen=True, slots=True)
+class AlertsSpec:
+    thresholds: tuple[Decimal, ...]  # highest first
+    email: str
+    webhook_url: str
+
+
+@dataclass(frozen=True, slots=True)
 class CustomerSpec:
     where: str
     name: str
@@ -133,6 +156,8 @@ class CustomerSpec:
     accounts: tuple[AccountSpec, ...] | None
     acl: tuple[AclSpec, ...] | None
     fraud: FraudSpec | None = None
+    credit: CreditSpec | None = None  # None: not declared, left alone
+    alerts: AlertsSpec | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -319,7 +344,11 @@ _CUSTOMER_KEYS = (
     "accounts",
     "acl",
     "fraud",
+    "credit",
+    "alerts",
 )
+_CREDIT_KEYS = ("mode", "credit_limit", "currency")
+_ALERT_KEYS = ("thresholds", "email", "webhook_url")
 _NUMBERING_KEYS = ("country_code", "national_prefix", "international_prefix", "strip_prefix")
 _ACCOUNT_KEYS = (
     "username",
@@ -529,7 +558,86 @@ def _parse_customer(r: _Reader, table: dict[str, Any], where: str) -> CustomerSp
         accounts,
         tuple(acl) if acl is not None else None,
         _parse_fraud(r, table["fraud"], f"{where}.fraud") if "fraud" in table else None,
+        _parse_credit(r, table, where),
+        _parse_alerts(r, table, where),
     )
+
+
+def _parse_credit(r: _Reader, table: dict[str, Any], where: str) -> CreditSpec | None:
+    if "credit" not in table:
+        return None
+    credit_where = f"{where}.credit"
+    credit = r.mapping(table["credit"], credit_where, _CREDIT_KEYS)
+    if credit is None:
+        return None
+    modes = (BillingMode.PREPAID.value, BillingMode.POSTPAID.value)
+    mode = r.get(credit, "mode", credit_where, _choice(modes), BillingMode.PREPAID.value)
+    limit = r.get(credit, "credit_limit", credit_where, _amount(signed=False), Decimal(0))
+    currency = r.get(credit, "currency", credit_where, _text(_CURRENCY, "an ISO 4217 code"), None)
+    if mode == BillingMode.PREPAID.value and limit:
+        r.error(f"{credit_where}.credit_limit", "only a postpaid customer has a credit limit")
+    return CreditSpec(mode, limit or Decimal(0), currency)
+
+
+def _parse_alerts(r: _Reader, table: dict[str, Any], where: str) -> AlertsSpec | None:
+    if "alerts" not in table:
+        return None
+    alerts_where = f"{where}.alerts"
+    alerts = r.mapping(table["alerts"], alerts_where, _ALERT_KEYS)
+    if alerts is None:
+        return None
+    thresholds: set[Decimal] = set()
+    for j, item in enumerate(r.items(alerts, "thresholds", alerts_where) or ()):
+        amount = _safe(r, f"{alerts_where}.thresholds[{j}]", _amount(signed=True), item)
+        if amount is not None:
+            thresholds.add(amount)
+    if len(thresholds) > MAX_THRESHOLDS:
+        r.error(f"{alerts_where}.thresholds", f"at most {MAX_THRESHOLDS} thresholds")
+    email = r.get(
+        alerts, "email", alerts_where, _validated(EmailValidator(), "an e-mail address"), ""
+    )
+    webhook_url = r.get(
+        alerts,
+        "webhook_url",
+        alerts_where,
+        _validated(URLValidator(schemes=["https"]), "an https URL"),
+        "",
+    )
+    return AlertsSpec(tuple(sorted(thresholds, reverse=True)), email, webhook_url)
+
+
+def _amount(*, signed: bool) -> Any:
+    """Money: a quoted decimal or an integer (a YAML float would not be exact), at most
+    six places and ten digits before the point."""
+
+    def convert(value: Any) -> Decimal:
+        if isinstance(value, bool) or not isinstance(value, str | int):
+            raise InvalidValue(f"{show(value)} is not an amount (quote it: '1.50')")
+        try:
+            amount = Decimal(str(value).strip())
+        except ArithmeticError as exc:
+            raise InvalidValue(f"{show(value)} is not an amount") from exc
+        try:
+            check_amount(amount, signed=signed)
+        except CreditError as exc:
+            raise InvalidValue(f"{show(value)} is not an amount ({exc})") from exc
+        if abs(amount) >= Decimal(10) ** 10:
+            raise InvalidValue(f"{show(value)} is too large")
+        return amount
+
+    return convert
+
+
+def _validated(validator: Callable[[str], None], hint: str) -> Any:
+    def convert(value: Any) -> str:
+        text: str = _text(max_length=200)(value)
+        try:
+            validator(text)
+        except ValidationError as exc:
+            raise InvalidValue(f"{text!r} is not {hint}") from exc
+        return text
+
+    return convert
 
 
 def _parse_account(r: _Reader, acc: dict[str, Any], where: str) -> AccountSpec:

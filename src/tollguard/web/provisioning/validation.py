@@ -1,4 +1,5 @@
-"""The plan against the database: names it uses exist, and nothing changes owner.
+"""The plan against the database: names it uses exist, nothing changes owner, and every
+customer pays in its sell card's currency.
 
 Run inside the load's transaction, after :func:`tollguard.web.provisioning.schema.parse`
 and before anything is written, so that a file with any problem changes nothing.
@@ -8,12 +9,13 @@ from __future__ import annotations
 
 from django.db import models
 
+from tollguard.web.billing.models import LedgerEntry
 from tollguard.web.carriers.models import Gateway, Provider
-from tollguard.web.customers.models import Account, AclEntry
+from tollguard.web.customers.models import Account, AclEntry, Customer
 from tollguard.web.provisioning.schema import PlanSpec
 from tollguard.web.rating.models import RateCard, RateCardKind
 
-__all__ = ["check_references"]
+__all__ = ["check_credit", "check_references"]
 
 
 def check_references(plan: PlanSpec, errors: list[str]) -> None:
@@ -91,3 +93,47 @@ def check_references(plan: PlanSpec, errors: list[str]) -> None:
 
 def _owners(model: type[models.Model], key: str, owner: str) -> dict[str, str]:
     return dict(model._default_manager.values_list(key, owner))
+
+
+def check_credit(plan: PlanSpec, errors: list[str]) -> None:
+    """Each customer pays in its sell card's currency; a currency with a ledger is fixed;
+    a customer with a ledger is never pruned (docs/billing.md)."""
+    card_currency = {} if plan.prune else dict(RateCard.objects.values_list("name", "currency"))
+    card_currency.update((card.name, card.currency) for card in plan.rate_cards)
+    stored = {
+        name: (pk, currency)
+        for pk, name, currency in Customer.objects.values_list("pk", "name", "currency")
+    }
+    with_ledger = set(
+        LedgerEntry.objects.order_by().values_list("customer_id", flat=True).distinct()
+    )
+    for customer in plan.customers:
+        declared = customer.credit.currency if customer.credit is not None else None
+        card = card_currency.get(customer.sell_card) if customer.sell_card else None
+        if declared is not None and card is not None and declared != card:
+            errors.append(
+                f"{customer.where}.credit.currency: {declared!r} is not the currency of sell "
+                f"card {customer.sell_card!r} ({card}); a customer pays in its sell card's "
+                "currency"
+            )
+            continue
+        currency = declared or card
+        pk, current = stored.get(customer.name, (None, None))
+        if (
+            currency is not None
+            and current is not None
+            and currency != current
+            and pk in with_ledger
+        ):
+            errors.append(
+                f"{customer.where}: customer {customer.name!r} has a ledger in {current}; its "
+                f"currency is fixed (not {currency})"
+            )
+    if plan.prune:
+        kept = {customer.name for customer in plan.customers}
+        for name, (pk, _) in sorted(stored.items()):
+            if name not in kept and pk in with_ledger:
+                errors.append(
+                    f"(prune): customer {name!r} has ledger entries and cannot be deleted; "
+                    "keep it in the file (enabled: false to stop its calls)"
+                )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import fields
 from decimal import Decimal
 
+from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 
@@ -41,6 +42,31 @@ class RateCard(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def clean(self) -> None:
+        super().clean()
+        problem = currency_change_error(self, self.currency)
+        if problem:
+            raise ValidationError({"currency": problem})
+
+
+def currency_change_error(card: RateCard, currency: str) -> str:
+    """Why ``card`` may not price in ``currency``, or ``""``: customers on it pay in
+    another one (docs/billing.md)."""
+    if card.pk is None:
+        return ""
+    names = list(
+        card.customers.exclude(currency=currency)
+        .order_by("name")
+        .values_list("name", flat=True)[:6]
+    )
+    if not names:
+        return ""
+    shown = ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")
+    return (
+        f"Customers on this card pay in another currency than {currency}: {shown}. "
+        "Give them another card first."
+    )
 
 
 class Rate(models.Model):

@@ -30,6 +30,8 @@ TRACKED: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("fraud", "GatewayLimits", ()),
     ("fraud", "SipBan", ()),
     ("fraud", "Suspension", ()),
+    ("billing", "LedgerEntry", ()),
+    ("billing", "BalanceAlerts", ("webhook_secret",)),
 )
 
 

@@ -6,11 +6,13 @@ role           may
 administrator  everything, users and roles included
 operator       manage customers, accounts, ACLs, providers, gateways, rate
                cards, API keys, the ban lists, fraud rules, suspensions and
-               fraud events; read CDRs, lockouts, the honeypot record and the
-               audit trail
+               fraud events; read CDRs, the ledger, lockouts, the honeypot
+               record and the audit trail
 billing        manage rate cards and rates; change customers (credit, limits);
-               read accounts, carriers, fraud records, CDRs and the audit trail
-read-only      read the configuration, fraud records, CDRs and the audit trail
+               post top-ups and adjustments, manage balance alerts; read
+               accounts, carriers, fraud records, CDRs and the audit trail
+read-only      read the configuration, fraud records, CDRs, the ledger and the
+               audit trail
 =============  ===============================================================
 
 A grant names an app label, a model (``*``: every model of the app) and actions.
@@ -51,6 +53,7 @@ ROLES: Mapping[str, tuple[Grant, ...]] = {
         Grant("security", "honeypotattempt", VIEW),
         Grant("fraud", "*", ALL),
         Grant("cdr", "*", VIEW),
+        Grant("billing", "*", VIEW),
         Grant("core", "configversion", VIEW),
         Grant("axes", "*", VIEW),
         Grant("auditlog", "*", VIEW),
@@ -62,12 +65,17 @@ ROLES: Mapping[str, tuple[Grant, ...]] = {
         Grant("carriers", "*", VIEW),
         Grant("fraud", "*", VIEW),
         Grant("cdr", "*", VIEW),
+        # Entries are only ever added: nobody changes or deletes one.
+        Grant("billing", "ledgerentry", frozenset({"add", "view"})),
+        Grant("billing", "balancealerts", ALL),
+        Grant("billing", "alertdelivery", VIEW),
         Grant("auditlog", "*", VIEW),
     ),
     READ_ONLY: (
         *(Grant(app, "*", VIEW) for app in _CONFIG_APPS),
         Grant("fraud", "*", VIEW),
         Grant("cdr", "*", VIEW),
+        Grant("billing", "*", VIEW),
         Grant("core", "configversion", VIEW),
         Grant("auditlog", "*", VIEW),
     ),

@@ -47,6 +47,7 @@ INSTALLED_APPS = [
     "tollguard.web.customers",
     "tollguard.web.cdr",
     "tollguard.web.fraud",
+    "tollguard.web.billing",
     "rest_framework",
     "django_filters",
     "drf_spectacular",
@@ -243,6 +244,28 @@ TOLLGUARD_SESSION_ABSOLUTE_AGE = 12 * 3600
 
 # Audit trail: who changed what and when, with the address of the request.
 AUDITLOG_INCLUDE_ALL_MODELS = False
+
+# Mail, for low-balance alerts ([mail] in tollguard.toml; the password in secrets.toml).
+# Without a host nothing is sent: the alerts wait, retried, and tollguard check says why.
+MAILERS: dict[str, dict[str, Any]] = {
+    "default": (
+        {
+            "BACKEND": "django.core.mail.backends.smtp.EmailBackend",
+            "OPTIONS": {
+                "host": TOLLGUARD.mail.host,
+                "port": TOLLGUARD.mail.port,
+                "username": TOLLGUARD.mail.user,
+                "password": TOLLGUARD.secrets.mail_password,
+                "use_tls": TOLLGUARD.mail.starttls,
+                "use_ssl": TOLLGUARD.mail.ssl,
+                "timeout": TOLLGUARD.mail.timeout_s,
+            },
+        }
+        if TOLLGUARD.mail.host
+        else {"BACKEND": "tollguard.web.billing.mail.UnconfiguredBackend"}
+    )
+}
+DEFAULT_FROM_EMAIL = TOLLGUARD.mail.from_address or "tollguard@localhost"
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
