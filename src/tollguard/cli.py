@@ -317,7 +317,13 @@ def serve(settings: config.Settings, *, web: bool = True) -> int:
             from tollguard.state.geoip import MaxMindCountries
 
             countries = MaxMindCountries(settings.web.geoip_database)
-        stores = LiveStores(DbBanStore(), DbSuspensionStore(), DbFraudEventStore(), countries)
+        stores = LiveStores(
+            DbBanStore(),
+            DbSuspensionStore(),
+            DbFraudEventStore(),
+            countries,
+            adapters.DbBalanceSource(),
+        )
         await run_switch(
             settings,
             adapters.DbPlanSource(),

@@ -136,6 +136,7 @@ def build_plan(gateway_ports: Mapping[str, int]) -> dict[str, Any]:
             {
                 "name": "trunk",
                 "sell_card": "retail-sell",
+                "credit": {"mode": "postpaid", "credit_limit": "1000000"},
                 "strategy": "lcr",
                 "numbering": numbering,
                 "acl": [{"network": f"{TRUNK_HOST}/32"}],
@@ -143,6 +144,7 @@ def build_plan(gateway_ports: Mapping[str, int]) -> dict[str, Any]:
             {
                 "name": "retail",
                 "sell_card": "retail-sell",
+                "credit": {"mode": "postpaid", "credit_limit": "1000000"},
                 "strategy": "lcr",
                 "numbering": numbering,
                 "accounts": [{"username": ALICE[0], "password": ALICE[1], "allow_md5": True}],

@@ -222,6 +222,8 @@ def bench_plan(gateway_port: int, *, auth: str, username: str, password: str) ->
         "sell_card": "bench-sell",
         "strategy": "lcr",
         "numbering": {"country_code": "44"},
+        # Credit control runs on every call; a postpaid limit no run reaches.
+        "credit": {"mode": "postpaid", "credit_limit": "1000000000"},
     }
     if auth == "acl":
         customer["acl"] = [{"network": f"{LOOPBACK}/32"}]

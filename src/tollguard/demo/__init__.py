@@ -147,6 +147,8 @@ def demo_plan(cheap_port: int, backup_port: int) -> DemoPlan:
                 "name": "demo-customer",
                 "sell_card": "demo-retail",
                 "strategy": "lcr",
+                # Postpaid on credit: calls are reserved against the limit and charged.
+                "credit": {"mode": "postpaid", "credit_limit": "100"},
                 "numbering": {
                     "country_code": "44",
                     "national_prefix": "0",

@@ -69,7 +69,10 @@ def build_cdr(call: Call, ended: float, cause: int | None) -> Cdr:
     if call.sell_rate is not None and customer is not None and customer.sell_card_id:
         card = plan.rate_card(customer.sell_card_id)
         currency = card.currency
-        if duration_ms:
+        if call.charge is not None:
+            # Settled by credit control: talk time past the reservation is not charged.
+            billed_s, sell_amount = call.charge.billed_s, call.charge.amount
+        elif duration_ms:
             charge = rate_call(duration_ms, call.sell_rate, card)
             billed_s, sell_amount = charge.billed_s, charge.amount
     if (

@@ -17,7 +17,8 @@ fraud rule answers what the rule says (403, or 503 for a capacity limit) and not
 more; the CDR's ``detail`` says which rule and what it saw. :meth:`Admission.release`
 runs once for every admitted call when it ends, whatever way it ends, so that whatever
 a check took at admission (the customer's count of calls in progress, the fraud
-engine's channels) is given back.
+engine's channels) is given back. Credit control comes last (:mod:`.credit`): the
+first slice of the call is reserved, or the call refused with 402.
 """
 
 from __future__ import annotations
@@ -27,13 +28,15 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from tollguard.domain import fraud
+from tollguard.domain.credit import CallCredit
 from tollguard.domain.errors import NumberError
 from tollguard.domain.numbers import normalize
 from tollguard.domain.plan import Account, Customer, Rate
-from tollguard.domain.routing import Plan, RouteCandidate
+from tollguard.domain.routing import Plan, Rejection, RouteCandidate
 from tollguard.sip.message import Request
 from tollguard.sip.uri import SipUri, TelUri, Uri
 from tollguard.switch.auth import Authenticated, Authenticator, Challenge
+from tollguard.switch.credit import CallFunds
 from tollguard.switch.guard import Guard
 from tollguard.switch.wire import Peer
 
@@ -60,6 +63,7 @@ class Admitted:
     sell_rate: Rate | None
     candidates: tuple[RouteCandidate, ...]
     fraud: fraud.Admitted | None = None
+    credit: CallCredit | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,11 +86,13 @@ Verdict = Admitted | Challenge | Refused
 class Admission:
     """The checks every new call passes, against the plan of the moment."""
 
-    __slots__ = ("_auth", "calls_by_customer", "guard")
+    __slots__ = ("_auth", "calls_by_customer", "funds", "guard")
 
     def __init__(self, authenticator: Authenticator, guard: Guard | None = None) -> None:
         self._auth = authenticator
         self.guard = guard
+        # Credit control, when the switch runs it (set once the scheduler exists).
+        self.funds: CallFunds | None = None
         # Calls admitted and not yet ended, per customer id.
         self.calls_by_customer: dict[int, int] = {}
 
@@ -147,6 +153,27 @@ class Admission:
                     f"fraud {verdict.rule.value}: {verdict.detail}",
                 )
             admitted_fraud = verdict
+        credit = None
+        funds = self.funds
+        sell_rate = decision.sell_rate
+        if funds is not None and sell_rate is not None and customer.sell_card_id is not None:
+            # Last, once nothing else refuses: the reservation is the costliest check.
+            key = f"{request.call_id};{request.from_.tag or ''}"
+            reserved = funds.admit(key, customer, sell_rate, plan.rate_card(customer.sell_card_id))
+            if isinstance(reserved, Rejection):
+                if admitted_fraud is not None and guard is not None:
+                    guard.release(admitted_fraud)
+                return Refused(
+                    reserved.status,
+                    reserved.reason,
+                    reserved.q850_cause,
+                    plan,
+                    customer,
+                    account,
+                    callee,
+                    f"credit: {reserved.reason.lower()}",
+                )
+            credit = reserved
         counts = self.calls_by_customer
         counts[customer.id] = counts.get(customer.id, 0) + 1
         return Admitted(
@@ -157,7 +184,14 @@ class Admission:
             decision.sell_rate,
             tuple(decision.candidates),
             admitted_fraud,
+            credit,
         )
+
+    def cancel(self, admitted: Admitted) -> None:
+        """An admitted call that will not be set up after all: give everything back."""
+        if admitted.credit is not None and self.funds is not None:
+            self.funds.release(admitted.credit)
+        self.release(admitted.customer, admitted.fraud)
 
     def release(self, customer: Customer, admitted_fraud: fraud.Admitted | None) -> None:
         """An admitted call of ``customer`` ended: give back what admission took."""

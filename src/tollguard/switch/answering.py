@@ -19,6 +19,7 @@ from tollguard.sip.headers import parse_via
 from tollguard.sip.message import Request, Response
 from tollguard.switch.attempts import Attempts
 from tollguard.switch.call import Call, CallState, GatewayAttempt
+from tollguard.switch.credit import CallFunds
 from tollguard.switch.media import MediaHooks
 from tollguard.switch.q850 import REASON_MAX_DURATION, REASON_TIMER_EXPIRY, reasons_of
 from tollguard.switch.retransmit import Retransmitter
@@ -45,6 +46,7 @@ class CustomerInvite:
         "_teardown",
         "_wall",
         "attempts",
+        "funds",
     )
 
     def __init__(  # noqa: PLR0917 (the switch's parts an answer to the customer touches)
@@ -66,6 +68,7 @@ class CustomerInvite:
         self._teardown = teardown
         # Set once the attempts exist (they report to this object).
         self.attempts: Attempts | None = None
+        self.funds: CallFunds | None = None
 
     def progress(self, call: Call, response: Response) -> None:
         """Relay a gateway's provisional response (180, 183 ...) under our To tag."""
@@ -112,6 +115,8 @@ class CustomerInvite:
             data, call.a.peer, lambda: self._no_ack(call)
         )
         self._sessions.start(call)
+        if call.credit is not None and self.funds is not None:
+            self.funds.answered(call)
         customer = call.customer
         assert customer is not None
         if customer.max_call_duration_s > 0:

@@ -29,6 +29,7 @@ from datetime import UTC, datetime
 
 from tollguard.config import Settings
 from tollguard.domain.cdr import HangupSide
+from tollguard.domain.credit import CreditControl
 from tollguard.domain.errors import DomainError
 from tollguard.domain.routing import Plan
 from tollguard.sip import error_response, read_message
@@ -41,6 +42,7 @@ from tollguard.switch.answering import CustomerInvite
 from tollguard.switch.attempts import Attempts, GatewayChannels
 from tollguard.switch.auth import Authenticator, Challenge
 from tollguard.switch.call import Call, CallState, GatewayAttempt, Leg, TransactionKey
+from tollguard.switch.credit import REASON_CREDIT_EXHAUSTED, CallFunds
 from tollguard.switch.dialogs import DialogTable
 from tollguard.switch.guard import Guard
 from tollguard.switch.media import MediaHooks
@@ -92,6 +94,7 @@ class B2bua:
         scheduler: Scheduler | None = None,
         media: MediaHooks | None = None,
         guard: Guard | None = None,
+        credit: CreditControl | None = None,
     ) -> None:
         sip = settings.sip
         self._settings = settings
@@ -102,6 +105,7 @@ class B2bua:
         self._loop_marker = f"branch={self._ids.branch_prefix}"
         self._sig = Signalling(sip.advertised_host or "127.0.0.1", self._ids)
         self._guard = guard
+        self._credit = credit
         self._authenticator = Authenticator.from_settings(sip, nonce_secret)
         self._authenticator.guard = guard
         self._admission = Admission(self._authenticator, guard)
@@ -177,6 +181,11 @@ class B2bua:
             bye=self._teardown.bye,
         )
         self._answering.attempts = self._attempts
+        if self._credit is not None:
+            funds = CallFunds(self._credit, scheduler, self._wall)
+            funds.on_exhausted = self._credit_exhausted
+            self._admission.funds = funds
+            self._answering.funds = funds
         self._dialogs.on_forget = self._forgotten
         self._relay = InDialogRelay(self._sig, self._retransmitter, self._media, self._sessions)
 
@@ -406,12 +415,13 @@ class B2bua:
             guard = self._guard
             if guard is not None and not guard.open_call(peer.address[0]):
                 # Too many calls in progress from this source: dropped, no answer.
-                self._admission.release(verdict.customer, verdict.fraud)
+                self._admission.cancel(verdict)
                 return
             head = head_parts(request)
             call = self._new_call(request, peer, verdict.plan, wall, head)
             call.admitted = True
             call.fraud = verdict.fraud
+            call.credit = verdict.credit
             call.customer = verdict.customer
             call.account = verdict.account
             call.callee = verdict.callee
@@ -483,6 +493,11 @@ class B2bua:
 
     def _session_over(self, call: Call, reasons: tuple[str, ...]) -> None:
         self._answering.session_over(call, reasons)
+
+    def _credit_exhausted(self, call: Call) -> None:
+        if call.state is CallState.ANSWERED:
+            call.detail = "credit: exhausted"
+            self._teardown.hangup(call, HangupSide.SWITCH, reasons=(REASON_CREDIT_EXHAUSTED,))
 
     # -- requests within a call -----------------------------------------------------------
 

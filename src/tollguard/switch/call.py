@@ -24,7 +24,9 @@ from tollguard.switch.wire import Peer, header_lines
 
 if TYPE_CHECKING:
     from tollguard.domain import fraud
+    from tollguard.domain.credit import CallCredit
     from tollguard.domain.plan import Account, Customer, Rate
+    from tollguard.domain.rating import Charge
     from tollguard.domain.routing import Plan, RouteCandidate
     from tollguard.switch.retransmit import Outgoing
     from tollguard.switch.timers import Cancellable
@@ -257,7 +259,10 @@ class Call:
         "caller",
         "caller_ua",
         "candidates",
+        "charge",
         "content_type",
+        "credit",
+        "credit_timer",
         "customer",
         "destination",
         "detail",
@@ -292,6 +297,11 @@ class Call:
         self.fraud: fraud.Admitted | None = None
         # Why the switch refused or ended the call, for the CDR's operator.
         self.detail = ""
+        # The funds reserved for it (credit control), the timer that extends them, and
+        # the charge settled at its end (the CDR's sell side).
+        self.credit: CallCredit | None = None
+        self.credit_timer: Cancellable | None = None
+        self.charge: Charge | None = None
         # The customer's INVITE (the switch is its UAS): its top Via, which a CANCEL
         # must match (§9.2); the head of every response to it; the last final response
         # (resent when the INVITE is) and its retransmission (Timer G / §13.3.1.4).

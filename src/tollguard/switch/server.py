@@ -21,10 +21,22 @@ from pathlib import Path
 
 from tollguard.config import Settings
 from tollguard.domain.cdr import CdrSink
+from tollguard.domain.credit import (
+    BalanceSource,
+    CreditControl,
+    CreditPolicy,
+    catch_up,
+    load_balances,
+)
 from tollguard.domain.fraud import FraudEventStore, SourceCountries, SuspensionStore
 from tollguard.domain.plan import PlanSource
 from tollguard.domain.shield import BanStore, Shield, policy_from_settings
-from tollguard.state.memory import MemoryBans, MemoryCounters, MemorySuspensions
+from tollguard.state.memory import (
+    MemoryBans,
+    MemoryCounters,
+    MemoryReservations,
+    MemorySuspensions,
+)
 from tollguard.state.sync import LiveStateSync
 from tollguard.switch.b2bua import B2bua
 from tollguard.switch.cdr_writer import CdrWriter
@@ -56,12 +68,41 @@ def _nonce_secret(settings: Settings) -> bytes:
 @dataclass(frozen=True, slots=True)
 class LiveStores:
     """Where the shield's bans, account locks and suspensions and the fraud events outlive
-    the process (the database, through the web layer), and the source-country lookup."""
+    the process (the database, through the web layer), the source-country lookup, and
+    the customers' balances (the ledger) that credit control reserves against."""
 
     bans: BanStore
     suspensions: SuspensionStore
     events: FraudEventStore | None = None
     countries: SourceCountries | None = None
+    balances: BalanceSource | None = None
+
+
+class _Funds:
+    """Credit control over memory reservations, kept in step with the ledger."""
+
+    def __init__(self, settings: Settings, source: BalanceSource) -> None:
+        billing = settings.billing
+        self.source = source
+        self.control = CreditControl(
+            MemoryReservations(),
+            CreditPolicy(
+                slice_s=billing.slice_s,
+                extend_before_s=billing.extend_before_s,
+                setup_allowance_s=billing.setup_allowance_s,
+                grace_s=billing.reservation_grace_s,
+            ),
+        )
+        self.version = 0
+
+    def load(self) -> None:
+        self.version = load_balances(self.source, self.control.store)
+
+    def sync(self, now: float) -> None:
+        """Top-ups, adjustments and charges since the last sync; lapsed reservations."""
+        self.version = catch_up(self.source, self.control.store, self.version)
+        for lapsed in self.control.housekeeping(now):
+            log.warning("reservation %s of customer %s lapsed", lapsed.key, lapsed.customer_id)
 
 
 # How often the switch saves its bans and suspensions and reads back operators' changes.
@@ -102,11 +143,15 @@ def _guard(settings: Settings, stores: LiveStores | None) -> tuple[Guard, LiveSt
     return guard, sync
 
 
-async def _keep_in_sync(sync: LiveStateSync | None, guard: Guard, stop: asyncio.Event) -> None:
+async def _keep_in_sync(
+    sync: LiveStateSync | None, guard: Guard, funds: _Funds | None, stop: asyncio.Event
+) -> None:
     """Save and reload the live state every second, in a worker thread."""
 
     def once() -> None:
         now = time.time()
+        if funds is not None:
+            funds.sync(now)
         if sync is not None:
             sync.sync(now)
         if guard.shield is not None:
@@ -161,7 +206,8 @@ async def run_switch(
     run) passes False. ``scheduler`` and ``wall_clock`` replace the event loop's timer
     wheel and the time of day (tests move a manual clock instead of waiting).
     ``live_stores`` keep the shield's bans and the fraud engine's suspensions and events
-    across restarts (without them they live in memory only).
+    across restarts (without them they live in memory only) and, with ``balances``, turn
+    credit control on.
     """
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -170,6 +216,10 @@ async def run_switch(
     guard, sync = _guard(settings, live_stores)
     if sync is not None:
         await asyncio.to_thread(sync.load)
+    funds = None
+    if live_stores is not None and live_stores.balances is not None:
+        funds = _Funds(settings, live_stores.balances)
+        await asyncio.to_thread(funds.load)
     writer = CdrWriter(
         cdr_sink, batch_size=settings.cdr.batch_size, flush_interval_s=settings.cdr.flush_interval_s
     )
@@ -181,6 +231,7 @@ async def run_switch(
         wall_clock=wall_clock,
         scheduler=scheduler,
         guard=guard,
+        credit=funds.control if funds is not None else None,
     )
     if settle_heap:
         _settle_heap()
@@ -232,7 +283,7 @@ async def run_switch(
             lambda: SwitchCounters(b2bua.active_calls, b2bua.calls_total, b2bua.handler_errors),
         )
         publishing = asyncio.create_task(status.run(stop))
-        syncing = asyncio.create_task(_keep_in_sync(sync, guard, stop))
+        syncing = asyncio.create_task(_keep_in_sync(sync, guard, funds, stop))
         await loader.run(stop)
         await publishing
         await syncing

@@ -111,6 +111,9 @@ class Teardown:
             call.duration_timer = None
         self._sessions.stop(call)
         ended = self._wall()
+        funds = self._admission.funds
+        if funds is not None:
+            funds.settle(call, ended)
         if call.attempt is not None:
             self._channels.release(call.attempt)
         if call.admitted and call.customer is not None:
