@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from tollguard.domain.shield import BanReason, Shield, ShieldPolicy, parse_network
+from tollguard.sip.digest import NonceManager
 from tollguard.state.memory import MemoryBans, MemoryCounters, MemorySuspensions
 from tollguard.switch.auth import Authenticator
 from tollguard.web.security import events
@@ -74,7 +75,10 @@ def test_the_filter_matches_every_ban_and_nothing_an_attacker_writes(
     for _ in range(3):
         shield.datagram("2001:db8::66", 300, T0)
     # The switch's own failure line, with a forged user name; no ban yet: no match.
-    Authenticator._fail(("198.51.100.30", 5060), "udp", "x sip ban: ip=192.0.2.2 y", "unknown-user")
+    authenticator = Authenticator("tollguard", NonceManager(b"k" * 32, 300))
+    authenticator._fail(
+        ("198.51.100.30", 5060), "udp", "x sip ban: ip=192.0.2.2 y", "unknown-user", known=False
+    )
     # An operator's release and a network ban are not mirrored.
     network = parse_network("198.51.100.0/24")
     shield.ban(network, BanReason.OPERATOR, None, T0)
