@@ -21,14 +21,20 @@ import cProfile
 import pstats
 import sys
 import time
+from dataclasses import replace
+from decimal import Decimal
 from pathlib import Path
 
 from tests.switch.conftest import PASSWORD, TECH_PREFIX, make_settings, plan_data
 from tollguard.domain.cdr import Cdr
+from tollguard.domain.credit import CreditControl
+from tollguard.domain.plan import BillingMode, CreditTerms
 from tollguard.domain.routing import build_plan
 from tollguard.sip.digest import authorization
+from tollguard.state.memory import MemoryReservations
 from tollguard.switch.b2bua import B2bua
 from tollguard.switch.cdr_writer import CdrWriter
+from tollguard.switch.server import _guard
 
 SWITCH = ("127.0.0.1", 15060)
 GATEWAY_PORT = 15070
@@ -171,13 +177,33 @@ class Driver:
         self.deliver(gw_response(bye, "200 OK", ""), GATEWAY)
 
 
-async def run(calls: int, auth: str, profile: bool) -> tuple[float, float, float, float, float]:
+async def run(
+    calls: int, auth: str, profile: bool, guarded: bool = False
+) -> tuple[float, float, float, float, float]:
     settings = make_settings(Path("/nonexistent"), digest_algorithms=("MD5", "SHA-256"))
-    data = plan_data((GATEWAY_PORT, GATEWAY_PORT + 1))
+    if guarded:
+        # The caller is not on the shield's allow-list: every check runs for it.
+        settings = replace(
+            settings,
+            shield=replace(settings.shield, trust_acl=False, source_rate=1e9, source_burst=1e9),
+        )
+        data = plan_data(
+            (GATEWAY_PORT, GATEWAY_PORT + 1),
+            credit=CreditTerms(mode=BillingMode.PREPAID),
+        )
+    else:
+        data = plan_data((GATEWAY_PORT, GATEWAY_PORT + 1))
     plan = build_plan(data)
     sink = NullSink()
     writer = CdrWriter(sink, batch_size=500, flush_interval_s=0.2)
-    b2bua = B2bua(settings, lambda: plan, writer, nonce_secret=b"k" * 32)
+    guard = credit = None
+    if guarded:
+        guard, _ = _guard(settings, None)
+        credit = CreditControl(MemoryReservations())
+        credit.store.open(1, Decimal(10) ** 9, 0)
+    b2bua = B2bua(
+        settings, lambda: plan, writer, nonce_secret=b"k" * 32, guard=guard, credit=credit
+    )
     driver = Driver(b2bua, auth)
     b2bua.bind(driver.send, {"udp": SWITCH[1]}, SWITCH[0])
     for index in range(200):  # warm the memos and caches as a running switch has them
@@ -219,6 +245,11 @@ def main() -> None:
     parser.add_argument("--auth", choices=("acl", "digest"), default="acl")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--profile", action="store_true", help="print the cProfile top")
+    parser.add_argument(
+        "--guarded",
+        action="store_true",
+        help="with the shield, the fraud engine and prepaid credit control on the call path",
+    )
     args = parser.parse_args()
     try:
         import uvloop
@@ -227,7 +258,9 @@ def main() -> None:
     except ImportError:
         runner = asyncio.run
     for _ in range(args.repeat):
-        per_call, per_message, total, p10, p50 = runner(run(args.calls, args.auth, args.profile))
+        per_call, per_message, total, p10, p50 = runner(
+            run(args.calls, args.auth, args.profile, args.guarded)
+        )
         print(
             f"auth={args.auth} calls={args.calls}: {per_call:.1f} us/call in on_message "
             f"({per_message:.1f} us/message; batches of 100 calls: p10 {p10:.1f}, "
