@@ -32,21 +32,30 @@ pytestmark = pytest.mark.integration
 EXTENSION = "100"
 SECRET = secrets.token_urlsafe(24)
 MAP_HOST, WAR_HOST, CRACK_HOST = "127.0.0.10", "127.0.0.11", "127.0.0.12"
+DISGUISED_HOST, CONTROL_HOST = "127.0.0.13", "127.0.0.14"
+PHONE_AGENT = "Yealink SIP-T46S 66.86.0.15"
 
 
 # svwar and svcrack have a -b option but never pass it on: their socket is bound to
 # every address, and packets to 127.0.0.1 leave from 127.0.0.1, a gateway's address
-# (allow-listed). This runs the stock tool with its unbound socket bound to ``host``.
+# (allow-listed). This runs the stock tool with its unbound socket bound to ``host``
+# and, as an attacker would, optionally with another user agent.
 FROM_HOST = """
 import importlib, socket, sys
-host, tool = sys.argv[1:3]
+host, agent, tool = sys.argv[1:4]
+if agent:
+    from sipvicious.libs import svhelper
+    svhelper.makeRequest.__defaults__ = tuple(
+        agent if value == "friendly-scanner" else value
+        for value in svhelper.makeRequest.__defaults__
+    )
 bind = socket.socket.bind
 def bind_to_host(self, address):
     if isinstance(address, tuple) and address[0] in ("", "0.0.0.0"):
         address = (host, *address[1:])
     return bind(self, address)
 socket.socket.bind = bind_to_host
-sys.argv = [tool.rpartition(".")[2], *sys.argv[3:]]
+sys.argv = [tool.rpartition(".")[2], *sys.argv[4:]]
 importlib.import_module(tool).main()
 """
 
@@ -77,12 +86,13 @@ def scanned(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Switch]:
         yield switch
 
 
-def run(switch: Switch, home: Path, name: str, host: str, *args: str) -> str:
-    """Run a SIPVicious tool from ``host`` against the switch, to its end (bounded)."""
+def run(switch: Switch, home: Path, name: str, host: str, *args: str, agent: str = "") -> str:
+    """Run a SIPVicious tool from ``host`` against the switch, to its end (bounded);
+    ``agent`` replaces its ``friendly-scanner`` user agent."""
     home.mkdir(parents=True, exist_ok=True)
     target = ("-p", str(switch.port), LOOPBACK)
     done = subprocess.run(
-        [sys.executable, "-c", FROM_HOST, host, f"sipvicious.{name}", *args, *target],
+        [sys.executable, "-c", FROM_HOST, host, agent, f"sipvicious.{name}", *args, *target],
         capture_output=True,
         text=True,
         timeout=120,
@@ -141,3 +151,37 @@ def test_svcrack_finds_no_password_and_is_banned(scanned: Switch, tmp_path: Path
     assert "found nothing" in out, out
     assert SECRET not in out, out
     assert_banned_as_scanner(scanned, CRACK_HOST)
+
+
+def test_svcrack_in_disguise_is_banned_after_five_guesses(scanned: Switch, tmp_path: Path) -> None:
+    """With a phone's user agent svcrack is no scanner by name: its wrong passwords ban
+    it (5 within 10 minutes) in refuse mode, so that afterwards even the right password
+    fails, without a sign that anything changed."""
+    words = tmp_path / "words.txt"
+    wrong = [f"guess{n}" for n in range(8)]
+    words.write_text("\n".join(wrong) + "\n")
+    out = run(
+        scanned, tmp_path, "svcrack", DISGUISED_HOST, "-u", EXTENSION, "-d", str(words),
+        "-m", "INVITE", agent=PHONE_AGENT,
+    )  # fmt: skip
+    assert "found nothing" in out, out
+    ban = banned(scanned, DISGUISED_HOST)
+    assert (ban["reason"], ban["mode"]) == ("auth-failures", "refuse"), ban
+    log = scanned.server.log()
+    assert f"sip scanner: ip={DISGUISED_HOST}" not in log
+    # Every guess was answered, as to any wrong password: the guesser sees no ban.
+    failures = [line for line in log.splitlines() if f"auth failure: ip={DISGUISED_HOST} " in line]
+    assert len(failures) == len(wrong), failures
+    # The right password from the banned address: the same 403.
+    _, result = scanned.call(
+        "uac_auth_expect_code", "00442079460000", host=DISGUISED_HOST,
+        auth=(EXTENSION, SECRET), keys={"caller": EXTENSION, "expected": "403"},
+    )  # fmt: skip
+    assert result.ok, result.errors
+    # From an address of its own, the same password places the call: the ban, not the
+    # password, refused it.
+    _, result = scanned.call(
+        "uac_auth", "00442079460000", host=CONTROL_HOST, auth=(EXTENSION, SECRET),
+        keys={"caller": EXTENSION},
+    )  # fmt: skip
+    assert result.ok, result.errors
