@@ -378,6 +378,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
             references=not args.no_references,
             auth=args.auth,
             hold_retries=args.hold_retries,
+            shield=args.shield,
         )
     elif args.name == "web":
         from tollguard.bench import web
@@ -534,6 +535,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=1,
         metavar="{0..3}",
         help="calls: run a failed full-length hold again this many times (default 1)",
+    )
+    p.add_argument(
+        "--shield",
+        choices=("on", "off", "compare"),
+        default="on",
+        help="calls: the SIP shield as shipped, off, or both in one run (BENCHMARKS.md)",
     )
     p.add_argument("--cdrs", type=int, default=5_000_000, help="web: CDRs in the database")
     p.add_argument("--requests", type=int, default=50, help="web: requests per page to time")

@@ -114,6 +114,29 @@ def test_a_scanner_is_dropped_and_its_source_banned(run_scenario: Run) -> None:
     run_scenario(scenario)
 
 
+def test_the_allow_list_holds_from_the_first_request(run_scenario: Run) -> None:
+    """The plan's IP lists join the allow-list when the switch loads the plan, not when
+    the first call reaches admission: a customer's first request, even one a scanner
+    would send, is answered and never bans its own address."""
+
+    async def scenario(h: Harness) -> None:
+        uri = f"sip:100@127.0.0.1:{h.switch[1]}"
+        odd = (
+            request("OPTIONS", uri, local_port=h.uac.port, call_id="first-1", from_tag="f")
+            .to_bytes()
+            .replace(b"User-Agent: test-uac", b"User-Agent: friendly-scanner")
+        )
+        h.uac.send(odd, h.switch)
+        await h.uac.response(200, method="OPTIONS")
+        h.uac.send(
+            request("OPTIONS", uri, local_port=h.uac.port, call_id="first-2", from_tag="f"),
+            h.switch,
+        )
+        await h.uac.response(200, method="OPTIONS")
+
+    run_scenario(scenario)
+
+
 def test_a_concurrent_call_limit_admits_exactly_n(run_scenario: Run) -> None:
     async def scenario(h: Harness) -> None:
         data = plan_data((h.gw1.port, h.gw2.port), version=2)

@@ -130,7 +130,7 @@ def test_every_bad_value_is_reported_with_its_path(tmp_path: Path) -> None:
     where = "customers[0] 'acme'.fraud"
     expected = [
         f"{where}: unknown key 'colour'",
-        f"{where}.limits.max_concurrent: -1 is not >= 0",
+        f"{where}.limits.max_concurrent: -1 is not between 0 and 2147483647",
         f"{where}.limits.calls_per_hour: expected an integer, got 1.5",
         f"{where}.limits.spend_per_day: 'lots' is not an amount",
         f"{where}.caller_ranges[0]: '44x' is not a number prefix"
@@ -150,4 +150,28 @@ def test_every_bad_value_is_reported_with_its_path(tmp_path: Path) -> None:
     assert any(
         e.startswith(f"{where}.destinations[1].allow: 'expensive' is not one of") for e in errors
     )
+    assert not FraudPolicy.objects.exists()
+
+
+def test_an_amount_the_database_cannot_hold_is_reported_with_its_path(tmp_path: Path) -> None:
+    """Amounts are stored with 8 digits before the point and counts as integers: a larger
+    one is refused by the file's validation, with its path, not by the database after
+    the fact."""
+    text = """
+    customers:
+      - name: acme
+        fraud:
+          limits: {spend_per_day: "100000000", spend_per_hour: "99999999.9999",
+                   calls_per_day: 2147483648, calls_per_hour: 2147483647}
+          velocity: {spend_min: 123456789}
+    """
+    with pytest.raises(PlanFileError) as info:
+        load_plan_file(write(tmp_path, text), realm=REALM)
+    where = "customers[0] 'acme'.fraud"
+    assert list(info.value.errors) == [
+        f"{where}.limits.calls_per_day: 2147483648 is not between 0 and 2147483647",
+        f"{where}.limits.spend_per_day: '100000000' is too large (at most 8 digits before"
+        " the point)",
+        f"{where}.velocity.spend_min: 123456789 is too large (at most 8 digits before the point)",
+    ]
     assert not FraudPolicy.objects.exists()

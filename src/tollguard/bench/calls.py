@@ -34,6 +34,27 @@ Between holds the system gets ``settle_s`` to drain. The time per system is boun
 ``recv_timeout_ms`` more), each full-length hold counted ``1 + hold_retries`` times;
 with the defaults (``duration_s=20``, 8 ramp steps) three to six minutes per system.
 
+Shield (``shield``): ``on`` (the default) measures Tollguard as it ships, the caller on
+127.0.0.1, which is on the shield's allow-list (the gateway's address); ``off`` sets
+``shield.enabled: false``; ``compare`` measures Tollguard twice in one run, first with
+the shield and the fraud engine doing their full work on every call, then with the
+shield off and the customer without a fraud policy:
+
+* *on*: the caller sends from 127.0.0.2, an address on no allow-list
+  (``shield.trust_acl: false``, only the gateway's 127.0.0.1 in ``shield.allow``), so
+  every datagram passes the ban, size, per-source and global rate checks and every call
+  the per-source call count; the rates are raised out of reach
+  (:data:`SHIELD_ON_SETTINGS`) so that the run measures what the checks cost, not a
+  flood ban. The customer has a fraud policy with every call and spend limit set, out
+  of reach too, and its digest account velocity rules (:data:`BENCH_FRAUD`);
+* *off*: ``shield.enabled: false``; the caller on 127.0.0.1; no fraud policy. The fraud
+  engine cannot be switched off (the default destination list always applies): this
+  is its least work.
+
+The result's top-level figures are then those of *on*; ``shield_off`` holds the same
+keys for *off*, and ``shield_cost`` compares them: ``cps_ratio`` (on / off) and
+``cpu_ms_per_call_added`` (on - off), None when either was not measured.
+
 CPU time is user + system time of the system's process tree (``/proc/<pid>/stat``,
 children included), measured over the reported hold and its settle time, divided by the
 calls of that hold.
@@ -83,12 +104,51 @@ __all__ = [
     "process_tree_cpu_s",
     "run",
     "search_rate",
+    "shield_cost",
     "sipp_digest_settings",
 ]
 
 logger = logging.getLogger(__name__)
 
 CALLED_NUMBER = "00442079460000"  # a UK number dialled internationally
+SHIELD_MODES = ("on", "off", "compare")
+SHIELD_CALLER = "127.0.0.2"  # on no allow-list in the "on" half of a comparison
+_OUT_OF_REACH = 1_000_000
+
+# The shield's settings for the "on" half of a comparison: every check runs, no limit binds.
+SHIELD_ON_SETTINGS: dict[str, Any] = {
+    "enabled": True,
+    "trust_acl": False,
+    "allow": (f"{LOOPBACK}/32",),  # the gateway, as trust_acl would have it
+    "source_rate": float(_OUT_OF_REACH),
+    "source_burst": float(_OUT_OF_REACH),
+    "global_rate": float(_OUT_OF_REACH),
+    "global_burst": float(_OUT_OF_REACH),
+    "max_transactions": _OUT_OF_REACH,
+}
+SHIELD_OFF_SETTINGS: dict[str, Any] = {"enabled": False}
+
+# The customer's fraud policy in the "on" half: every limit counted, none reached.
+BENCH_FRAUD: dict[str, Any] = {
+    "limits": {
+        "max_concurrent": _OUT_OF_REACH,
+        "calls_per_second": _OUT_OF_REACH,
+        "calls_per_hour": _OUT_OF_REACH * 1000,
+        "calls_per_day": _OUT_OF_REACH * 1000,
+        "spend_per_hour": "10000000",  # the most the database holds: 8 digits
+        "spend_per_day": "10000000",
+        "max_price_per_minute": "10",
+    }
+}
+# And its digest account's velocity rules, alerting only, minimums out of reach.
+BENCH_VELOCITY: dict[str, Any] = {
+    "velocity": {
+        "action": "alert",
+        "destinations_min": _OUT_OF_REACH,
+        "new_countries": _OUT_OF_REACH,
+        "spend_min": "10000000",
+    }
+}
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -215,8 +275,17 @@ class _Reference:
         _stop_process(self._process)
 
 
-def bench_plan(gateway_port: int, *, auth: str, username: str, password: str) -> dict[str, Any]:
-    """A one-customer, one-provider plan whose gateway is the SIPp UAS."""
+def bench_plan(
+    gateway_port: int,
+    *,
+    auth: str,
+    username: str,
+    password: str,
+    caller_host: str = LOOPBACK,
+    fraud: bool = False,
+) -> dict[str, Any]:
+    """A one-customer, one-provider plan whose gateway is the SIPp UAS; with ``fraud``,
+    the customer (and its account) get :data:`BENCH_FRAUD` (and :data:`BENCH_VELOCITY`)."""
     customer: dict[str, Any] = {
         "name": "bench-customer",
         "sell_card": "bench-sell",
@@ -225,10 +294,15 @@ def bench_plan(gateway_port: int, *, auth: str, username: str, password: str) ->
         # Credit control runs on every call; a postpaid limit no run reaches.
         "credit": {"mode": "postpaid", "credit_limit": "1000000000"},
     }
+    if fraud:
+        customer["fraud"] = BENCH_FRAUD
     if auth == "acl":
-        customer["acl"] = [{"network": f"{LOOPBACK}/32"}]
+        customer["acl"] = [{"network": f"{caller_host}/32"}]
     else:
-        customer["accounts"] = [{"username": username, "password": password, "allow_md5": True}]
+        account = {"username": username, "password": password, "allow_md5": True}
+        if fraud:
+            account["fraud"] = BENCH_VELOCITY
+        customer["accounts"] = [account]
 
     def card(name: str, kind: str, price: str) -> dict[str, Any]:
         rate = {
@@ -388,15 +462,29 @@ class _Tollguard:
     username: str = "bench"
     password: str = field(default_factory=lambda: secrets.token_urlsafe(12))
     server: TollguardServer | None = None
+    # "on" as shipped, "off", or the "on" half of a comparison ("guarded").
+    shield: str = "on"
+
+    @property
+    def caller_host(self) -> str:
+        return SHIELD_CALLER if self.shield == "guarded" else LOOPBACK
 
     def start(self, workdir: Path, gateway_port: int) -> int:
         (port,) = free_udp_ports(1)
-        self.server = TollguardServer(
-            workdir / "data", sip_port=port, settings=sipp_digest_settings()
-        )
+        settings: dict[str, Mapping[str, Any]] = dict(sipp_digest_settings())
+        if self.shield == "guarded":
+            settings["shield"] = SHIELD_ON_SETTINGS
+        elif self.shield == "off":
+            settings["shield"] = SHIELD_OFF_SETTINGS
+        self.server = TollguardServer(workdir / "data", sip_port=port, settings=settings)
         self.server.init()
         plan = bench_plan(
-            gateway_port, auth=self.auth, username=self.username, password=self.password
+            gateway_port,
+            auth=self.auth,
+            username=self.username,
+            password=self.password,
+            caller_host=self.caller_host,
+            fraud=self.shield == "guarded",
         )
         self.server.load(plan)
         self.server.start()
@@ -587,16 +675,18 @@ class _Caller:
     auth: tuple[str, str] | None
     recv_timeout_ms: int
     settle_s: float
+    host: str = LOOPBACK
     runs: int = 0
 
     def __call__(self, rate: float, seconds: float) -> Hold:
         calls = max(1, round(rate * seconds))
         self.runs += 1
-        (port,) = free_udp_ports(1)
+        (port,) = free_udp_ports(1, host=self.host)
         sipp = Sipp(
             self.scenario,
             workdir=self.workdir,
             name=f"hold{self.runs:02d}-{rate:g}cps",
+            local_host=self.host,
             local_port=port,
             remote=(LOOPBACK, self.target_port),
             service=CALLED_NUMBER,
@@ -659,6 +749,7 @@ def _measure(
     recv_timeout_ms: int,
     settle_s: float,
     hold_retries: int,
+    caller_host: str = LOOPBACK,
 ) -> dict[str, Any]:
     workdir.mkdir(parents=True, exist_ok=True)
     (gateway_port,) = free_udp_ports(1)
@@ -678,6 +769,7 @@ def _measure(
                 auth=auth,
                 recv_timeout_ms=recv_timeout_ms,
                 settle_s=settle_s,
+                host=caller_host,
             )
             search = search_rate(
                 caller,
@@ -700,15 +792,40 @@ def _measure(
     return search.as_dict(duration_s)
 
 
-def _measure_tollguard(auth: str, workdir: Path, common: Mapping[str, Any]) -> dict[str, Any]:
-    system = _Tollguard(auth=auth)
+def _measure_tollguard(
+    auth: str, workdir: Path, common: Mapping[str, Any], shield: str = "on"
+) -> dict[str, Any]:
+    system = _Tollguard(auth=auth, shield=shield)
     return _measure(
         system,
         workdir,
         scenario="uac_auth" if auth == "digest" else "uac_basic",
         auth=(system.username, system.password) if auth == "digest" else None,
+        caller_host=system.caller_host,
         **common,
     )
+
+
+def shield_cost(on: Mapping[str, Any], off: Mapping[str, Any]) -> dict[str, float | None]:
+    """What the shield and the fraud engine cost: the rate kept, the CPU added per call."""
+    ratio = None
+    if on.get("cps") is not None and off.get("cps"):
+        ratio = round(on["cps"] / off["cps"], 3)
+    added = None
+    if on.get("cpu_ms_per_call") is not None and off.get("cpu_ms_per_call") is not None:
+        added = round(on["cpu_ms_per_call"] - off["cpu_ms_per_call"], 3)
+    return {"cps_ratio": ratio, "cpu_ms_per_call_added": added}
+
+
+def _measure_tollguard_modes(
+    auth: str, root: Path, common: Mapping[str, Any], shield: str
+) -> dict[str, Any]:
+    """Tollguard's figures for ``shield`` (see the module docstring)."""
+    if shield != "compare":
+        return _measure_tollguard(auth, root / f"tollguard-{auth}-{shield}", common, shield)
+    on = _measure_tollguard(auth, root / f"tollguard-{auth}-guarded", common, "guarded")
+    off = _measure_tollguard(auth, root / f"tollguard-{auth}-off", common, "off")
+    return {**on, "shield_off": off, "shield_cost": shield_cost(on, off)}
 
 
 def run(
@@ -727,6 +844,7 @@ def run(
     systems: Sequence[str] | None = None,
     workdir: Path | None = None,
     keep_workdir: bool = False,
+    shield: str = "on",
 ) -> dict[str, Any]:
     """Measure Tollguard (and the references) and return the benchmark's JSON object.
 
@@ -734,11 +852,13 @@ def run(
     ``recv_timeout_ms`` fails a call waiting longer for a message; a failed full-length
     hold is run again ``hold_retries`` times before its rate counts as failed; ``systems``
     limits the run to some of ``tollguard``, ``sippy``, ``kamailio``; ``auth`` is ``digest`` (MD5
-    challenge on every call) or ``acl``. A quick smoke run: ``duration_s=2,
-    start_rate=5, max_rate=10``.
+    challenge on every call) or ``acl``; ``shield`` is ``on``, ``off`` or ``compare`` (the
+    module docstring). A quick smoke run: ``duration_s=2, start_rate=5, max_rate=10``.
     """
     if auth not in {"digest", "acl"}:
         raise ValueError(f"auth must be 'digest' or 'acl', not {auth!r}")
+    if shield not in SHIELD_MODES:
+        raise ValueError(f"shield must be one of {', '.join(SHIELD_MODES)}, not {shield!r}")
     wanted = set(systems or ("tollguard", "sippy", "kamailio"))
     if not references:
         wanted &= {"tollguard"}
@@ -758,17 +878,18 @@ def run(
     try:
         if "tollguard" in wanted:
             try:
-                measured = _measure_tollguard(auth, root / "tollguard", common)
+                measured = _measure_tollguard_modes(auth, root, common, shield)
             except SippAuthUnsupported as exc:
                 logger.warning("digest not measurable with this SIPp (%s); using the ACL", exc)
                 result["auth_fallback"] = f"SIPp cannot answer the digest challenge: {exc.reason}"
                 auth = "acl"
-                measured = _measure_tollguard(auth, root / "tollguard-acl", common)
+                measured = _measure_tollguard_modes(auth, root, common, shield)
         else:
             measured = {"cps": None, "failed": None, "cpu_ms_per_call": None, "skipped": True}
         result.update(measured)
         result.setdefault("duration_s", duration_s)
         result["auth"] = auth
+        result["shield"] = shield
         result["pause_ms"] = pause_ms
         result["hold_retries"] = hold_retries
         result["references"] = {

@@ -20,7 +20,8 @@ each plan. The switch asks it:
 
 The allow-list of the shield is the configured ``shield.allow`` plus, with
 ``shield.trust_acl``, every customer's IP list and every provider gateway given by
-address, refreshed at each plan swap: a trunk and a carrier are never rate-limited.
+address, set by :meth:`use_plan` when the switch loads a plan and at each swap: a trunk
+and a carrier are never rate-limited or banned, from their first request on.
 Times are wall-clock seconds: bans outlive the process.
 """
 
@@ -130,6 +131,11 @@ class Guard:
             self.shield.auth_failed(source, username, self._wall(), known_user=known_user)
 
     # -- admission --------------------------------------------------------------------------
+
+    def use_plan(self, plan: Plan) -> None:
+        """Take ``plan`` (at start and at each swap): its fraud rules, and the shield's
+        allow-list from its IP lists and gateways, in force before any request arrives."""
+        self._engine_for(plan)
 
     def _engine_for(self, plan: Plan) -> fraud.FraudEngine:
         if plan is not self._plan or self._engine is None:

@@ -214,6 +214,10 @@ async def run_switch(
     loader = PlanLoader(plan_source)
     await loader.load()
     guard, sync = _guard(settings, live_stores)
+    # The allow-list comes from the plan: in force before the first request, and at
+    # every swap (not only once a call reaches admission).
+    guard.use_plan(loader.plan)
+    loader.on_swap = lambda plan, _version: guard.use_plan(plan)
     if sync is not None:
         await asyncio.to_thread(sync.load)
     funds = None

@@ -732,7 +732,14 @@ def _money(value: Any) -> Decimal:
         raise InvalidValue(f"{value!r} is not an amount") from exc
     if not amount.is_finite() or amount < 0 or amount.as_tuple().exponent < -4:  # type: ignore[operator]
         raise InvalidValue(f"{value!r} is not an amount >= 0 with at most 4 decimals")
+    if amount >= _MONEY_CEILING:
+        # The database keeps 12 digits, 4 of them decimals: say so here, with the path.
+        raise InvalidValue(f"{value!r} is too large (at most 8 digits before the point)")
     return amount
+
+
+_MONEY_CEILING = Decimal(10) ** 8
+_INT_MAX = 2**31 - 1  # a PostgreSQL integer
 
 
 def _parse_fraud(
@@ -810,11 +817,11 @@ def _parse_fraud(
 
 def _parse_limits(r: _Reader, table: dict[str, Any], where: str) -> dict[str, Any]:
     return {
-        "max_concurrent": r.get(table, "max_concurrent", where, _integer(), 0),
+        "max_concurrent": r.get(table, "max_concurrent", where, _integer(maximum=_INT_MAX), 0),
         "calls_per_second": r.get(table, "calls_per_second", where, _number, 0.0),
-        "cps_burst": r.get(table, "cps_burst", where, _integer(), 0),
-        "calls_per_hour": r.get(table, "calls_per_hour", where, _integer(), 0),
-        "calls_per_day": r.get(table, "calls_per_day", where, _integer(), 0),
+        "cps_burst": r.get(table, "cps_burst", where, _integer(maximum=_INT_MAX), 0),
+        "calls_per_hour": r.get(table, "calls_per_hour", where, _integer(maximum=_INT_MAX), 0),
+        "calls_per_day": r.get(table, "calls_per_day", where, _integer(maximum=_INT_MAX), 0),
         "spend_per_hour": r.get(table, "spend_per_hour", where, _money, None),
         "spend_per_day": r.get(table, "spend_per_day", where, _money, None),
         "max_price_per_minute": r.get(table, "max_price_per_minute", where, _money, None),

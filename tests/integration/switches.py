@@ -1,0 +1,79 @@
+"""A ``tollguard serve`` of a test module's own, with its plan and SIPp gateways.
+
+The session switch (``conftest.py``) is shared by the call tests; the shield and fraud
+tests ban addresses, suspend accounts and fill limits, so each of their modules runs a
+switch of its own with :func:`own_switch`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from tollguard.bench.calls import TollguardServer, sipp_digest_settings
+from tollguard.bench.sippctl import LOOPBACK, Sipp, free_udp_ports, wait_until_listening
+
+from .harness import Switch, provisioned_ids
+
+SCENARIOS = Path(__file__).with_name("sipp")
+
+
+@contextlib.contextmanager
+def own_switch(
+    root: Path,
+    gateways: Mapping[str, str],
+    plan: Callable[[Mapping[str, int]], dict[str, Any]],
+    settings: Mapping[str, Mapping[str, Any]] | None = None,
+) -> Iterator[Switch]:
+    """Run SIPp gateways (name -> scenario), then a switch loaded with ``plan(ports)``.
+
+    ``settings`` override sections of the data directory's settings; SIPp's digest
+    (MD5 offered first) and a fast CDR flush are always set.
+    """
+    running: dict[str, Sipp] = {}
+    server: TollguardServer | None = None
+    try:
+        ports = free_udp_ports(len(gateways) + 1)
+        for (name, scenario), port in zip(gateways.items(), ports, strict=False):
+            running[name] = Sipp(
+                scenario, workdir=root / "gateways", name=f"gw-{name}", local_port=port
+            ).start()
+        for name, gateway in running.items():
+            assert wait_until_listening(gateway.local_port), f"gateway {name} did not start"
+        overrides: dict[str, dict[str, Any]] = {
+            "sip": dict(sipp_digest_settings()["sip"]),
+            "cdr": {"flush_interval_s": 0.2},
+        }
+        for section, values in (settings or {}).items():
+            overrides.setdefault(section, {}).update(values)
+        server = TollguardServer(root / "data", sip_port=ports[-1], settings=overrides)
+        server.init()
+        server.load(plan({name: gw.local_port for name, gw in running.items()}))
+        ids = provisioned_ids(server)
+        server.start()
+        yield Switch(
+            server=server,
+            workdir=root / "callers",
+            gateways=running,
+            provider_ids=ids["providers"],
+            gateway_ids=ids["gateways"],
+            customer_ids=ids["customers"],
+        )
+    finally:
+        if server is not None:
+            server.stop()
+        for gateway in running.values():
+            gateway.kill()
+
+
+def card(name: str, kind: str, rates: list[dict[str, Any]]) -> dict[str, Any]:
+    """A rate card of the plan, in EUR."""
+    return {"name": name, "kind": kind, "currency": "EUR", "rates": rates}
+
+
+def provider(name: str, port: int, cost_card: str, priority: int = 1) -> dict[str, Any]:
+    """A provider whose one gateway is the SIPp gateway on ``port``."""
+    gateway = {"name": f"{name}-gw", "host": LOOPBACK, "port": port, "transport": "udp"}
+    return {"name": name, "cost_card": cost_card, "priority": priority, "gateways": [gateway]}
