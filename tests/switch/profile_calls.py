@@ -199,6 +199,7 @@ async def run(
     guard = credit = None
     if guarded:
         guard, _ = _guard(settings, None)
+        guard.use_plan(plan)  # as the switch's loader does at each plan
         credit = CreditControl(MemoryReservations())
         credit.store.open(1, Decimal(10) ** 9, 0)
     b2bua = B2bua(
