@@ -20,7 +20,7 @@ from django.test import Client, override_settings
 from tollguard.web.cdr.models import Cdr
 from tollguard.web.customers.models import Customer
 from tollguard.web.dashboard import selectors
-from tollguard.web.security.models import HoneypotAttempt
+from tollguard.web.security.models import SecurityEvent
 
 from .. import factories
 
@@ -224,15 +224,25 @@ def test_periods(traffic: dict[str, Any], period: str, buckets: int, calls: int)
 
 
 def test_security_events_newest_first() -> None:
-    HoneypotAttempt.objects.create(
-        address="203.0.113.9", username="admin", created_at=UNTIL - timedelta(hours=1)
+    SecurityEvent.objects.create(
+        at=UNTIL - timedelta(hours=1),
+        level=30,
+        event="honeypot login",
+        address="203.0.113.9",
+        user="admin",
     )
-    HoneypotAttempt.objects.create(address="203.0.113.7", username="root", created_at=UNTIL)
+    SecurityEvent.objects.create(
+        at=UNTIL, level=30, event="admin lockout", address="203.0.113.7", user="root"
+    )
+    SecurityEvent.objects.create(
+        at=UNTIL, level=20, event="admin login", address="198.51.100.1", user="ops"
+    )
     security = selectors.dashboard_data("1h", UNTIL)["security"]
     assert security["available"] is True
     events = [(e["kind"], e["address"], e["username"]) for e in security["events"]]
+    # Warnings only: a sign-in is in the admin's list, not among these.
     assert events[:2] == [
-        ("honeypot login", "203.0.113.7", "root"),
+        ("admin lockout", "203.0.113.7", "root"),
         ("honeypot login", "203.0.113.9", "admin"),
     ]
 
@@ -343,12 +353,22 @@ def test_admin_index_links_the_dashboard_for_cdr_viewers(
 
 
 def test_fraud_counts_and_events_on_the_dashboard() -> None:
+    from tollguard.domain.events import Text, log_event
     from tollguard.web.fraud import services
     from tollguard.web.fraud.models import FraudEvent
 
     services.add_ban("203.0.113.9", duration=None, now=UNTIL)
     services.add_ban("203.0.113.10", duration=timedelta(hours=1), now=UNTIL - timedelta(days=1))
     services.suspend("account:7", "velocity", duration=None)
+    # The switch's fraud engine logs each block, then the event reaches the database.
+    log_event(
+        "fraud block",
+        "198.51.100.4",
+        ("customer", 3),
+        ("account", 7),
+        ("rule", "destination-denied"),
+        ("callee", Text("881612345678")),
+    )
     FraudEvent.objects.create(
         at=UNTIL,
         rule="destination-denied",
@@ -367,6 +387,7 @@ def test_fraud_counts_and_events_on_the_dashboard() -> None:
         "active_bans": 1,
         "suspensions": 1,
     }
-    kinds = {(e["kind"], e["address"]) for e in data["security"]["events"]}
-    assert ("SIP ban (operator)", "203.0.113.9") in kinds
-    assert ("fraud: destination-denied", "198.51.100.4") in kinds
+    # Security events come from the security log, the switch's lines included.
+    events = {(e["kind"], e["address"]): e["detail"] for e in data["security"]["events"]}
+    assert "reason=operator" in events["sip ban", "203.0.113.9"]
+    assert "rule=destination-denied" in events["fraud block", "198.51.100.4"]

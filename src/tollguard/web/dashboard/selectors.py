@@ -14,6 +14,7 @@ minute stand in, and the data says so.
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -44,6 +45,7 @@ __all__ = [
     "calls_ended_between",
     "dashboard_data",
     "fraud_counts",
+    "security_data",
     "security_events",
     "series",
     "totals",
@@ -125,6 +127,7 @@ class SecurityEvent:
     kind: str
     address: str
     username: str
+    detail: str = ""
 
 
 def _asr(answered: int, calls: int) -> Decimal:
@@ -252,40 +255,36 @@ def calls_ended_between(since: datetime, until: datetime) -> int:
 
 
 def security_events(limit: int = 20) -> list[SecurityEvent] | None:
-    """The latest honeypot hits and failed sign-ins, newest first; None without the apps."""
-    events: list[SecurityEvent] = []
-    found = False
-    if apps.is_installed("tollguard.web.security"):
-        found = True
-        honeypot = apps.get_model("security", "HoneypotAttempt")
-        for at, address, username in honeypot.objects.order_by("-created_at").values_list(
-            "created_at", "address", "username"
-        )[:limit]:
-            events.append(SecurityEvent(at, "honeypot login", address, username))
-    if apps.is_installed("axes"):
-        found = True
-        failures = apps.get_model("axes", "AccessFailureLog")
-        for at, address, username, locked in failures.objects.order_by("-attempt_time").values_list(
-            "attempt_time", "ip_address", "username", "locked_out"
-        )[:limit]:
-            kind = "lockout" if locked else "sign-in failure"
-            events.append(SecurityEvent(at, kind, address or "", username or ""))
-    if apps.is_installed("tollguard.web.fraud"):
-        found = True
-        bans = apps.get_model("fraud", "SipBan")
-        for at, network, reason in bans.objects.order_by("-created_at").values_list(
-            "created_at", "network", "reason"
-        )[:limit]:
-            events.append(SecurityEvent(at, f"SIP ban ({reason})", network, ""))
-        fraud_events = apps.get_model("fraud", "FraudEvent")
-        for at, source, rule, callee in fraud_events.objects.order_by("-at").values_list(
-            "at", "source", "rule", "callee"
-        )[:limit]:
-            events.append(SecurityEvent(at, f"fraud: {rule}", source, callee))
-    if not found:
+    """The latest security events worth an operator's look (warnings: failed and
+    locked-out sign-ins, honeypot hits, bans, refusals, permission denials), newest
+    first, as stored from the ``tollguard.security`` log; None without the security app.
+    """
+    if not apps.is_installed("tollguard.web.security"):
         return None
-    events.sort(key=lambda event: event.at, reverse=True)
-    return events[:limit]
+    stored = apps.get_model("security", "SecurityEvent")
+    rows = (
+        stored.objects.filter(level__gte=logging.WARNING)
+        .order_by("-at", "-id")
+        .values_list("at", "event", "address", "user", "detail")[:limit]
+    )
+    return [SecurityEvent(*row) for row in rows]
+
+
+def security_data(limit: int = 20) -> dict[str, Any]:
+    events = security_events(limit)
+    return {
+        "available": events is not None,
+        "events": [
+            {
+                "at": event.at.isoformat(),
+                "kind": event.kind,
+                "address": event.address,
+                "username": event.username,
+                "detail": event.detail,
+            }
+            for event in events or ()
+        ],
+    }
 
 
 def fraud_counts() -> dict[str, Any]:
@@ -336,9 +335,11 @@ def live_state(path: Path, now: float) -> dict[str, Any]:
 
 
 def with_live_state(data: dict[str, Any], now: float | None = None) -> dict[str, Any]:
-    """``data`` (a :func:`dashboard_data`, maybe cached) with the switch's state now."""
+    """``data`` (a :func:`dashboard_data`, maybe cached) with the switch's state and the
+    security events as they are now: a lockout shows at the next refresh, not at the
+    next cache interval."""
     state = live_state(settings.TOLLGUARD.switch_status_path, time.time() if now is None else now)
-    return {**data, "live": {**data["live"], "note": "", **state}}
+    return {**data, "live": {**data["live"], "note": "", **state}, "security": security_data()}
 
 
 def _money(value: Decimal) -> str:
@@ -351,7 +352,6 @@ def dashboard_data(period_name: str, until: datetime, limit: int = 10) -> dict[s
     since = until - period.length
     cdrs = cdrs_between(since, until)
     total = totals(cdrs)
-    events = security_events()
 
     def rows(group_by: GroupBy) -> list[dict[str, Any]]:
         return [
@@ -402,16 +402,5 @@ def dashboard_data(period_name: str, until: datetime, limit: int = 10) -> dict[s
         "by_provider": rows("provider"),
         "by_destination": rows("destination"),
         "fraud": fraud_counts(),
-        "security": {
-            "available": events is not None,
-            "events": [
-                {
-                    "at": event.at.isoformat(),
-                    "kind": event.kind,
-                    "address": event.address,
-                    "username": event.username,
-                }
-                for event in events or ()
-            ],
-        },
+        "security": security_data(),
     }

@@ -325,11 +325,17 @@ LOGGING: dict[str, Any] = {
     },
     "handlers": {
         "console": {"class": "logging.StreamHandler", "formatter": "plain"},
+        # Every security line is also stored, for the dashboard and the admin.
+        "security_events": {"class": "tollguard.web.security.eventlog.SecurityEventHandler"},
     },
     "loggers": {
         "tollguard": {"handlers": ["console"], "level": "INFO", "propagate": False},
         # Security events go to fail2ban and the operator whatever the root level.
-        "tollguard.security": {"handlers": ["console"], "level": "INFO", "propagate": False},
+        "tollguard.security": {
+            "handlers": ["console", "security_events"],
+            "level": "INFO",
+            "propagate": False,
+        },
         # With DEBUG off Django only mails request errors to ADMINS; an unhandled
         # exception must reach the process log with its traceback (ASVS 16.3.4).
         "django.request": {"handlers": ["console"], "level": "ERROR", "propagate": False},

@@ -56,7 +56,7 @@
     if (security.events.length === 0) {
       const tr = body.insertRow();
       cell(tr, "No recent events.", false);
-      tr.cells[0].colSpan = 4;
+      tr.cells[0].colSpan = 5;
     }
     for (const event of security.events) {
       const tr = body.insertRow();
@@ -64,6 +64,7 @@
       cell(tr, event.kind, false);
       cell(tr, event.address, false);
       cell(tr, event.username, false);
+      cell(tr, event.detail, false);
     }
   }
 
