@@ -79,18 +79,6 @@ def test_account_form_stores_only_digests(client: Client) -> None:
 
 
 @override_settings(ROOT_URLCONF=__name__, ALLOWED_HOSTS=["testserver"])
-def test_account_form_needs_a_password_for_a_new_account(client: Client) -> None:
-    customer = factories.customer()
-    response = client.post(
-        "/hidden/customers/account/add/",
-        {"customer": customer.pk, "username": "alice", "enabled": "on"},
-    )
-    assert response.status_code == 200
-    assert "A new account needs a SIP password." in response.content.decode()
-    assert not Account.objects.exists()
-
-
-@override_settings(ROOT_URLCONF=__name__, ALLOWED_HOSTS=["testserver"])
 def test_account_form_keeps_digests_without_a_password(client: Client) -> None:
     account = factories.account(factories.customer(), "bob", "old")
     response = client.post(

@@ -32,7 +32,7 @@ CDR_COLUMNS: tuple[str, ...] = (
     "hangup_side",
     "sell_rate",
     "sell_amount",
-    "currency",
+    "sell_currency",
 )
 RATE_COLUMNS: tuple[str, ...] = RATE_FIELDS
 LEDGER_COLUMNS: tuple[str, ...] = (
