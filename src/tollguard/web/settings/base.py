@@ -268,6 +268,8 @@ MAILERS: dict[str, dict[str, Any]] = {
 DEFAULT_FROM_EMAIL = TOLLGUARD.mail.from_address or "tollguard@localhost"
 
 LANGUAGE_CODE = "en-us"
+# ISO dates and times to the second (tollguard.web.formats).
+FORMAT_MODULE_PATH = ["tollguard.web.formats"]
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
