@@ -223,9 +223,18 @@ def account_list(request: HttpRequest, customer: Customer) -> HttpResponse:
 
 
 @customer_required
-@require_POST
+@require_http_methods(["GET", "POST"])
 def account_reset(request: HttpRequest, customer: Customer, pk: int) -> HttpResponse:
+    """GET: a page that says what a reset does and asks to confirm it; POST: reset.
+
+    The reset stops every phone using the password at once, so one click on the list
+    only leads here; the form on this page, a POST, is the confirmation.
+    """
     account = get_object_or_404(Account, pk=pk, customer=customer)
+    if request.method != "POST":
+        return render(
+            request, "portal/account_reset_confirm.html", {"customer": customer, "account": account}
+        )
     password = services.reset_sip_password(account)
     security_log.info(
         'portal sip password reset: ip=%s user="%s" account="%s"',
@@ -274,10 +283,16 @@ def api_key_list(request: HttpRequest, customer: Customer) -> HttpResponse:
 
 
 @customer_required
-@require_POST
+@require_http_methods(["GET", "POST"])
 def api_key_revoke(request: HttpRequest, customer: Customer, pk: int) -> HttpResponse:
+    """GET: the key and a form to confirm its revocation; POST: revoke it."""
     key = get_object_or_404(ApiKey, pk=pk, customer=customer, owner_id=request.user.pk)
-    revoke_api_key(key, now=timezone.now())
+    if request.method != "POST":
+        return render(
+            request, "portal/api_key_revoke_confirm.html", {"customer": customer, "key": key}
+        )
+    if key.revoked_at is None:
+        revoke_api_key(key, now=timezone.now())
     messages.success(request, f"Key {key.name} revoked.")
     return HttpResponseRedirect(reverse("portal:api_keys"))
 
