@@ -230,6 +230,8 @@ AXES_COOLOFF_TIME = timedelta(minutes=15)
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_CLIENT_IP_CALLABLE = "tollguard.web.security.network.client_address"
+# A page that says how long the lock lasts, with Retry-After, instead of bare text.
+AXES_LOCKOUT_CALLABLE = "tollguard.web.security.views.lockout"
 AXES_VERBOSE = False
 
 # Two-factor sign-in for every staff user (tollguard.web.security.otp).
@@ -363,7 +365,12 @@ REST_FRAMEWORK: dict[str, Any] = {
 }
 SPECTACULAR_SETTINGS: dict[str, Any] = {
     "TITLE": "Tollguard API",
-    "DESCRIPTION": "Provisioning, CDRs and statistics. Authenticate with 'Bearer <API key>'.",
+    # Markdown: a code span keeps "<prefix>" as text (bare, it was taken for a tag).
+    "DESCRIPTION": (
+        "Provisioning, CDRs and statistics. Send an API key with every request, in the "
+        "header `Authorization: Bearer tg_<prefix>_<secret>`. Operators make keys in the "
+        "admin; customers make keys for their own data in the customer portal."
+    ),
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
     "SCHEMA_PATH_PREFIX": "/api/v1/",
