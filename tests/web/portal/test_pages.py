@@ -173,6 +173,9 @@ def test_cdr_export_is_own_filtered_csv(alice: Client, w: people.World) -> None:
     assert rows[1]["caller"] == "'=HYPERLINK(1)"
     assert "cost_amount" not in rows[0]
     assert "provider_id" not in rows[0]
+    # The SIP account by the name the customer gave it, not a number of ours.
+    assert "account_id" not in rows[0] and "account" in rows[0]
+    assert rows[0]["sell_currency"] == "EUR"
 
 
 def test_rate_card_download(alice: Client, w: people.World) -> None:
@@ -299,3 +302,10 @@ def test_staff_cannot_be_customer_users(w: people.World) -> None:
     link = CustomerUser(user=people.user("op", is_staff=True), customer=w.a)
     with pytest.raises(ValidationError, match="Staff users"):
         link.full_clean()
+
+
+def test_key_scopes_promise_only_what_a_customer_key_reads(alice: Client) -> None:
+    html = text(alice.get("/portal/api-keys/"))
+    assert "carriers" not in html
+    assert "read your customer record, SIP accounts, IP access list and rate card" in html
+    assert "read your calls (CDRs)" in html

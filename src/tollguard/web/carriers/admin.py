@@ -77,6 +77,9 @@ class ProviderAdmin(RoleFieldLimits[Provider], admin.ModelAdmin[Provider]):
     autocomplete_fields = ("cost_card",)
     inlines = (GatewayInline,)
 
+    class Media:
+        css = {"all": ("carriers/provider.css",)}
+
     def get_queryset(self, request: HttpRequest) -> QuerySet[Provider]:
         return (
             super()

@@ -221,6 +221,10 @@ class CdrAdmin(admin.ModelAdmin[Cdr]):
     list_per_page = 100
     show_full_result_count = False
     paginator = CappedCountPaginator
+
+    class Media:
+        css = {"all": ("cdr/cdr_list.css",)}
+
     # Facet counts would run one COUNT per filter choice over the whole table.
     show_facets = admin.ShowFacets.NEVER
 
