@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 import pytest
@@ -133,3 +134,32 @@ def test_admin_static_files_are_served() -> None:
     response = Client().get("/static/admin/css/base.css")
     assert response.status_code == 200
     assert b"".join(response.streaming_content).startswith(b"/*")  # type: ignore[attr-defined]
+
+
+@override_settings(ROOT_URLCONF=__name__, ALLOWED_HOSTS=["testserver"])
+def test_linking_a_portal_user_takes_names_not_numbers(client: Client) -> None:
+    acme = factories.customer("acme")
+    alice = get_user_model().objects.create_user("alice", password="a long portal passphrase")
+    get_user_model().objects.create_user("ops", password="x" * 20, is_staff=True)
+
+    form = client.get("/hidden/portal/customeruser/add/").content.decode()
+    for field in ("user", "customer"):
+        # A search box (select2 over the admin's autocomplete view), not a number field.
+        assert re.search(rf'<select name="{field}"[^>]*class="admin-autocomplete', form), field
+
+    def offered(field: str, term: str) -> list[str]:
+        query = {"app_label": "portal", "model_name": "customeruser", "field_name": field}
+        response = client.get("/hidden/autocomplete/", {**query, "term": term})
+        assert response.status_code == 200
+        return [row["text"] for row in response.json()["results"]]
+
+    assert offered("customer", "ac") == ["acme"]
+    # Staff may not be customer users: the box does not offer them.
+    assert offered("user", "") == ["alice"]
+
+    response = client.post(
+        "/hidden/portal/customeruser/add/", {"user": alice.pk, "customer": acme.pk}, follow=True
+    )
+    assert response.status_code == 200
+    messages = [str(m) for m in response.context["messages"]]
+    assert any(">alice of acme</a>” was added" in m for m in messages), messages
