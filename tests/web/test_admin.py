@@ -8,9 +8,10 @@ from collections.abc import Iterator
 import pytest
 from django.conf import settings
 from django.contrib import admin
+from django.contrib.admin.widgets import AutocompleteMixin
 from django.contrib.auth import get_user_model
-from django.db.models import Model
-from django.test import Client, override_settings
+from django.db.models import ForeignKey, ManyToManyField, Model
+from django.test import Client, RequestFactory, override_settings
 from django.urls import URLPattern, URLResolver, path
 
 from tollguard.web.carriers.models import Gateway, Provider
@@ -163,3 +164,34 @@ def test_linking_a_portal_user_takes_names_not_numbers(client: Client) -> None:
     assert response.status_code == 200
     messages = [str(m) for m in response.context["messages"]]
     assert any(">alice of acme</a>” was added" in m for m in messages), messages
+
+
+def test_every_link_to_a_customer_carrier_card_or_account_is_a_search_box() -> None:
+    # docs/admin.md promises search boxes (type a name, not a number) for these.
+    targets = {Customer, Account, Provider, Gateway, RateCard}
+    request = RequestFactory().get("/hidden/")
+    request.user = get_user_model()(username="root", is_staff=True, is_superuser=True)
+    checked: list[str] = []
+    for model, model_admin in admin.site._registry.items():
+        if not model_admin.has_add_permission(request):
+            continue  # nobody writes these links by hand (CDRs, events)
+        form = model_admin.get_form(request)
+        for field in model._meta.get_fields():
+            links = isinstance(field, ForeignKey | ManyToManyField)
+            if not (links and field.related_model in targets):
+                continue
+            if field.name not in form.base_fields:
+                continue
+            widget = form.base_fields[field.name].widget
+            widget = getattr(widget, "widget", widget)  # inside the add/change links
+            checked.append(f"{model._meta.label}.{field.name}")
+            assert isinstance(widget, AutocompleteMixin), checked[-1]
+    assert {
+        "customers.Account.customer",
+        "customers.Customer.providers",
+        "customers.Customer.sell_card",
+        "portal.CustomerUser.customer",
+        "fraud.FraudPolicy.account",
+        "fraud.GatewayLimits.gateway",
+        "billing.LedgerEntry.customer",
+    } <= set(checked), checked
