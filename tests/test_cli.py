@@ -77,6 +77,21 @@ def test_check_passes_on_a_fresh_data_dir_and_warns_about_the_certificate(
     assert "self-signed" in result.stdout
 
 
+EXAMPLE_PLAN = Path(__file__).parents[1] / "docs" / "examples" / "plan.yaml"
+
+
+def test_the_readme_example_passes_the_check(tmp_path: Path) -> None:
+    """README: init, load docs/examples/plan.yaml, check. The example once enabled MD5
+    for an account while the switch does not offer it, and the check failed at once."""
+    fresh = tmp_path / "example"
+    tollguard("init", "--bind", "127.0.0.1", "--sip-port", "0", data_dir=fresh)
+    loaded = tollguard("load", str(EXAMPLE_PLAN), data_dir=fresh)
+    assert "warning" not in loaded.stdout
+    result = tollguard("check", data_dir=fresh, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no problems found" in result.stdout
+
+
 def test_check_fails_on_a_weakened_configuration(tmp_path: Path) -> None:
     weak = tmp_path / "weak"
     tollguard("init", "--bind", "127.0.0.1", "--sip-port", "0", data_dir=weak)

@@ -229,6 +229,32 @@ def test_route_respects_customer_providers(plan: Plan) -> None:
     assert [c.provider.id for c in decision.candidates] == [2, 1, 1]
 
 
+def test_route_offers_only_providers_in_the_sell_cards_currency() -> None:
+    # b's card is in USD: its 0.0060 would rank it first, but it cannot be compared with
+    # prices in EUR, and a margin over it would subtract dollars from euros.
+    usd_b = replace(COST_B, currency="USD")
+    plan = build_plan(_data(rate_cards=(SELL, COST_A, usd_b, COST_C)))
+    decision = plan.route(ACME, "442079460000", NOW)
+    assert [c.provider.id for c in decision.candidates] == [3, 1, 1]
+    # A USD customer gets b only, and a number only a EUR provider covers is refused.
+    usd_sell = RateCard(id=5, name="retail usd", currency="USD", rates=SELL.rates)
+    usd = Customer(id=12, name="usd", sell_card_id=5)
+    plan = build_plan(
+        _data(
+            rate_cards=(SELL, COST_A, usd_b, COST_C, usd_sell),
+            customers=(*_data().customers, usd),
+        )
+    )
+    assert [c.provider.id for c in plan.route(usd, "442079460000", NOW).candidates] == [2]
+    refused = plan.route(usd, "4930123456", NOW)
+    assert refused.rejection == NO_PROVIDER
+    assert refused.sell_rate is not None and refused.candidates == ()
+    # Listing the provider for the customer does not override the rule.
+    assert plan.route(replace(usd, provider_ids=(1,)), "442079460000", NOW).rejection == (
+        NO_PROVIDER
+    )
+
+
 def test_route_skips_disabled_providers() -> None:
     providers = (PROVIDERS[0], replace(PROVIDERS[1], enabled=False), PROVIDERS[2])
     plan = build_plan(_data(providers=providers))

@@ -15,10 +15,13 @@ prefix  providers, in least-cost order                   gateway behaviour
 4440    silent, delta                                    never answers (setup timeout)
 4450    ringer                                           rings until CANCEL
 4460    hanger                                           answers, hangs up after 1 s
+4470    dollar (cost card in USD), epsilon (EUR)         answers; answers
 ======  ===============================================  ================================
 
 Customers: ``trunk`` is recognised by its source address (SIPp bound to 127.0.0.3),
-``retail`` by digest (account ``alice``, MD5 allowed).
+``retail`` by digest (account ``alice``, MD5 allowed); both sell in EUR. ``yankee`` sells
+in USD (its sell card covers 44 too) and calls from 127.0.0.4: the switch routes it only
+over ``dollar``, and the EUR customers never over ``dollar``, cheapest as it is.
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ from tollguard.bench.sippctl import (
 )
 
 TRUNK_HOST = "127.0.0.3"  # the ACL customer's address
+USD_HOST = "127.0.0.4"  # the address of the customer selling in USD
 STRANGER_HOST = "127.0.0.2"  # in no ACL
 ALICE = ("alice", "correct-horse-battery")
 SETUP_TIMEOUT_S = 1.0
@@ -62,6 +66,7 @@ class Provider:
     cost_per_minute: Decimal
     keys: Mapping[str, str] = field(default_factory=dict)
     pause_ms: int = 0
+    currency: str = "EUR"  # of its cost card
 
 
 PROVIDERS: dict[str, Provider] = {
@@ -74,6 +79,8 @@ PROVIDERS: dict[str, Provider] = {
     "delta": Provider("uas_answer", "4440", Decimal("0.2400")),
     "ringer": Provider("uas_ring_cancel", "4450", Decimal("0.3000")),
     "hanger": Provider("uas_hangup", "4460", Decimal("0.3000"), pause_ms=HANGUP_AFTER_MS),
+    "dollar": Provider("uas_answer", "4470", Decimal("0.0600"), currency="USD"),
+    "epsilon": Provider("uas_answer", "4470", Decimal("0.2400")),
 }
 
 
@@ -100,7 +107,13 @@ def build_plan(gateway_ports: Mapping[str, int]) -> dict[str, Any]:
             "kind": "sell",
             "currency": "EUR",
             "rates": [rate("44", SELL_PER_MINUTE, connect_fee=SELL_CONNECT_FEE)],
-        }
+        },
+        {
+            "name": "retail-usd",
+            "kind": "sell",
+            "currency": "USD",
+            "rates": [rate("44", SELL_PER_MINUTE, connect_fee=SELL_CONNECT_FEE)],
+        },
     ]
     providers = []
     for priority, (name, provider) in enumerate(PROVIDERS.items(), start=1):
@@ -109,7 +122,7 @@ def build_plan(gateway_ports: Mapping[str, int]) -> dict[str, Any]:
             {
                 "name": f"{name}-cost",
                 "kind": "cost",
-                "currency": "EUR",
+                "currency": provider.currency,
                 "rates": [rate(prefix, cost)],
             }
         )
@@ -148,6 +161,15 @@ def build_plan(gateway_ports: Mapping[str, int]) -> dict[str, Any]:
                 "strategy": "lcr",
                 "numbering": numbering,
                 "accounts": [{"username": ALICE[0], "password": ALICE[1], "allow_md5": True}],
+            },
+            {
+                "name": "yankee",
+                "sell_card": "retail-usd",
+                # Its limit is in dollars, the currency of its sell card.
+                "credit": {"mode": "postpaid", "credit_limit": "1000000"},
+                "strategy": "lcr",
+                "numbering": numbering,
+                "acl": [{"network": f"{USD_HOST}/32"}],
             },
         ],
     }
@@ -225,6 +247,25 @@ class Switch:
         return mine
 
 
+def security_events(server: TollguardServer, event: str) -> list[dict[str, str]]:
+    """The stored security events named ``event`` (the switch writes them off its loop)."""
+    code = (
+        "import json\n"
+        "from tollguard.web.security.models import SecurityEvent\n"
+        f"rows = SecurityEvent.objects.filter(event={event!r}).order_by('at')\n"
+        "print(json.dumps(list(rows.values('address', 'user', 'detail'))))\n"
+    )
+    done = subprocess.run(
+        [*server.command, "--data-dir", str(server.data_dir), "manage", "shell", "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    rows: list[dict[str, str]] = json.loads(done.stdout.strip().splitlines()[-1])
+    return rows
+
+
 def provisioned_ids(server: TollguardServer) -> dict[str, dict[str, int]]:
     code = (
         "import json\n"
@@ -244,3 +285,24 @@ def provisioned_ids(server: TollguardServer) -> dict[str, dict[str, int]]:
     )
     ids: dict[str, dict[str, int]] = json.loads(done.stdout.strip().splitlines()[-1])
     return ids
+
+
+def call_charges(server: TollguardServer, tag: str) -> list[dict[str, str]]:
+    """The ledger's call charges of the calls tagged ``tag``, each with the currency its
+    customer pays in."""
+    code = (
+        "import json\n"
+        "from tollguard.web.billing.models import LedgerEntry\n"
+        f"rows = LedgerEntry.objects.filter(kind='call', call_id__contains='-{tag}@')\n"
+        "print(json.dumps([{'call_id': e.call_id, 'amount': str(e.amount),"
+        " 'currency': e.customer.currency} for e in rows.select_related('customer')]))\n"
+    )
+    done = subprocess.run(
+        [*server.command, "--data-dir", str(server.data_dir), "manage", "shell", "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    rows: list[dict[str, str]] = json.loads(done.stdout.strip().splitlines()[-1])
+    return rows

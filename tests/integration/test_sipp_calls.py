@@ -34,9 +34,12 @@ from .harness import (
     SETUP_TIMEOUT_S,
     STRANGER_HOST,
     TRUNK_HOST,
+    USD_HOST,
     Switch,
     build_plan,
+    call_charges,
     number,
+    security_events,
 )
 
 pytestmark = pytest.mark.integration
@@ -82,6 +85,11 @@ def check_cdr(switch: Switch, cdr: dict[str, Any], result: SippResult, expect: E
     assert cdr["sip_code"] == expect.code, cdr
     assert cdr["hangup_side"] == expect.hangup_side, cdr
     assert cdr["customer_id"] == switch.customer_ids[expect.customer], cdr
+    # Each amount carries its own currency; routing keeps the two the same.
+    sell_currency = "USD" if expect.customer == "yankee" else "EUR"
+    assert cdr["sell_currency"] == sell_currency, cdr
+    assert cdr["cost_currency"] == PROVIDERS[expect.attempts[-1][0]].currency, cdr
+    assert cdr["customer"] == expect.customer, cdr
 
     attempts = cdr["attempts"]
     assert len(attempts) == len(expect.attempts), attempts
@@ -241,6 +249,50 @@ def test_wrong_password_and_unknown_source_are_rejected_alike(switch: Switch) ->
     # The same answer either way: a caller cannot tell which check failed.
     assert codes[0] == codes[1], codes
     assert codes[0] in {401, 403, 407}, codes
+    # The switch's security log lines are stored for the dashboard, written by a thread
+    # of their own (the call path never waits for the database).
+    deadline = time.monotonic() + 15
+    users: set[str] = set()
+    while time.monotonic() < deadline and not {ALICE[0], "mallory"} <= users:
+        events = security_events(switch.server, "auth failure")
+        users = {e["user"] for e in events if e["address"] in {LOOPBACK, STRANGER_HOST}}
+        time.sleep(0.5)
+    assert {ALICE[0], "mallory"} <= users, users
+
+
+def test_calls_are_routed_only_within_the_sell_currency(switch: Switch) -> None:
+    # For 4470 "dollar" costs 0.06 and "epsilon" 0.24, but dollar's card is in USD: an
+    # EUR customer's call goes to epsilon only, never to the cheaper dollar.
+    tag, result = switch.call("uac_basic", number("4470"), pause_ms=500)
+    assert result.ok, result.errors
+    check_cdrs(switch, tag, result, Expect(200, "caller", (("epsilon", OK),), held_ms=500))
+
+    # yankee sells in USD: dollar only, and every amount of its CDR is in dollars.
+    tag, result = switch.call("uac_basic", number("4470"), host=USD_HOST, pause_ms=500)
+    assert result.ok, result.errors
+    (cdr,) = check_cdrs(
+        switch, tag, result, Expect(200, "caller", (("dollar", OK),), "yankee", held_ms=500)
+    )
+    assert (cdr["sell_currency"], cdr["cost_currency"]) == ("USD", "USD"), cdr
+    # Credit control settled the call in the sell card's dollars, and the ledger of a
+    # customer paying in dollars took that charge as it is.
+    assert Decimal(cdr["sell_amount"]) > 0
+    (charge,) = call_charges(switch.server, tag)
+    assert (Decimal(charge["amount"]), charge["currency"]) == (
+        -Decimal(cdr["sell_amount"]),
+        "USD",
+    ), charge
+
+    # Only providers costing EUR cover 4410: yankee's call is refused before any gateway.
+    tag, result = switch.call(
+        "uac_expect_code", number("4410"), host=USD_HOST, keys={"expected": "503"}
+    )
+    assert result.stats is not None and result.stats.created == 1, result.errors
+    assert list(result.final_codes.values()) == [503], result.final_codes
+    (refused,) = switch.cdrs(tag, 1)
+    assert refused["customer"] == "yankee", refused
+    assert refused["attempts"] == [] and refused["provider_id"] is None, refused
+    assert refused["sell_currency"] == "USD" and refused["cost_currency"] == "", refused
 
 
 def test_hundred_concurrent_calls(switch: Switch) -> None:

@@ -6,6 +6,7 @@ Each test that asks for ``db`` runs inside a transaction that is rolled back.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator
 
@@ -17,6 +18,10 @@ django.setup()
 
 from django.db import connection, transaction  # noqa: E402
 from django.test.utils import setup_test_environment, teardown_test_environment  # noqa: E402
+
+from tollguard.web.security.eventlog import SecurityEventHandler  # noqa: E402
+
+security_log = logging.getLogger("tollguard.security")
 
 
 @pytest.fixture(scope="session")
@@ -30,6 +35,14 @@ def django_database() -> Iterator[None]:
 
 @pytest.fixture
 def db(django_database: None) -> Iterator[None]:
-    with transaction.atomic():
-        yield
-        transaction.set_rollback(True)
+    # Security lines are stored as in production (settings.LOGGING), here only while a
+    # test has its database: the rows go with the test's transaction.
+    handler = SecurityEventHandler()
+    security_log.addHandler(handler)
+    try:
+        with transaction.atomic():
+            yield
+            transaction.set_rollback(True)
+    finally:
+        security_log.removeHandler(handler)
+        handler.close()

@@ -221,9 +221,10 @@ DECLARED: dict[str, Rule] = {
     "portal:ledger_export": Portal(),
     "portal:rate_card": Portal(),
     "portal:accounts": Portal(),
-    "portal:account_reset": Portal(customer=404, methods=("POST",)),
+    # GET asks to confirm, POST resets: both 404 for another customer's account.
+    "portal:account_reset": Portal(customer=404, methods=("GET", "POST")),
     "portal:api_keys": Portal(),
-    "portal:api_key_revoke": Portal(customer=404, methods=("POST",)),
+    "portal:api_key_revoke": Portal(customer=404, methods=("GET", "POST")),
     "portal:sessions": Portal(),
     # The path names customer B's session: not the customer's own, so a 404.
     "portal:session_end": Portal(customer=404, methods=("POST",)),
@@ -262,8 +263,11 @@ DECLARED: dict[str, Rule] = {
     "admin:rating_ratecard_import": AdminPage(
         perms=("rating.change_ratecard",), model_label="rating.RateCard"
     ),
+    # Another user's (here: no) import is a 404, whoever asks.
     "admin:rating_ratecard_import_progress": AdminPage(
-        perms=("rating.change_ratecard",), model_label="rating.RateCard"
+        perms=("rating.change_ratecard",),
+        model_label="rating.RateCard",
+        allowed=frozenset({404}),
     ),
     "admin:rating_ratecard_import_step": AdminPage(
         perms=("rating.change_ratecard",),
@@ -473,6 +477,8 @@ def url_for(pattern: Pattern, world: World, model: type[models.Model] | None) ->
             return body.split("|", maxsplit=1)[0]
         if name == "url":
             return "no-such-page/"
+        if name == "job_id":
+            return "no-such-import"
         raise AssertionError(f"{pattern.key}: no value for path parameter {name!r}")
 
     url = fill(pattern.regex, value)

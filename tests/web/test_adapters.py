@@ -32,7 +32,7 @@ from tollguard.domain.plan import (
 from tollguard.web import adapters
 from tollguard.web.adapters import DbCdrSink, DbPlanSource, PlanChangedError, export_cdrs
 from tollguard.web.cdr import models as cdr_models
-from tollguard.web.cdr.selectors import EXPORT_FIELDS, from_row
+from tollguard.web.cdr.selectors import EXPORT_COLUMNS, EXPORT_FIELDS, from_row
 from tollguard.web.core.services import bump_config_version
 
 from . import factories
@@ -242,8 +242,9 @@ def make_cdr(n: int, **values: object) -> Cdr:
         "sell_amount": Decimal("0.040000"),
         "cost_rate": Decimal("0.008000"),
         "cost_amount": Decimal("0.016000"),
+        "sell_currency": "EUR",
+        "cost_currency": "EUR",
         "margin": Decimal("0.024000"),
-        "currency": "EUR",
         "caller_user_agent": "Phone/1.0",
         "callee_user_agent": "Carrier/2.0",
         "attempts": (
@@ -315,7 +316,8 @@ def test_export_csv(since: datetime | None, until: datetime | None, expected: li
     count = export_cdrs("csv", since, until, out)
     rows = list(csv.DictReader(io.StringIO(out.getvalue())))
     assert count == len(expected)
-    assert out.getvalue().splitlines()[0] == ",".join(EXPORT_FIELDS)
+    assert out.getvalue().splitlines()[0] == ",".join(EXPORT_COLUMNS)
+    assert set(EXPORT_FIELDS) < set(EXPORT_COLUMNS)
     assert [row["call_id"] for row in rows] == [f"call-{n}@192.0.2.1" for n in expected]
     if rows:
         first = rows[0]
@@ -348,7 +350,8 @@ def test_export_json() -> None:
         "sip_code": 200,
         "reason": "",
     }
-    assert set(data[0]) == set(EXPORT_FIELDS)
+    assert set(data[0]) == set(EXPORT_COLUMNS)
+    assert {"customer", "account", "provider", "gateway"} <= set(data[0])
 
 
 def test_export_json_with_nothing_is_an_empty_array() -> None:

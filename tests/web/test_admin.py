@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 import pytest
 from django.conf import settings
 from django.contrib import admin
+from django.contrib.admin.widgets import AutocompleteMixin
 from django.contrib.auth import get_user_model
-from django.db.models import Model
-from django.test import Client, override_settings
+from django.db.models import ForeignKey, ManyToManyField, Model
+from django.test import Client, RequestFactory, override_settings
 from django.urls import URLPattern, URLResolver, path
 
 from tollguard.web.carriers.models import Gateway, Provider
@@ -79,18 +81,6 @@ def test_account_form_stores_only_digests(client: Client) -> None:
 
 
 @override_settings(ROOT_URLCONF=__name__, ALLOWED_HOSTS=["testserver"])
-def test_account_form_needs_a_password_for_a_new_account(client: Client) -> None:
-    customer = factories.customer()
-    response = client.post(
-        "/hidden/customers/account/add/",
-        {"customer": customer.pk, "username": "alice", "enabled": "on"},
-    )
-    assert response.status_code == 200
-    assert "A new account needs a SIP password." in response.content.decode()
-    assert not Account.objects.exists()
-
-
-@override_settings(ROOT_URLCONF=__name__, ALLOWED_HOSTS=["testserver"])
 def test_account_form_keeps_digests_without_a_password(client: Client) -> None:
     account = factories.account(factories.customer(), "bob", "old")
     response = client.post(
@@ -145,3 +135,63 @@ def test_admin_static_files_are_served() -> None:
     response = Client().get("/static/admin/css/base.css")
     assert response.status_code == 200
     assert b"".join(response.streaming_content).startswith(b"/*")  # type: ignore[attr-defined]
+
+
+@override_settings(ROOT_URLCONF=__name__, ALLOWED_HOSTS=["testserver"])
+def test_linking_a_portal_user_takes_names_not_numbers(client: Client) -> None:
+    acme = factories.customer("acme")
+    alice = get_user_model().objects.create_user("alice", password="a long portal passphrase")
+    get_user_model().objects.create_user("ops", password="x" * 20, is_staff=True)
+
+    form = client.get("/hidden/portal/customeruser/add/").content.decode()
+    for field in ("user", "customer"):
+        # A search box (select2 over the admin's autocomplete view), not a number field.
+        assert re.search(rf'<select name="{field}"[^>]*class="admin-autocomplete', form), field
+
+    def offered(field: str, term: str) -> list[str]:
+        query = {"app_label": "portal", "model_name": "customeruser", "field_name": field}
+        response = client.get("/hidden/autocomplete/", {**query, "term": term})
+        assert response.status_code == 200
+        return [row["text"] for row in response.json()["results"]]
+
+    assert offered("customer", "ac") == ["acme"]
+    # Staff may not be customer users: the box does not offer them.
+    assert offered("user", "") == ["alice"]
+
+    response = client.post(
+        "/hidden/portal/customeruser/add/", {"user": alice.pk, "customer": acme.pk}, follow=True
+    )
+    assert response.status_code == 200
+    messages = [str(m) for m in response.context["messages"]]
+    assert any(">alice of acme</a>” was added" in m for m in messages), messages
+
+
+def test_every_link_to_a_customer_carrier_card_or_account_is_a_search_box() -> None:
+    # docs/admin.md promises search boxes (type a name, not a number) for these.
+    targets = {Customer, Account, Provider, Gateway, RateCard}
+    request = RequestFactory().get("/hidden/")
+    request.user = get_user_model()(username="root", is_staff=True, is_superuser=True)
+    checked: list[str] = []
+    for model, model_admin in admin.site._registry.items():
+        if not model_admin.has_add_permission(request):
+            continue  # nobody writes these links by hand (CDRs, events)
+        form = model_admin.get_form(request)
+        for field in model._meta.get_fields():
+            links = isinstance(field, ForeignKey | ManyToManyField)
+            if not (links and field.related_model in targets):
+                continue
+            if field.name not in form.base_fields:
+                continue
+            widget = form.base_fields[field.name].widget
+            widget = getattr(widget, "widget", widget)  # inside the add/change links
+            checked.append(f"{model._meta.label}.{field.name}")
+            assert isinstance(widget, AutocompleteMixin), checked[-1]
+    assert {
+        "customers.Account.customer",
+        "customers.Customer.providers",
+        "customers.Customer.sell_card",
+        "portal.CustomerUser.customer",
+        "fraud.FraudPolicy.account",
+        "fraud.GatewayLimits.gateway",
+        "billing.LedgerEntry.customer",
+    } <= set(checked), checked

@@ -169,9 +169,15 @@ def test_accounts_accept_sha256_only_unless_the_plan_allows_md5(tmp_path: Path) 
         False,
         False,
     ]
-    load_plan_file(EXAMPLE, realm=REALM)
-    legacy, office = Account.objects.filter(username__startswith="acme-").order_by("username")
-    assert (legacy.allow_md5, office.allow_md5) == (True, False)
+    md5_too = text.replace(
+        sha256_only,
+        '{username: bob, allow_md5: true, ha1_md5: "' + "cd" * 16 + '", '
+        'ha1_sha256: "' + "ab" * 32 + '"}',
+    )
+    load_plan_file(write(tmp_path, md5_too), realm=REALM)
+    alice, bob = Account.objects.order_by("username")
+    assert (alice.allow_md5, bob.allow_md5) == (False, True)
+    assert bob.ha1_md5 == "cd" * 16
 
 
 def test_md5_digest_is_kept_only_while_the_plan_allows_md5(tmp_path: Path) -> None:

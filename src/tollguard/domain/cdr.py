@@ -48,12 +48,17 @@ class Cdr:
     hangup_side: HangupSide
     provider_id: int | None = None  # the answering (or last tried) provider
     gateway_id: int | None = None
+    # Every amount is in the currency of the card it was rated with: the sell side in the
+    # customer's sell card's, the cost side in the provider's cost card's. The switch
+    # routes a call only over providers whose cost card has the sell card's currency
+    # (domain.routing), so the two agree; the margin is never taken across currencies.
     sell_rate: Decimal | None = None  # customer price per minute
     sell_amount: Decimal = Decimal(0)
+    sell_currency: str = "EUR"
     cost_rate: Decimal | None = None  # provider price per minute
     cost_amount: Decimal = Decimal(0)
-    margin: Decimal = Decimal(0)  # sell_amount - cost_amount
-    currency: str = "EUR"
+    cost_currency: str = ""  # "" when no provider was tried
+    margin: Decimal | None = Decimal(0)  # sell_amount - cost_amount; None across currencies
     caller_user_agent: str = ""
     callee_user_agent: str = ""
     # Why the switch refused or ended the call, for the operator (a fraud rule and what

@@ -103,6 +103,7 @@ class Plan:
         "_acl4",
         "_acl6",
         "_cards",
+        "_cost_currency",
         "_customers",
         "_gateways",
         "_indexes",
@@ -142,6 +143,9 @@ class Plan:
         self._gateways = gateways
         self._cards = cards
         self._indexes = indexes
+        self._cost_currency = {
+            p.id: cards[p.cost_card_id].currency for p in self._providers if p.cost_card_id
+        }
 
     def gateways(self) -> list[Gateway]:
         """Every gateway of every provider."""
@@ -207,13 +211,17 @@ class Plan:
     ) -> RouteDecision:
         """Price ``number`` for ``customer`` and list the gateways to try, in order.
 
+        Only providers whose cost card is in the currency of the customer's sell card
+        are offered: a margin is never worked out across currencies, and costs in
+        different currencies cannot be ordered by price (docs/provisioning.md).
         ``rng`` orders providers under the WEIGHT strategy (pass a seeded one in tests).
         """
         if not customer.enabled:
             return RouteDecision(None, rejection=CUSTOMER_DISABLED)
         sell = self.sell_rate(customer, number, now)
-        if sell is None:
+        if sell is None or customer.sell_card_id is None:
             return RouteDecision(None, rejection=NO_ROUTE)
+        currency = self._cards[customer.sell_card_id].currency
         offers: list[tuple[Provider, Rate]] = []
         if customer.provider_ids:
             allowed = set(customer.provider_ids)
@@ -221,6 +229,8 @@ class Plan:
         else:
             providers = self._providers
         for provider in providers:
+            if self._cost_currency.get(provider.id) != currency:
+                continue
             cost = self.cost_rate(provider, number, now)
             if cost is None:
                 continue

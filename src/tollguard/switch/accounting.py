@@ -58,7 +58,7 @@ def build_cdr(call: Call, ended: float, cause: int | None) -> Cdr:
     customer = call.customer
     sell_amount = cost_amount = Decimal(0)
     billed_s = 0
-    currency = "EUR"
+    sell_currency, cost_currency = "EUR", ""
     provider: Provider | None = None
     gateway: Gateway | None = None
     cost_rate: Rate | None = None
@@ -66,13 +66,16 @@ def build_cdr(call: Call, ended: float, cause: int | None) -> Cdr:
     if last is not None:
         provider, gateway = last.candidate.provider, last.candidate.gateway
         cost_rate = last.candidate.cost_rate
-    if call.sell_rate is not None and customer is not None and customer.sell_card_id:
+        if provider.cost_card_id is not None:
+            cost_currency = plan.rate_card(provider.cost_card_id).currency
+    if customer is not None and customer.sell_card_id:
         card = plan.rate_card(customer.sell_card_id)
-        currency = card.currency
+        sell_currency = card.currency  # a refused call too: its amounts are 0 in it
         if call.charge is not None:
-            # Settled by credit control: talk time past the reservation is not charged.
+            # Settled by credit control (in the sell card's currency): talk time past
+            # the reservation is not charged.
             billed_s, sell_amount = call.charge.billed_s, call.charge.amount
-        elif duration_ms:
+        elif call.sell_rate is not None and duration_ms:
             charge = rate_call(duration_ms, call.sell_rate, card)
             billed_s, sell_amount = charge.billed_s, charge.amount
     if (
@@ -109,10 +112,14 @@ def build_cdr(call: Call, ended: float, cause: int | None) -> Cdr:
         gateway_id=gateway.id if gateway else None,
         sell_rate=call.sell_rate.price_per_minute if call.sell_rate else None,
         sell_amount=sell_amount,
+        sell_currency=sell_currency,
         cost_rate=cost_rate.price_per_minute if cost_rate else None,
         cost_amount=cost_amount,
-        margin=sell_amount - cost_amount,
-        currency=currency,
+        cost_currency=cost_currency,
+        # Amounts of two currencies are never subtracted (routing refuses such a pair).
+        margin=sell_amount - cost_amount
+        if not cost_currency or cost_currency == sell_currency
+        else None,
         caller_user_agent=call.caller_ua,
         callee_user_agent=answered.user_agent if answered else "",
         detail=call.detail,

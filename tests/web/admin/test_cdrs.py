@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from tollguard.web.cdr import admin as cdr_admin
 from tollguard.web.cdr.models import Cdr
-from tollguard.web.cdr.selectors import EXPORT_FIELDS
+from tollguard.web.cdr.selectors import EXPORT_COLUMNS
 from tollguard.web.customers.models import Customer
 
 from .. import factories
@@ -170,7 +170,7 @@ def export(client: Client, query: str) -> list[dict[str, str]]:
     assert response["Content-Disposition"].startswith('attachment; filename="cdrs-')
     text = response.getvalue().decode()
     reader = csv.DictReader(io.StringIO(text))
-    assert tuple(reader.fieldnames or ()) == EXPORT_FIELDS
+    assert tuple(reader.fieldnames or ()) == EXPORT_COLUMNS
     return list(reader)
 
 
@@ -182,6 +182,10 @@ def test_export_follows_the_filters(client: Client, calls: dict[str, Cdr]) -> No
     assert Decimal(berlin["sell_amount"]) == Decimal("0.02")
     assert berlin["started_at"] == T0.isoformat()
     assert berlin["attempts"] == "[]"
+    # Names next to the ids: an operator reads "acme" and "carrier-a", not 1 and 1.
+    assert (berlin["customer"], berlin["provider"]) == ("acme", "carrier-a")
+    assert berlin["customer_id"] == str(calls["berlin"].customer_id)
+    assert rows[1]["provider"] == ""
     assert {r["call_id"] for r in export(client, "")} == {
         "call-berlin",
         "call-busy",
@@ -305,3 +309,63 @@ def test_a_list_the_lean_table_cannot_render_falls_back(
     rows = cdr_results.cdr_result_list(changelist)["results"]
     assert len(rows) == 3
     assert any("call-berlin 4930123 200" in "".join(map(str, row)) for row in rows)
+
+
+def test_the_list_shows_what_an_operator_reads_a_cdr_for(client: Client) -> None:
+    acme = factories.customer("acme")
+    provider = factories.provider("carrier-a")
+    cdr(
+        "call-answered",
+        acme,
+        started_at=T0 + timedelta(seconds=7),
+        answered_at=T0 + timedelta(seconds=9),
+        duration_ms=65_400,
+        billed_s=66,
+        provider=provider,
+        sell_amount=Decimal("0.022000"),
+        cost_amount=Decimal("0.008800"),
+        margin=Decimal("0.013200"),
+        cost_currency="EUR",
+    )
+    cdr(
+        "call-across",
+        acme,
+        started_at=T0 + timedelta(seconds=8),
+        answered_at=T0 + timedelta(seconds=9),
+        duration_ms=3_725_000,
+        provider=provider,
+        sell_amount=Decimal("1.000001"),
+        sell_currency="USD",
+        cost_amount=Decimal("0.5"),
+        cost_currency="EUR",
+        margin=None,
+    )
+    page = client.get(LIST).content.decode()
+    headers = ["Started at", "Duration", "Sell", "Cost", "Margin", "Provider"]
+    assert all(f">{header}</a>" in page for header in headers), page[:3000]
+    assert "2026-03-01 12:00:07" in page  # to the second, not "March 1, 2026, noon"
+    assert '<td class="field-duration">1:05</td>' in page
+    assert '<td class="field-duration">1:02:05</td>' in page
+    assert '<td class="field-sell">0.0220 EUR</td>' in page
+    assert '<td class="field-cost">0.0088 EUR</td>' in page
+    assert '<td class="field-margin_shown">0.0132 EUR</td>' in page
+    # Sold in USD over a cost in EUR (before routing refused it): no margin at all.
+    assert '<td class="field-sell">1.000001 USD</td>' in page
+    assert '<td class="field-cost">0.5000 EUR</td>' in page
+    assert '<td class="field-margin_shown">-</td>' in page
+    assert '<td class="field-provider nowrap">carrier-a</td>' in page
+
+
+def test_money_and_clock() -> None:
+    assert cdr_admin.money(Decimal("0.020000"), "EUR") == "0.0200 EUR"
+    assert cdr_admin.money(Decimal("0.012345"), "EUR") == "0.012345 EUR"
+    assert cdr_admin.money(Decimal("12"), "") == "12.0000"
+    assert cdr_admin.money(None, "EUR") is None
+    assert [cdr_admin.clock(ms) for ms in (0, 999, 59_999, 60_000, 3_599_999, 3_600_000)] == [
+        "0:00",
+        "0:00",
+        "0:59",
+        "1:00",
+        "59:59",
+        "1:00:00",
+    ]

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from tollguard.domain.plan import Rate as DomainRate
 from tollguard.web.core.selectors import config_version
 from tollguard.web.rating import imports
-from tollguard.web.rating.models import Rate, RateCard
+from tollguard.web.rating.models import Rate, RateCard, RateImport
 
 from .. import factories
 
@@ -45,11 +45,18 @@ def upload(client: Client, card: RateCard, text: str | bytes, name: str = "rates
     )
 
 
+def job_url(card: RateCard) -> str:
+    """The progress page of the card's latest import."""
+    job = RateImport.objects.filter(card=card).latest("started_at")
+    return f"{base(card)}/import/{job.pk}/"
+
+
 def run_import(client: Client, card: RateCard) -> list[dict[str, Any]]:
     """Post steps the way the page's script does, until the job is finished."""
     answers: list[dict[str, Any]] = []
+    step = f"{job_url(card)}step/"
     for _ in range(1000):
-        response = client.post(f"{base(card)}/import/step/", HTTP_ACCEPT="application/json")
+        response = client.post(step, HTTP_ACCEPT="application/json")
         assert response.status_code == 200
         answers.append(response.json())
         if answers[-1]["finished"]:
@@ -82,7 +89,7 @@ def test_import_replaces_the_rates_and_reports_progress(
 
     response = upload(client, card, GOOD)
     assert response.status_code == 302
-    assert response["Location"] == f"{base(card)}/import/progress/"
+    assert response["Location"] == job_url(card)
     page = client.get(response["Location"]).content.decode()
     assert '<progress id="rate-import-bar" max="100" value="0">' in page
     assert 'src="/static/rating/rate_import.js"' in page
@@ -100,7 +107,7 @@ def test_import_replaces_the_rates_and_reports_progress(
         ("1", "North America", Decimal("0.005"), Decimal(0), 60, 60),
     }
     assert config_version() == before + 1
-    done = client.get(f"{base(card)}/import/progress/").content.decode()
+    done = client.get(job_url(card)).content.decode()
     assert "3 rates created, 1 removed, 1 unchanged" in done
     run_import(client, card)  # one more step changes nothing and records nothing
     history = LogEntry.objects.get(object_id=str(card.pk))
@@ -133,9 +140,27 @@ def test_a_bad_file_lists_errors_by_line_and_changes_nothing(client: Client) -> 
     assert "more cells than columns" in errors[2]
     assert rates_of(card) == before_rates
     assert config_version() == before_version
-    page = client.get(f"{base(card)}/import/progress/").content.decode()
+    page = client.get(job_url(card)).content.decode()
     assert "3 errors; the rate card was not changed." in page
     assert "line 4: price_per_minute" in page
+
+
+def test_duplicates_are_reported_with_the_other_errors_at_once(
+    client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(imports, "CHUNK_ROWS", 2)  # the duplicates span several steps
+    card = factories.rate_card()
+    text = "prefix,price_per_minute\n4930,0.01\n49x,0.01\n4989,cheap\n4930,0.02\n44,0.03\n44,0.04\n"
+    upload(client, card, text)
+    errors = run_import(client, card)[-1]["errors"]
+    assert errors == [
+        "line 3: prefix '49x' is not a string of digits",
+        "line 4: price_per_minute 'cheap' is not a decimal",
+        "line 5: duplicate prefix '4930' (first on line 2)",
+        "line 7: duplicate prefix '44' (first on line 6)",
+    ]
+    page = client.get(job_url(card)).content.decode()
+    assert "4 errors; the rate card was not changed." in page
 
 
 @pytest.mark.parametrize(
@@ -188,15 +213,87 @@ def test_a_byte_order_mark_is_ignored(client: Client) -> None:
 def test_without_javascript_the_step_redirects_to_the_progress_page(client: Client) -> None:
     card = factories.rate_card()
     upload(client, card, GOOD)
-    response = client.post(f"{base(card)}/import/step/")
+    response = client.post(f"{job_url(card)}step/")
     assert response.status_code == 302
-    assert response["Location"] == f"{base(card)}/import/progress/"
+    assert response["Location"] == job_url(card)
 
 
 def test_a_step_without_an_import_is_not_found(client: Client) -> None:
     card = factories.rate_card()
-    response = client.post(f"{base(card)}/import/step/", HTTP_ACCEPT="application/json")
+    response = client.post(f"{base(card)}/import/no-such-job/step/", HTTP_ACCEPT="application/json")
     assert response.status_code == 404
+
+
+def test_another_users_import_is_not_found(client: Client) -> None:
+    from django.contrib.auth import get_user_model
+
+    card = factories.rate_card()
+    upload(client, card, GOOD)
+    url = job_url(card)
+    other = get_user_model().objects.create(username="other", is_staff=True, is_superuser=True)
+    stranger = Client()
+    stranger.force_login(other)
+    assert stranger.get(url).status_code == 404
+    assert stranger.post(f"{url}step/", HTTP_ACCEPT="application/json").status_code == 404
+    assert client.get(url).status_code == 200
+
+
+def test_the_job_is_not_kept_in_the_session(client: Client) -> None:
+    card = factories.rate_card()
+    upload(client, card, GOOD)
+    assert not any("import" in key for key, _ in client.session.items())
+    job = RateImport.objects.get(card=card)
+    assert len(job.pk) >= 40  # 256 random bits, not a counter
+
+
+def test_a_request_in_between_cannot_roll_the_job_back(client: Client) -> None:
+    """The browser's /favicon.ico, answered while the first step ran, read the session
+    before the step and saved it after: the job went back to "checking" with its copy
+    already deleted, and the result said the uploaded copy could not be read."""
+    from django.contrib.sessions.backends.db import SessionStore
+
+    card = factories.rate_card()
+    upload(client, card, BAD)
+    key = client.session.session_key
+    assert key is not None
+    read_by_favicon = dict(SessionStore(key).load())
+    first = client.post(f"{job_url(card)}step/", HTTP_ACCEPT="application/json").json()
+    stale = SessionStore(key)
+    stale.update(read_by_favicon)
+    stale.save()  # SESSION_SAVE_EVERY_REQUEST: the favicon's answer saves it
+    answers = [first, *run_import(client, card)]
+    assert answers[-1]["state"] == "failed"
+    assert [e.split(":")[0] for e in answers[-1]["errors"]] == ["line 3", "line 4", "line 5"]
+    assert "could not be read" not in client.get(job_url(card)).content.decode()
+
+
+def test_a_step_that_lost_the_race_keeps_what_the_other_stored(
+    monkeypatch: pytest.MonkeyPatch, superuser: Any
+) -> None:
+    monkeypatch.setattr(imports, "CHUNK_ROWS", 1)
+    card = factories.rate_card()
+    row = imports.create_job(superuser, card, "rates.csv", [GOOD.encode()])
+    stale = RateImport.objects.get(pk=row.pk)  # read by a second request, step 0
+    first, kept = imports.run_step(row)
+    assert kept and first.rows == 1
+    second, kept = imports.run_step(stale)  # begun from step 0, finished after step 1
+    assert not kept
+    assert second.rows == 1 and second.offset == first.offset
+    assert RateImport.objects.get(pk=row.pk).step == 1
+
+
+def test_the_file_is_applied_once_however_many_requests_ask(superuser: Any) -> None:
+    card = factories.rate_card()
+    row = imports.create_job(superuser, card, "rates.csv", [GOOD.encode()])
+    while row.state == "validating":
+        imports.run_step(row)
+        row.refresh_from_db()
+    assert row.state == "applying"
+    late = RateImport.objects.get(pk=row.pk)
+    done, kept = imports.run_step(row)
+    assert kept and done.state is imports.ImportState.DONE and done.created == 4
+    again, kept = imports.run_step(late)
+    assert not kept and again.state is imports.ImportState.DONE and again.created == 4
 
 
 def test_import_needs_change_permission(admin_urls: None) -> None:
@@ -318,14 +415,13 @@ def test_the_uploaded_copy_is_deleted_when_the_job_ends(outcome: str) -> None:
 def test_a_new_upload_discards_the_unfinished_one(client: Client) -> None:
     card = factories.rate_card()
     upload(client, card, GOOD)
-    first = Path(client.session["tollguard.rate_imports"][str(card.pk)]["path"])
-    assert first.exists()
+    first = RateImport.objects.get(card=card)
+    assert Path(first.path).exists()
     upload(client, card, GOOD)
-    second = Path(client.session["tollguard.rate_imports"][str(card.pk)]["path"])
-    assert second != first and second.exists() and not first.exists()
-    imports.discard(
-        imports.ImportJob.from_dict(client.session["tollguard.rate_imports"][str(card.pk)])
-    )
+    second = RateImport.objects.get(card=card)
+    assert second.pk != first.pk
+    assert Path(second.path).exists() and not Path(first.path).exists()
+    imports.discard(imports.ImportJob.from_row(second))
 
 
 def test_a_file_over_the_size_limit_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -110,3 +110,68 @@ def test_action_needs_change_permission(admin_urls: None) -> None:
     assert shown == []
     account.refresh_from_db()
     assert account.ha1_sha256 == before
+
+
+def test_a_new_account_without_a_password_gets_one_shown_once(
+    client: Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    customer = factories.customer("acme")
+    with caplog.at_level(logging.DEBUG):
+        response = client.post(
+            "/hidden/customers/account/add/",
+            {"customer": customer.pk, "username": "desk-1", "sip_password": "", "enabled": "on"},
+        )
+    assert response.status_code == 200, response.content[:2000]
+    assert "no-store" in response["Cache-Control"]
+    (password,) = PASSWORD.findall(response.content.decode())
+    account = Account.objects.get(username="desk-1")
+    realm = settings.TOLLGUARD.sip.realm
+    assert account.ha1_sha256 == ha1_digests("desk-1", realm, password, md5=False)[1]
+    assert account.ha1_md5 == ""
+    assert password not in caplog.text
+    assert not any(password in s.session_data for s in Session.objects.all())
+    assert password not in client.get(f"{CHANGELIST}{account.pk}/change/").content.decode()
+
+
+def test_a_typed_password_is_kept_and_not_shown(client: Client) -> None:
+    customer = factories.customer("acme")
+    response = client.post(
+        "/hidden/customers/account/add/",
+        {"customer": customer.pk, "username": "desk-2", "sip_password": "typed-secret-123"},
+    )
+    assert response.status_code == 302
+    account = Account.objects.get(username="desk-2")
+    realm = settings.TOLLGUARD.sip.realm
+    assert account.ha1_sha256 == ha1_digests("desk-2", realm, "typed-secret-123", md5=False)[1]
+
+
+def test_accounts_added_on_the_customer_page_get_passwords_too(client: Client) -> None:
+    card = factories.rate_card("retail")
+    response = client.post(
+        "/hidden/customers/customer/add/",
+        {
+            "name": "globex",
+            "enabled": "on",
+            "sell_card": card.pk,
+            "strategy": "lcr",
+            "max_call_duration_s": "7200",
+            "national_prefix": "0",
+            "international_prefix": "00",
+            "billing_mode": "prepaid",
+            "credit_limit": "0",
+            "currency": card.currency,
+            "accounts-TOTAL_FORMS": "2",
+            "accounts-INITIAL_FORMS": "0",
+            "accounts-0-username": "globex-1",
+            "accounts-0-enabled": "on",
+            "accounts-1-username": "globex-2",
+            "accounts-1-sip_password": "typed-secret-456",
+            "accounts-1-enabled": "on",
+            "acl-TOTAL_FORMS": "0",
+            "acl-INITIAL_FORMS": "0",
+        },
+    )
+    assert response.status_code == 200, response.content[:3000]
+    body = response.content.decode()
+    assert len(PASSWORD.findall(body)) == 1  # only the account without a typed one
+    assert "globex-1" in body and "globex-2" not in body

@@ -92,6 +92,12 @@ def cdr(customer: Customer | None, started_at: datetime, **values: Any) -> Cdr:
         "sip_code": 200,
         "hangup_side": "caller",
     }
+    # Each amount in its card's currency, as the switch writes it.
+    if customer is not None and customer.sell_card is not None:
+        fields["sell_currency"] = customer.sell_card.currency
+    provider = values.get("provider")
+    if provider is not None and provider.cost_card is not None:
+        fields["cost_currency"] = provider.cost_card.currency
     fields.update(values)
     return Cdr.objects.create(**fields)
 

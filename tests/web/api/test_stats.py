@@ -58,7 +58,7 @@ def fixture_cdrs() -> people.World:
         billed_s=60,
         sell_amount=Decimal("0.10"),
         cost_amount=Decimal("0.15"),
-        margin=Decimal("-0.05"),
+        margin=None,  # sold in USD, bought in EUR: written before routing refused it
         destination="Germany",
         **common,
     )
@@ -98,19 +98,29 @@ def test_per_customer(admin_api: Client) -> None:
     assert a["minutes"] == "3.00"
     assert a["billed_minutes"] == "3.00"
     assert (a["sell"], a["cost"], a["margin"]) == ("1.800000", "1.300000", "0.500000")
+    assert a["currency"] == "EUR"
     assert (b["calls"], b["asr"], b["acd_s"], b["minutes"]) == (1, "100.00", "30.0", "0.50")
     assert b["billed_minutes"] == "1.00"
-    assert b["margin"] == "-0.050000"
+    # Bravo sells in USD over a provider costing EUR: the cost is not added to dollars,
+    # and there is no margin; nothing of it went into alpha's EUR figures either.
+    assert (b["currency"], b["sell"], b["cost"], b["margin"]) == ("USD", "0.100000", None, None)
 
 
 def test_per_destination_and_provider(admin_api: Client) -> None:
     w = fixture_cdrs()
-    dest = by_key(admin_api.get(f"/api/v1/stats/?{RANGE}&group_by=destination").json())
-    assert (dest["Germany"]["calls"], dest["France"]["calls"]) == (3, 1)
+    body = admin_api.get(f"/api/v1/stats/?{RANGE}&group_by=destination").json()
+    # One row per destination and sell currency: Germany was sold in EUR and in USD.
+    assert [(r["key"], r["currency"], r["calls"]) for r in body["rows"]] == [
+        ("Germany", "EUR", 2),
+        ("France", "EUR", 1),
+        ("Germany", "USD", 1),
+    ]
+    dest = by_key(body)
     assert dest["France"]["asr"] == "0.00"
     assert dest["France"]["acd_s"] == "0.0"
-    prov = by_key(admin_api.get(f"/api/v1/stats/?{RANGE}&group_by=provider").json())
-    assert prov[str(w.provider.pk)]["calls"] == 4
+    prov = admin_api.get(f"/api/v1/stats/?{RANGE}&group_by=provider").json()["rows"]
+    assert sum(r["calls"] for r in prov if r["key"] == str(w.provider.pk)) == 4
+    prov = by_key({"rows": prov})
     assert prov[str(w.provider.pk)]["name"] == "carrier-x"
 
 

@@ -57,7 +57,9 @@ def test_billing_posts_a_top_up_and_it_is_audited() -> None:
     assert balance_of(acme.pk) == Decimal(40)
     audit = AuditEntry.objects.get_for_object(entry).get()
     assert (audit.actor, audit.remote_addr) == (clerk, "10.1.2.3")
-    assert AdminHistory.objects.filter(object_id=str(entry.pk), user=clerk).exists()
+    history = AdminHistory.objects.get(object_id=str(entry.pk), user=clerk)
+    # The history (and the page's message) names the customer, not its id.
+    assert history.object_repr == f"top-up of 40 {acme.currency} for acme"
 
 
 def test_an_adjustment_without_a_reason_is_refused_on_the_form() -> None:

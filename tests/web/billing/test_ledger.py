@@ -219,7 +219,7 @@ def make_cdr(n: int, customer_id: int | None, amount: str, **values: Any) -> Cdr
         "hangup_side": HangupSide.CALLER,
         "sell_rate": Decimal("0.02"),
         "sell_amount": Decimal(amount),
-        "currency": "EUR",
+        "sell_currency": "EUR",
     }
     fields.update(values)
     return Cdr(**fields)
@@ -288,7 +288,7 @@ def test_charges_of_unknown_customers_or_other_currencies_are_named_not_posted(
         DbCdrSink().write_batch(
             [
                 make_cdr(1, 99_999, "0.5"),
-                make_cdr(2, acme.pk, "0.5", currency="USD"),
+                make_cdr(2, acme.pk, "0.5", sell_currency="USD"),
                 make_cdr(3, acme.pk, "0.25"),
             ]
         )

@@ -136,6 +136,9 @@ def test_first_admin_enrols_totp_gets_backup_codes_and_changes_password(
         page.click("input[type=submit]")
     codes = page.locator("#backup-codes li").all_inner_texts()
     assert len(codes) == 10
+    # The page once showed its stylesheet's nonce attribute as text.
+    assert "nonce" not in page.inner_text("body")
+    assert page.locator("link[href$='admin/css/login.css']").count() == 1
     assert all(len(code.strip()) >= 24 for code in codes)
 
     # The one-time password from init must be replaced before anything else.

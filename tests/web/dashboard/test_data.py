@@ -20,7 +20,7 @@ from django.test import Client, override_settings
 from tollguard.web.cdr.models import Cdr
 from tollguard.web.customers.models import Customer
 from tollguard.web.dashboard import selectors
-from tollguard.web.security.models import HoneypotAttempt
+from tollguard.web.security.models import SecurityEvent
 
 from .. import factories
 
@@ -38,11 +38,18 @@ def cdr(
     *,
     talk_s: int = 0,
     sip_code: int = 200,
-    margin: str = "0",
+    margin: str | None = "0",
     **values: Any,
 ) -> Cdr:
     started = UNTIL - timedelta(minutes=minutes_ago)
     answered = started if talk_s else None
+    fields: dict[str, Any] = {
+        "margin": None if margin is None else Decimal(margin),
+        "sell_amount": Decimal(margin or 0) * 2,
+        "cost_amount": Decimal(margin or 0),
+        "cost_currency": "EUR" if values.get("provider") else "",
+    }
+    fields.update(values)
     return Cdr.objects.create(
         call_id=f"c-{minutes_ago}-{values.get('destination', '')}-{talk_s}",
         started_at=started,
@@ -54,10 +61,7 @@ def cdr(
         source_port=5060,
         sip_code=sip_code if not talk_s else 200,
         hangup_side="caller",
-        margin=Decimal(margin),
-        sell_amount=Decimal(margin) * 2,
-        cost_amount=Decimal(margin),
-        **values,
+        **fields,
     )
 
 
@@ -83,10 +87,50 @@ def test_totals_over_the_last_hour(traffic: dict[str, Any]) -> None:
         "answered": 2,
         "asr": "50.00",
         "acd_s": "45.0",
-        "sell": "0.3000",
-        "cost": "0.1500",
-        "margin": "0.1500",
+        "money": [{"currency": "EUR", "sell": "0.3000", "cost": "0.1500", "margin": "0.1500"}],
+        "without_margin": 0,
     }
+
+
+def test_money_is_summed_per_currency_and_never_across(traffic: dict[str, Any]) -> None:
+    """A customer selling in USD over a provider costing in EUR (as the switch wrote it
+    before routing refused such a pair): its sell counts in USD, its cost in EUR, and
+    it has no margin; nothing of it is added to the EUR margin."""
+    usd = factories.customer("usd-shop")
+    cdr(
+        usd,
+        20,
+        talk_s=60,
+        destination="Germany",
+        provider=traffic["provider"],
+        sell_amount=Decimal("0.50"),
+        sell_currency="USD",
+        cost_amount=Decimal("0.20"),
+        cost_currency="EUR",
+        margin=None,
+    )
+    cdr(
+        usd,
+        21,
+        talk_s=60,
+        destination="Germany",
+        sell_amount=Decimal("0.40"),
+        sell_currency="USD",
+        cost_amount=Decimal("0.10"),
+        cost_currency="USD",
+        margin=Decimal("0.30"),
+    )
+    totals = selectors.dashboard_data("1h", UNTIL)["totals"]
+    assert totals["money"] == [
+        {"currency": "EUR", "sell": "0.3000", "cost": "0.3500", "margin": "0.1500"},
+        {"currency": "USD", "sell": "0.9000", "cost": "0.1000", "margin": "0.3000"},
+    ]
+    assert totals["without_margin"] == 1
+    by_customer = {
+        r["name"]: r["margins"] for r in selectors.dashboard_data("1h", UNTIL)["by_customer"]
+    }
+    assert by_customer["usd-shop"] == [{"currency": "USD", "amount": "0.3000"}]
+    assert by_customer["acme"] == [{"currency": "EUR", "amount": "0.1500"}]
 
 
 def test_a_past_period_has_no_live_figures(traffic: dict[str, Any]) -> None:
@@ -176,7 +220,7 @@ def test_breakdowns_per_customer_provider_and_destination(traffic: dict[str, Any
             "answered": 2,
             "asr": "66.67",
             "acd_s": "45.0",
-            "margin": "0.1500",
+            "margins": [{"currency": "EUR", "amount": "0.1500"}],
         },
         {
             "key": str(traffic["zeta"].pk),
@@ -185,7 +229,7 @@ def test_breakdowns_per_customer_provider_and_destination(traffic: dict[str, Any
             "answered": 0,
             "asr": "0.00",
             "acd_s": "0.0",
-            "margin": "0.0000",
+            "margins": [{"currency": "EUR", "amount": "0.0000"}],
         },
     ]
     assert [(r["name"], r["calls"]) for r in data["by_provider"]] == [
@@ -209,6 +253,9 @@ def test_series_is_zero_filled_per_minute(traffic: dict[str, Any]) -> None:
     assert by_start[(UNTIL - timedelta(minutes=51)).isoformat()]["calls"] == 1
     assert by_start[(UNTIL - timedelta(minutes=50)).isoformat()]["calls"] == 1
     assert sum(b["calls"] for b in series) == 4
+    # A minute without calls has no ASR: the chart leaves a gap instead of a 0 % dip.
+    quiet = by_start[(UNTIL - timedelta(minutes=30)).isoformat()]
+    assert (quiet["calls"], quiet["asr"]) == (0, None)
 
 
 @pytest.mark.parametrize(
@@ -224,15 +271,25 @@ def test_periods(traffic: dict[str, Any], period: str, buckets: int, calls: int)
 
 
 def test_security_events_newest_first() -> None:
-    HoneypotAttempt.objects.create(
-        address="203.0.113.9", username="admin", created_at=UNTIL - timedelta(hours=1)
+    SecurityEvent.objects.create(
+        at=UNTIL - timedelta(hours=1),
+        level=30,
+        event="honeypot login",
+        address="203.0.113.9",
+        user="admin",
     )
-    HoneypotAttempt.objects.create(address="203.0.113.7", username="root", created_at=UNTIL)
+    SecurityEvent.objects.create(
+        at=UNTIL, level=30, event="admin lockout", address="203.0.113.7", user="root"
+    )
+    SecurityEvent.objects.create(
+        at=UNTIL, level=20, event="admin login", address="198.51.100.1", user="ops"
+    )
     security = selectors.dashboard_data("1h", UNTIL)["security"]
     assert security["available"] is True
     events = [(e["kind"], e["address"], e["username"]) for e in security["events"]]
+    # Warnings only: a sign-in is in the admin's list, not among these.
     assert events[:2] == [
-        ("honeypot login", "203.0.113.7", "root"),
+        ("admin lockout", "203.0.113.7", "root"),
         ("honeypot login", "203.0.113.9", "admin"),
     ]
 
@@ -343,12 +400,22 @@ def test_admin_index_links_the_dashboard_for_cdr_viewers(
 
 
 def test_fraud_counts_and_events_on_the_dashboard() -> None:
+    from tollguard.domain.events import Text, log_event
     from tollguard.web.fraud import services
     from tollguard.web.fraud.models import FraudEvent
 
     services.add_ban("203.0.113.9", duration=None, now=UNTIL)
     services.add_ban("203.0.113.10", duration=timedelta(hours=1), now=UNTIL - timedelta(days=1))
     services.suspend("account:7", "velocity", duration=None)
+    # The switch's fraud engine logs each block, then the event reaches the database.
+    log_event(
+        "fraud block",
+        "198.51.100.4",
+        ("customer", 3),
+        ("account", 7),
+        ("rule", "destination-denied"),
+        ("callee", Text("881612345678")),
+    )
     FraudEvent.objects.create(
         at=UNTIL,
         rule="destination-denied",
@@ -367,6 +434,7 @@ def test_fraud_counts_and_events_on_the_dashboard() -> None:
         "active_bans": 1,
         "suspensions": 1,
     }
-    kinds = {(e["kind"], e["address"]) for e in data["security"]["events"]}
-    assert ("SIP ban (operator)", "203.0.113.9") in kinds
-    assert ("fraud: destination-denied", "198.51.100.4") in kinds
+    # Security events come from the security log, the switch's lines included.
+    events = {(e["kind"], e["address"]): e["detail"] for e in data["security"]["events"]}
+    assert "reason=operator" in events["sip ban", "203.0.113.9"]
+    assert "rule=destination-denied" in events["fraud block", "198.51.100.4"]

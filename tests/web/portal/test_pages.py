@@ -173,6 +173,9 @@ def test_cdr_export_is_own_filtered_csv(alice: Client, w: people.World) -> None:
     assert rows[1]["caller"] == "'=HYPERLINK(1)"
     assert "cost_amount" not in rows[0]
     assert "provider_id" not in rows[0]
+    # The SIP account by the name the customer gave it, not a number of ours.
+    assert "account_id" not in rows[0] and "account" in rows[0]
+    assert rows[0]["sell_currency"] == "EUR"
 
 
 def test_rate_card_download(alice: Client, w: people.World) -> None:
@@ -196,7 +199,16 @@ def test_sip_password_reset(alice: Client, w: people.World) -> None:
     listing = text(alice.get("/portal/accounts/"))
     assert "alice" in listing
     assert "bob" not in listing
-    assert alice.get(f"/portal/accounts/{w.account_a.pk}/reset/").status_code == 405
+    before = Account.objects.get(pk=w.account_a.pk).ha1_sha256
+    # The list's link leads to a page that asks; asking changes nothing.
+    assert f'href="/portal/accounts/{w.account_a.pk}/reset/"' in listing
+    confirm = alice.get(f"/portal/accounts/{w.account_a.pk}/reset/")
+    assert confirm.status_code == 200
+    assert "stops working until it is given" in text(confirm)
+    assert f'<form method="post" action="/portal/accounts/{w.account_a.pk}/reset/">' in text(
+        confirm
+    )
+    assert Account.objects.get(pk=w.account_a.pk).ha1_sha256 == before
     response = alice.post(f"/portal/accounts/{w.account_a.pk}/reset/")
     assert response.status_code == 200
     assert "no-store" in response["Cache-Control"]
@@ -214,6 +226,7 @@ def test_sip_password_reset(alice: Client, w: people.World) -> None:
 def test_sip_reset_of_another_customers_account_is_404(alice: Client, w: people.World) -> None:
     before = Account.objects.get(pk=w.account_b.pk).ha1_sha256
     assert alice.post(f"/portal/accounts/{w.account_b.pk}/reset/").status_code == 404
+    assert alice.get(f"/portal/accounts/{w.account_b.pk}/reset/").status_code == 404
     assert Account.objects.get(pk=w.account_b.pk).ha1_sha256 == before
 
 
@@ -234,8 +247,14 @@ def test_api_key_create_use_and_revoke(alice: Client, w: people.World) -> None:
     assert secret not in listing
     api = Client(HTTP_AUTHORIZATION=f"Bearer {secret}")
     assert [r["id"] for r in api.get("/api/v1/cdrs/").json()["results"]] == [w.cdr_a.pk]
+    # One click on the list only asks; the key still works until the form is sent.
+    assert f'href="/portal/api-keys/{key.pk}/revoke/"' in listing
+    confirm = alice.get(f"/portal/api-keys/{key.pk}/revoke/")
+    assert confirm.status_code == 200 and "stops working at once" in text(confirm)
+    assert api.get("/api/v1/cdrs/").status_code == 200
     assert alice.post(f"/portal/api-keys/{key.pk}/revoke/").status_code == 302
     assert api.get("/api/v1/cdrs/").status_code == 401
+    assert "already revoked" in text(alice.get(f"/portal/api-keys/{key.pk}/revoke/"))
 
 
 @pytest.mark.parametrize(
@@ -283,3 +302,10 @@ def test_staff_cannot_be_customer_users(w: people.World) -> None:
     link = CustomerUser(user=people.user("op", is_staff=True), customer=w.a)
     with pytest.raises(ValidationError, match="Staff users"):
         link.full_clean()
+
+
+def test_key_scopes_promise_only_what_a_customer_key_reads(alice: Client) -> None:
+    html = text(alice.get("/portal/api-keys/"))
+    assert "carriers" not in html
+    assert "read your customer record, SIP accounts, IP access list and rate card" in html
+    assert "read your calls (CDRs)" in html

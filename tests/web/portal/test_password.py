@@ -63,7 +63,7 @@ def test_a_change_keeps_this_session_and_ends_the_others(
     assert user.check_password(NEW)
     assert "Password changed" in client.get("/portal/").content.decode()
     assert other.get("/portal/")["Location"].startswith("/portal/login/")
-    assert f"portal password changed: ip=127.0.0.1 user_id={user.pk}" in caplog.text
+    assert f'portal password changed: ip=127.0.0.1 user="{user.get_username()}"' in caplog.text
     assert NEW not in caplog.text
 
 

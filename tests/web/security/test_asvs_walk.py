@@ -28,6 +28,8 @@ BOOKKEEPING = (
     re.compile(r'^UPDATE "api_apikey" SET "last_used_at" = %s WHERE'),
     # The session's row in the user's session list: its "last seen", once a minute.
     re.compile(r'^UPDATE "security_usersession" SET "session_key" = %s, "last_seen_at" = %s'),
+    # A refused read is a security event: its log line is stored as well as logged.
+    re.compile(r'^INSERT INTO "security_securityevent"'),
 )
 WRITE = re.compile(r"^\s*(INSERT|UPDATE|DELETE|REPLACE)\b", re.IGNORECASE)
 # Writes a GET may make, with the reason they are harmless: the enrolment page makes

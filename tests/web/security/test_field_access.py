@@ -17,8 +17,10 @@ from django.test import Client, override_settings
 
 from tollguard.web.api.models import Scope
 from tollguard.web.customers.models import Account, Customer
+from tollguard.web.rating.models import RateCard
 from tollguard.web.security import field_access, roles
 
+from .. import factories
 from ..api import people
 
 pytestmark = pytest.mark.usefixtures("db")
@@ -133,19 +135,25 @@ TECHNICAL = {
 )
 def test_admin_customer_fields_by_role(role_names: tuple[str, ...], changeable: set[str]) -> None:
     w = people.world()
+    # The forged card, currency and provider agree (all USD): a customer paying in
+    # another currency than its card, or listing a provider priced in another currency,
+    # would be refused for that alone.
+    other_card = RateCard.objects.create(name="sell-c", currency="USD")
+    dollars = factories.rate_card("cost-usd", kind="cost", currency="USD")
+    usd_provider = factories.provider("carrier-usd", cost_card=dollars)
     before = customer_state(w.a)
     forged = {
         "name": "renamed",
         "enabled": None,
-        "sell_card": str(w.card_b.pk),
+        "sell_card": str(other_card.pk),
         "strategy": "priority",
         "allow_negative_margin": "on",
         "max_call_duration_s": "60",
         "country_code": "44",
         "national_prefix": "9",
         "strip_prefix": "11",
-        "providers": [str(w.provider.pk)],
-        # Card b prices in USD: the customer must pay in USD to move to it.
+        "providers": [str(usd_provider.pk)],
+        # The card prices in USD: the customer must pay in USD to move to it.
         "billing_mode": "postpaid",
         "credit_limit": "25",
         "currency": "USD",

@@ -97,7 +97,7 @@ class ApiAccess(BasePermission):
 
     def _deny(self, request: Request, why: str) -> bool:
         security_log.warning(
-            'api permission denied: ip=%s user="%s" path=%s reason=%s',
+            'api permission denied: ip=%s user="%s" path="%s" reason="%s"',
             request.META.get("REMOTE_ADDR") or "-",
             _printable(request.user.get_username()),
             _printable(request.path),

@@ -66,6 +66,7 @@ class ApiKeyAdmin(admin.ModelAdmin[ApiKey]):
     list_filter = ("revoked_at", "customer")
     list_select_related = ("owner", "customer")
     search_fields = ("name", "prefix", "owner__username")
+    autocomplete_fields = ("customer",)
     actions = ("revoke",)
 
     def get_form(

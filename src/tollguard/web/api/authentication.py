@@ -50,7 +50,7 @@ class ApiKeyAuthentication(BaseAuthentication):
             raise exceptions.AuthenticationFailed("Invalid, revoked or expired API key.") from exc
         reason = _owner_problem(key)
         if reason:
-            security_log.warning("api key refused: ip=%s reason=%s", address or "-", reason)
+            security_log.warning('api key refused: ip=%s reason="%s"', address or "-", reason)
             raise exceptions.AuthenticationFailed("Invalid, revoked or expired API key.")
         return key.owner, key
 

@@ -265,7 +265,7 @@ _CDR_CUSTOMER_FIELDS = (
     "hangup_side",
     "sell_rate",
     "sell_amount",
-    "currency",
+    "sell_currency",
 )
 
 
@@ -290,6 +290,7 @@ class CdrSerializer(serializers.ModelSerializer[Cdr]):
             "gateway",
             "cost_rate",
             "cost_amount",
+            "cost_currency",
             "margin",
             "caller_user_agent",
             "callee_user_agent",
@@ -371,6 +372,9 @@ class StatsQuerySerializer(serializers.Serializer[Any]):
 class TrafficStatsSerializer(serializers.Serializer[Any]):
     key = serializers.CharField(help_text="Customer or provider id, or destination name.")
     name = serializers.CharField()
+    currency = serializers.CharField(
+        help_text="The sell currency: sell, cost and margin of this row are all in it."
+    )
     calls = serializers.IntegerField()
     answered = serializers.IntegerField()
     asr = serializers.DecimalField(max_digits=7, decimal_places=2, help_text="Percent.")
@@ -378,8 +382,17 @@ class TrafficStatsSerializer(serializers.Serializer[Any]):
     minutes = serializers.DecimalField(max_digits=16, decimal_places=2)
     billed_minutes = serializers.DecimalField(max_digits=16, decimal_places=2)
     sell = serializers.DecimalField(max_digits=20, decimal_places=6)
-    cost = serializers.DecimalField(max_digits=20, decimal_places=6, required=False)
-    margin = serializers.DecimalField(max_digits=20, decimal_places=6, required=False)
+    cost = serializers.DecimalField(
+        max_digits=20, decimal_places=6, required=False, allow_null=True
+    )
+    margin = serializers.DecimalField(
+        max_digits=20, decimal_places=6, required=False, allow_null=True
+    )
+
+    def to_representation(self, instance: Any) -> dict[str, Any]:
+        # A customer's rows carry no cost or margin at all, not a null one.
+        data: dict[str, Any] = super().to_representation(instance)
+        return {key: value for key, value in data.items() if key in instance}
 
 
 class StatsSerializer(serializers.Serializer[Any]):

@@ -2,6 +2,10 @@
 
 ASR is answered calls over all calls, in percent; ACD is the mean duration of answered
 calls. ``minutes`` is answered talk time; ``billed_minutes`` what rating charged for.
+
+A row is one group in one sell currency: its ``sell``, ``cost`` and ``margin`` are all
+in that ``currency``. A cost rated in another currency (only CDRs written before routing
+refused such routes have one) is left out of ``cost``, and such calls have no margin.
 """
 
 from __future__ import annotations
@@ -10,7 +14,7 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Literal
 
-from django.db.models import Count, Q, QuerySet, Sum
+from django.db.models import Count, F, Q, QuerySet, Sum
 
 from tollguard.web.carriers.models import Provider
 from tollguard.web.cdr.models import Cdr
@@ -31,6 +35,7 @@ _ZERO = Decimal(0)
 class TrafficStats:
     key: str
     name: str
+    currency: str
     calls: int
     answered: int
     asr: Decimal
@@ -38,8 +43,8 @@ class TrafficStats:
     minutes: Decimal
     billed_minutes: Decimal
     sell: Decimal
-    cost: Decimal
-    margin: Decimal
+    cost: Decimal | None  # None: every cost of the row is in another currency
+    margin: Decimal | None  # None: no call of the row has a margin (see above)
 
 
 def traffic_stats(cdrs: QuerySet[Cdr], group_by: GroupBy) -> list[TrafficStats]:
@@ -48,17 +53,19 @@ def traffic_stats(cdrs: QuerySet[Cdr], group_by: GroupBy) -> list[TrafficStats]:
     answered = Q(answered_at__isnull=False)
     rows = (
         cdrs.order_by()
-        .values(field)
+        .values(field, "sell_currency")
         .annotate(
             calls=Count("id"),
             answered=Count("id", filter=answered),
             talk_ms=Sum("duration_ms", filter=answered),
             billed_s=Sum("billed_s"),
             sell=Sum("sell_amount"),
-            cost=Sum("cost_amount"),
+            cost=Sum(
+                "cost_amount", filter=Q(cost_currency=F("sell_currency")) | Q(cost_currency="")
+            ),
             margin=Sum("margin"),
         )
-        .order_by("-calls", field)
+        .order_by("-calls", field, "sell_currency")
     )
     result = list(rows)
     names = _names(group_by, [row[field] for row in result])
@@ -70,6 +77,7 @@ def traffic_stats(cdrs: QuerySet[Cdr], group_by: GroupBy) -> list[TrafficStats]:
             TrafficStats(
                 key="" if key is None else str(key),
                 name=names.get(key, "" if key is None else str(key)),
+                currency=row["sell_currency"],
                 calls=row["calls"],
                 answered=row["answered"],
                 asr=ratio(100 * row["answered"], row["calls"], "0.01"),
@@ -77,8 +85,8 @@ def traffic_stats(cdrs: QuerySet[Cdr], group_by: GroupBy) -> list[TrafficStats]:
                 minutes=ratio(talk_ms, 60_000, "0.01"),
                 billed_minutes=ratio(row["billed_s"] or 0, 60, "0.01"),
                 sell=_money(row["sell"]),
-                cost=_money(row["cost"]),
-                margin=_money(row["margin"]),
+                cost=None if row["cost"] is None else _money(row["cost"]),
+                margin=None if row["margin"] is None else _money(row["margin"]),
             )
         )
     return stats

@@ -301,6 +301,7 @@ class StatsView(APIView):
             data = {
                 "key": row.key,
                 "name": row.name,
+                "currency": row.currency,
                 "calls": row.calls,
                 "answered": row.answered,
                 "asr": row.asr,

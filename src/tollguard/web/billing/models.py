@@ -119,7 +119,9 @@ class LedgerEntry(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.get_kind_display()} {self.amount} ({self.customer_id})"
+        # Names, not ids: this is what the admin's messages and history say.
+        amount = f"{Decimal(self.amount).normalize():f} {self.customer.currency}"
+        return f"{self.get_kind_display()} of {amount} for {self.customer.name}"
 
     def save(self, *args: Any, **kwargs: Any) -> None:
         if not self._state.adding:
@@ -189,7 +191,7 @@ class BalanceAlerts(models.Model):
         verbose_name_plural = "balance alerts"
 
     def __str__(self) -> str:
-        return f"balance alerts of customer {self.customer_id}"
+        return f"balance alerts of {self.customer.name}"
 
 
 class Channel(models.TextChoices):

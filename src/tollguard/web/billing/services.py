@@ -180,13 +180,13 @@ def post_call_charges(cdrs: Sequence[DomainCdr], now: datetime | None = None) ->
                 cdr.call_id,
                 cdr.customer_id,
                 cdr.sell_amount,
-                cdr.currency,
+                cdr.sell_currency,
             )
-        elif currency != cdr.currency:
+        elif currency != cdr.sell_currency:
             logger.error(
                 "call %s: priced in %s but customer %s pays in %s; charge of %s not posted",
                 cdr.call_id,
-                cdr.currency,
+                cdr.sell_currency,
                 cdr.customer_id,
                 currency,
                 cdr.sell_amount,

@@ -2,12 +2,44 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from django import forms
 from django.contrib import admin
 from django.db.models import Count, Q, QuerySet
 from django.http import HttpRequest
 
 from tollguard.web.carriers.models import Gateway, Provider
 from tollguard.web.security.field_access import RoleFieldLimits
+
+
+class ProviderForm(forms.ModelForm[Provider]):
+    """Refuses a cost card in another currency than the sell cards of the customers that
+    list this provider: the switch would stop routing their calls here."""
+
+    class Meta:
+        model = Provider
+        fields = "__all__"
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        card = cleaned.get("cost_card")
+        if card is None or self.instance.pk is None:
+            return cleaned
+        # The reverse side of Customer.providers: the carriers app does not import customers.
+        elsewhere = sorted(
+            f"{customer.name} ({customer.sell_card.currency})"
+            for customer in self.instance.customers.select_related("sell_card")
+            if customer.sell_card is not None and customer.sell_card.currency != card.currency
+        )
+        if elsewhere:
+            self.add_error(
+                "cost_card",
+                f"The cost card {card.name} is in {card.currency}, but customers that list "
+                f"this provider sell in another currency: {', '.join(elsewhere)}. Calls are "
+                "never routed across currencies (docs/provisioning.md, 'Currencies').",
+            )
+        return cleaned
 
 
 class GatewayInline(RoleFieldLimits[Gateway], admin.TabularInline[Gateway, Provider]):
@@ -41,7 +73,12 @@ class ProviderAdmin(RoleFieldLimits[Provider], admin.ModelAdmin[Provider]):
     list_select_related = ("cost_card",)
     search_fields = ("name", "gateways__name", "gateways__host")
     ordering = ("priority", "name")
+    form = ProviderForm
+    autocomplete_fields = ("cost_card",)
     inlines = (GatewayInline,)
+
+    class Media:
+        css = {"all": ("carriers/provider.css",)}
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Provider]:
         return (

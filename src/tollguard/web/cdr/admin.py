@@ -10,7 +10,8 @@ be downloaded as CSV, streamed in the columns of ``tollguard cdr export``.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from decimal import Decimal
 from functools import cached_property
 from typing import Any
 
@@ -24,11 +25,10 @@ from django.urls import URLPattern, path
 from django.utils import timezone
 
 from tollguard.web.cdr.models import Cdr
-from tollguard.web.cdr.selectors import EXPORT_FIELDS
+from tollguard.web.cdr.selectors import EXPORT_COLUMNS, export_rows
 from tollguard.web.core import csvout
 
 COUNT_LIMIT = 10_000
-EXPORT_CHUNK_SIZE = 2000
 
 
 class CappedCountPaginator(Paginator):  # type: ignore[type-arg]
@@ -154,12 +154,41 @@ def digit_prefix(field: str, prefix: str) -> Q:
 
 def csv_lines(queryset: QuerySet[Cdr]) -> Iterator[str]:
     """``queryset`` as CSV lines, the header first, read from the database in chunks."""
-    rows = queryset.values_list(*EXPORT_FIELDS).iterator(chunk_size=EXPORT_CHUNK_SIZE)
-    return csvout.csv_lines(EXPORT_FIELDS, rows)
+    return csvout.csv_lines(EXPORT_COLUMNS, export_rows(queryset))
+
+
+def money(amount: Decimal | None, currency: str) -> str | None:
+    """``amount`` with its currency: four places, or more when the amount has them."""
+    if amount is None:
+        return None
+    shown = amount.quantize(_FOUR_PLACES)
+    if shown != amount:
+        shown = amount.normalize()
+    return f"{shown:f} {currency}".rstrip()
+
+
+def clock(duration_ms: int) -> str:
+    """A call's length as ``m:ss`` (``h:mm:ss`` from an hour), whole seconds down."""
+    minutes, seconds = divmod(duration_ms // 1000, 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{seconds:02d}" if hours else f"{minutes}:{seconds:02d}"
+
+
+_FOUR_PLACES = Decimal("0.0001")
+
+
+def lean_text[F: Callable[..., str | None]](method: F) -> F:
+    """Mark a list column whose method returns plain text (or None for "empty"): the
+    CDR list's lean table (:mod:`tollguard.web.cdr.templatetags.cdr_results`) renders it
+    as Django would, without the admin's per-cell machinery."""
+    method.lean_text = True  # type: ignore[attr-defined]
+    return method
 
 
 @admin.register(Cdr)
 class CdrAdmin(admin.ModelAdmin[Cdr]):
+    # What an operator reads a CDR for: when, who called whom, how it ended, how long,
+    # what it earned and cost and over which provider. Times are UTC to the second.
     list_display = (
         "started_at",
         "customer",
@@ -167,11 +196,11 @@ class CdrAdmin(admin.ModelAdmin[Cdr]):
         "callee",
         "destination",
         "sip_code",
-        "duration_ms",
+        "duration",
         "billed_s",
-        "sell_amount",
-        "cost_amount",
-        "margin",
+        "sell",
+        "cost",
+        "margin_shown",
         "provider",
     )
     list_filter = (
@@ -192,6 +221,10 @@ class CdrAdmin(admin.ModelAdmin[Cdr]):
     list_per_page = 100
     show_full_result_count = False
     paginator = CappedCountPaginator
+
+    class Media:
+        css = {"all": ("cdr/cdr_list.css",)}
+
     # Facet counts would run one COUNT per filter choice over the whole table.
     show_facets = admin.ShowFacets.NEVER
 
@@ -211,6 +244,27 @@ class CdrAdmin(admin.ModelAdmin[Cdr]):
             # pasting one stays an index lookup instead of a scan of the callers.
             match |= Q(caller__startswith=term)
         return queryset.filter(match), False
+
+    @admin.display(description="duration", ordering="duration_ms")
+    @lean_text
+    def duration(self, obj: Cdr) -> str | None:
+        return clock(obj.duration_ms) if obj.answered_at is not None else None
+
+    @admin.display(description="sell", ordering="sell_amount")
+    @lean_text
+    def sell(self, obj: Cdr) -> str | None:
+        return money(obj.sell_amount, obj.sell_currency)
+
+    @admin.display(description="cost", ordering="cost_amount")
+    @lean_text
+    def cost(self, obj: Cdr) -> str | None:
+        return money(obj.cost_amount, obj.cost_currency) if obj.provider_id else None
+
+    @admin.display(description="margin", ordering="margin")
+    @lean_text
+    def margin_shown(self, obj: Cdr) -> str | None:
+        # No margin across two currencies (docs/admin.md): the cell stays empty.
+        return money(obj.margin, obj.sell_currency)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

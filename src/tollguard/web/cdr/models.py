@@ -61,12 +61,17 @@ class Cdr(models.Model):
     gateway = models.ForeignKey(
         Gateway, models.DO_NOTHING, db_constraint=False, null=True, blank=True, related_name="+"
     )
+    # Each amount in the currency of the card it was rated with (domain.cdr.Cdr).
     sell_rate = models.DecimalField(max_digits=12, decimal_places=6, null=True, blank=True)
     sell_amount = models.DecimalField(max_digits=16, decimal_places=6, default=Decimal(0))
+    sell_currency = models.CharField(max_length=3, default="EUR")
     cost_rate = models.DecimalField(max_digits=12, decimal_places=6, null=True, blank=True)
     cost_amount = models.DecimalField(max_digits=16, decimal_places=6, default=Decimal(0))
-    margin = models.DecimalField(max_digits=16, decimal_places=6, default=Decimal(0))
-    currency = models.CharField(max_length=3, default="EUR")
+    cost_currency = models.CharField(max_length=3, blank=True)
+    # Empty when the two currencies differ: no amount of one is taken from the other.
+    margin = models.DecimalField(
+        max_digits=16, decimal_places=6, null=True, blank=True, default=Decimal(0)
+    )
     caller_user_agent = models.CharField(max_length=255, blank=True)
     callee_user_agent = models.CharField(max_length=255, blank=True)
     # Why the switch refused or ended the call (a fraud rule ...), for the operator.

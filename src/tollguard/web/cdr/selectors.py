@@ -19,9 +19,32 @@ from tollguard.web.core.csvout import cell
 
 ExportFormat = Literal["csv", "json"]
 
-# Export columns: the fields of the domain CDR, in their declared order.
+# The fields of the domain CDR, in their declared order.
 EXPORT_FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(DomainCdr))
+# What an export holds: those fields, each id followed by the name it stands for (the
+# name as it is now; the id stays, as names change and objects are deleted).
+_NAMES: dict[str, tuple[str, str]] = {
+    "customer_id": ("customer", "customer__name"),
+    "account_id": ("account", "account__username"),
+    "provider_id": ("provider", "provider__name"),
+    "gateway_id": ("gateway", "gateway__name"),
+}
+EXPORT_COLUMNS: tuple[str, ...] = tuple(
+    column
+    for name in EXPORT_FIELDS
+    for column in ((name, _NAMES[name][0]) if name in _NAMES else (name,))
+)
+_EXPORT_LOOKUPS: tuple[str, ...] = tuple(
+    lookup
+    for name in EXPORT_FIELDS
+    for lookup in ((name, _NAMES[name][1]) if name in _NAMES else (name,))
+)
 EXPORT_CHUNK_SIZE = 2000
+
+
+def export_rows(queryset: QuerySet[models.Cdr]) -> Iterator[tuple[Any, ...]]:
+    """``queryset`` as rows of :data:`EXPORT_COLUMNS`, read in chunks."""
+    return queryset.values_list(*_EXPORT_LOOKUPS).iterator(chunk_size=EXPORT_CHUNK_SIZE)
 
 
 def ratio(numerator: Decimal | int, denominator: Decimal | int, places: str) -> Decimal:
@@ -72,12 +95,8 @@ def _domain_kwargs(values: dict[str, Any]) -> dict[str, Any]:
 
 
 def _rows(since: datetime | None, until: datetime | None) -> Iterator[dict[str, Any]]:
-    for values in (
-        cdrs_between(since, until)
-        .values_list(*EXPORT_FIELDS)
-        .iterator(chunk_size=EXPORT_CHUNK_SIZE)
-    ):
-        yield dict(zip(EXPORT_FIELDS, values, strict=True))
+    for values in export_rows(cdrs_between(since, until)):
+        yield dict(zip(EXPORT_COLUMNS, values, strict=True))
 
 
 def _json_value(value: Any) -> Any:
@@ -96,16 +115,18 @@ def export_cdrs(
 ) -> int:
     """Write CDRs started in ``[since, until)`` to ``out``; returns how many were written.
 
-    ``csv``: a header line with the domain field names, then one line per CDR (the
-    attempts as a JSON array). ``json``: one JSON array of objects, amounts as strings.
+    ``csv``: a header line with the column names (:data:`EXPORT_COLUMNS`: the domain
+    fields, each id followed by its object's name), then one line per CDR (the attempts
+    as a JSON array). ``json``: one JSON array of objects with the same keys, amounts as
+    strings.
     Rows are streamed from the database, so memory use does not grow with the range.
     """
     count = 0
     if fmt == "csv":
         writer = csv.writer(out, lineterminator="\n")
-        writer.writerow(EXPORT_FIELDS)
+        writer.writerow(EXPORT_COLUMNS)
         for row in _rows(since, until):
-            writer.writerow([cell(row[name]) for name in EXPORT_FIELDS])
+            writer.writerow([cell(row[name]) for name in EXPORT_COLUMNS])
             count += 1
         return count
     if fmt == "json":

@@ -1,46 +1,99 @@
 """Admin registration for customers, accounts and ACL entries.
 
 HA1 digests are shown read-only; the account forms take a SIP password and store only
-its digests for the realm of ``[sip] realm``. The "generate SIP password" action makes
-a random password, stores its digests and shows it once, on the page it returns: it is
-never put in a message (the message store is a cookie or the session), a log line, or
-the database.
+its digests for the realm of ``[sip] realm``. A new account saved without one, and every
+account of the "generate SIP password" action, gets a random password, shown once on
+the page the save or the action returns: it is never put in a message (the message
+store is a cookie or the session), a log line, or the database.
 """
 
 from __future__ import annotations
 
 import logging
-import secrets
-import string
 from decimal import Decimal
+from typing import Any
 
+from django import forms
 from django.conf import settings
 from django.contrib import admin
 from django.core.exceptions import ObjectDoesNotExist
-from django.db.models import Count, QuerySet
-from django.http import HttpRequest
+from django.db.models import Count, Model, QuerySet
+from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.cache import add_never_cache_headers
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
-from tollguard.web.customers.forms import AccountForm
+from tollguard.web.customers.forms import AccountForm, CustomerForm
 from tollguard.web.customers.models import Account, AclEntry, Customer
-from tollguard.web.customers.services import set_sip_password
+from tollguard.web.customers.services import (
+    SIP_PASSWORD_ALPHABET,
+    SIP_PASSWORD_LENGTH,
+    generate_sip_password,
+    set_sip_password,
+)
 from tollguard.web.security.field_access import RoleFieldLimits
+
+__all__ = [
+    "SIP_PASSWORD_ALPHABET",
+    "SIP_PASSWORD_LENGTH",
+    "AccountAdmin",
+    "AclEntryAdmin",
+    "CustomerAdmin",
+    "generate_sip_password",
+]
 
 logger = logging.getLogger(__name__)
 
-SIP_PASSWORD_LENGTH = 20
-# Letters and digits only: every SIP phone's keypad and provisioning file accepts them.
-# 20 characters of 62 give about 119 bits.
-SIP_PASSWORD_ALPHABET = string.ascii_letters + string.digits
+# The passwords generated while a request saved new accounts, to be shown on its answer.
+_ISSUED = "_tollguard_new_sip_passwords"
 
 
-def generate_sip_password(length: int = SIP_PASSWORD_LENGTH) -> str:
-    """A random SIP password from the operating system's CSPRNG."""
-    return "".join(secrets.choice(SIP_PASSWORD_ALPHABET) for _ in range(length))
+def _remember(request: HttpRequest, account: Account, form: forms.BaseForm) -> None:
+    password = getattr(form, "generated_password", "")
+    if password:
+        issued: list[tuple[Account, str]] = getattr(request, _ISSUED, [])
+        issued.append((account, password))
+        setattr(request, _ISSUED, issued)
+
+
+def sip_passwords_page(
+    model_admin: admin.ModelAdmin[Any],
+    request: HttpRequest,
+    issued: list[tuple[Account, str]],
+    title: str,
+) -> TemplateResponse:
+    """The page that shows new SIP passwords, once, and is never cached."""
+    context = {
+        **model_admin.admin_site.each_context(request),
+        "title": title,
+        "opts": Account._meta,
+        "issued": issued,
+        "realm": settings.TOLLGUARD.sip.realm,
+    }
+    response = TemplateResponse(request, "admin/customers/account/sip_passwords.html", context)
+    # The page holds secrets: no browser or proxy may keep a copy.
+    add_never_cache_headers(response)
+    return response
+
+
+class ShowsNewSipPasswords[M: Model](admin.ModelAdmin[M]):
+    """Answers a save that generated SIP passwords with the page that shows them."""
+
+    def response_add(
+        self, request: HttpRequest, obj: M, post_url_continue: str | None = None
+    ) -> HttpResponse:
+        issued = getattr(request, _ISSUED, [])
+        if issued:
+            return sip_passwords_page(self, request, issued, "New SIP passwords")
+        return super().response_add(request, obj, post_url_continue)
+
+    def response_change(self, request: HttpRequest, obj: M) -> HttpResponse:
+        issued = getattr(request, _ISSUED, [])
+        if issued:
+            return sip_passwords_page(self, request, issued, "New SIP passwords")
+        return super().response_change(request, obj)
 
 
 class AccountInline(RoleFieldLimits[Account], admin.TabularInline[Account, Customer]):
@@ -57,7 +110,7 @@ class AclEntryInline(RoleFieldLimits[AclEntry], admin.TabularInline[AclEntry, Cu
 
 
 @admin.register(Customer)
-class CustomerAdmin(RoleFieldLimits[Customer], admin.ModelAdmin[Customer]):
+class CustomerAdmin(RoleFieldLimits[Customer], ShowsNewSipPasswords[Customer]):
     list_display = (
         "name",
         "enabled",
@@ -73,7 +126,8 @@ class CustomerAdmin(RoleFieldLimits[Customer], admin.ModelAdmin[Customer]):
     list_select_related = ("sell_card", "balance")
     search_fields = ("name", "accounts__username")
     ordering = ("name",)
-    filter_horizontal = ("providers",)
+    form = CustomerForm
+    autocomplete_fields = ("sell_card", "providers")
     inlines = (AccountInline, AclEntryInline)
     fieldsets = (
         (None, {"fields": ("name", "enabled", "sell_card", "strategy", "providers")}),
@@ -127,9 +181,15 @@ class CustomerAdmin(RoleFieldLimits[Customer], admin.ModelAdmin[Customer]):
             obj.pk,
         )
 
+    def save_formset(self, request: HttpRequest, form: Any, formset: Any, change: bool) -> None:
+        super().save_formset(request, form, formset, change)
+        for inline_form in formset.forms:
+            if isinstance(inline_form, AccountForm) and inline_form.instance.pk:
+                _remember(request, inline_form.instance, inline_form)
+
 
 @admin.register(Account)
-class AccountAdmin(RoleFieldLimits[Account], admin.ModelAdmin[Account]):
+class AccountAdmin(RoleFieldLimits[Account], ShowsNewSipPasswords[Account]):
     list_display = ("username", "customer", "allow_md5", "enabled")
     list_filter = ("enabled", "allow_md5", "customer")
     list_select_related = ("customer",)
@@ -139,6 +199,10 @@ class AccountAdmin(RoleFieldLimits[Account], admin.ModelAdmin[Account]):
     form = AccountForm
     readonly_fields = ("ha1_md5", "ha1_sha256")
     actions = ("generate_password",)
+
+    def save_model(self, request: HttpRequest, obj: Account, form: Any, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        _remember(request, obj, form)
 
     @admin.action(description="Generate a new SIP password", permissions=("change",))
     def generate_password(
@@ -155,17 +219,7 @@ class AccountAdmin(RoleFieldLimits[Account], admin.ModelAdmin[Account]):
         logger.info(
             "user %s generated new SIP passwords for %d account(s)", request.user.pk, len(issued)
         )
-        context = {
-            **self.admin_site.each_context(request),
-            "title": "New SIP passwords",
-            "opts": self.opts,
-            "issued": issued,
-            "realm": realm,
-        }
-        response = TemplateResponse(request, "admin/customers/account/sip_passwords.html", context)
-        # The page holds secrets: no browser or proxy may keep a copy.
-        add_never_cache_headers(response)
-        return response
+        return sip_passwords_page(self, request, issued, "New SIP passwords")
 
 
 @admin.register(AclEntry)

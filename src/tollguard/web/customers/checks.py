@@ -1,14 +1,19 @@
-"""System check of the SIP accounts against the digest algorithms the switch offers.
+"""System checks of customers: SIP accounts against the digest algorithms the switch
+offers, and sell currencies against the providers' cost currencies.
 
-=============  ==============================================================
-id             finding
-=============  ==============================================================
-security.W101  SIP accounts allow MD5 digest, but ``sip.digest_algorithms`` does not
-               offer MD5: their phones fail unless they speak SHA-256
-=============  ==============================================================
+==============  =============================================================
+id              finding
+==============  =============================================================
+security.W101   SIP accounts allow MD5 digest, but ``sip.digest_algorithms`` does
+                not offer MD5: their phones fail unless they speak SHA-256
+customers.W001  a customer lists providers whose cost card is in another currency
+                than its sell card, or no provider it may use is in its currency:
+                the switch never routes a call across currencies
+==============  =============================================================
 
-It keeps the id it had in the security app's table (:mod:`tollguard.web.security.checks`)
-and runs, like the other deployment checks there, only with ``check --deploy``.
+W101 keeps the id it had in the security app's table
+(:mod:`tollguard.web.security.checks`). Both run, like the other deployment checks
+there, only with ``check --deploy`` (``tollguard check``).
 """
 
 from __future__ import annotations
@@ -21,9 +26,10 @@ from django.core.checks import CheckMessage, Warning
 from django.db import DatabaseError
 
 from tollguard.web.customers.models import Account
+from tollguard.web.customers.selectors import currency_mismatches
 from tollguard.web.security.checks import AppConfigs, register_check
 
-__all__ = ["MD5_ACCOUNTS_SHOWN", "check_md5_accounts", "register"]
+__all__ = ["MD5_ACCOUNTS_SHOWN", "check_currencies", "check_md5_accounts", "register"]
 
 logger = logging.getLogger(__name__)
 
@@ -60,5 +66,26 @@ def check_md5_accounts(app_configs: AppConfigs = None, **kwargs: Any) -> list[Ch
     ]
 
 
+def check_currencies(app_configs: AppConfigs = None, **kwargs: Any) -> list[CheckMessage]:
+    try:
+        found = currency_mismatches()
+    except DatabaseError as exc:
+        logger.info("currency check skipped: configuration not readable (%s)", exc)
+        return []
+    return [
+        Warning(
+            f"{mismatch.describe()}.",
+            hint=(
+                "Give the customer a sell card in the providers' currency, or providers "
+                "whose cost card is in its own; calls are never routed across currencies "
+                "(docs/provisioning.md, 'Currencies')."
+            ),
+            id="customers.W001",
+        )
+        for mismatch in found
+    ]
+
+
 def register() -> None:
     register_check(check_md5_accounts, deploy=True)
+    register_check(check_currencies, deploy=True)

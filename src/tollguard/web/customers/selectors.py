@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections import defaultdict
+from dataclasses import dataclass
 from typing import Any
 
 from tollguard.domain.plan import (
@@ -16,7 +17,9 @@ from tollguard.domain.plan import (
     NumberRules,
     RoutingStrategy,
 )
+from tollguard.web.carriers.models import Provider
 from tollguard.web.customers import models
+from tollguard.web.rating.models import RateCard
 
 
 def customer_of(user: Any) -> models.Customer | None:
@@ -113,3 +116,66 @@ def acl() -> tuple[AclEntry, ...]:
         )
         for pk, customer_id, network, tech_prefix in rows
     )
+
+
+@dataclass(frozen=True, slots=True)
+class CurrencyMismatch:
+    """A customer's calls cannot go over a provider, or over any: the currencies differ.
+
+    The switch routes a call only over providers whose cost card is in the currency of
+    the customer's sell card (:meth:`tollguard.domain.routing.Plan.route`).
+    """
+
+    customer: str
+    currency: str  # the customer's sell card's
+    listed: tuple[tuple[str, str], ...]  # (provider, its currency) the customer names
+    no_provider: bool  # no enabled provider the customer may use is in its currency
+
+    def describe(self) -> str:
+        parts = []
+        if self.listed:
+            names = ", ".join(f"{name!r} ({currency})" for name, currency in self.listed)
+            parts.append(
+                f"lists providers whose cost card is in another currency: {names}; its "
+                "calls are never routed to them"
+            )
+        if self.no_provider:
+            parts.append(
+                f"no enabled provider it may use has a cost card in {self.currency}: "
+                "every call is refused (503)"
+            )
+        return f"customer {self.customer!r} sells in {self.currency}: " + "; ".join(parts)
+
+
+def currency_mismatches() -> list[CurrencyMismatch]:
+    """Enabled customers with a sell card that name providers in another currency, or
+    that no provider serves in their currency (one query per table)."""
+    card_currency = dict(RateCard.objects.values_list("pk", "currency"))
+    providers = {
+        pk: (name, card_currency[card])
+        for pk, name, card in Provider.objects.filter(
+            enabled=True, cost_card__isnull=False
+        ).values_list("pk", "name", "cost_card_id")
+    }
+    listed: dict[int, list[int]] = defaultdict(list)
+    for customer_id, provider_id in models.Customer.providers.through.objects.values_list(
+        "customer_id", "provider_id"
+    ):
+        listed[customer_id].append(provider_id)
+    found = []
+    for pk, name, card in (
+        models.Customer.objects.filter(enabled=True, sell_card__isnull=False)
+        .order_by("name")
+        .values_list("pk", "name", "sell_card_id")
+    ):
+        currency = card_currency[card]
+        if listed[pk]:
+            usable = [providers[p] for p in listed[pk] if p in providers]
+            named = tuple(sorted((n, c) for n, c in usable if c != currency))
+        else:
+            usable, named = list(providers.values()), ()
+        # Without any provider at all there is nothing to say about currencies.
+        none_left = bool(providers) and all(c != currency for _, c in usable)
+        if named or none_left:
+            found.append(CurrencyMismatch(name, currency, named, none_left))
+    return found

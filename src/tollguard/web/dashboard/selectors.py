@@ -3,7 +3,12 @@
 Definitions match the statistics API: ASR is answered calls over all calls, in percent;
 ACD is the mean talk time of answered calls, in seconds; margin is sell minus cost as
 rated. Calls per second over a bucket is the bucket's calls divided by its length, so it
-is an average, not a peak.
+is an average, not a peak; a bucket without calls has no ASR (not 0 %).
+
+Money is summed per currency and never across currencies: sell amounts by the sell
+card's currency, costs by the cost card's, margins by the sell currency. A CDR whose two
+sides are in different currencies has no margin (routing refuses such a route now; only
+CDRs written before that have one) and is counted apart.
 
 Live figures come from the document the running switch rewrites every second
 (``tollguard.switch.status``): calls in progress and the current call rate. When it is
@@ -14,6 +19,7 @@ minute stand in, and the data says so.
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -37,6 +43,7 @@ __all__ = [
     "PERIODS",
     "Breakdown",
     "GroupBy",
+    "Money",
     "Period",
     "SecurityEvent",
     "Totals",
@@ -44,6 +51,8 @@ __all__ = [
     "calls_ended_between",
     "dashboard_data",
     "fraud_counts",
+    "money_per_currency",
+    "security_data",
     "security_events",
     "series",
     "totals",
@@ -89,14 +98,23 @@ _MONEY = Decimal("0.0001")
 
 
 @dataclass(frozen=True, slots=True)
+class Money:
+    """The amounts of one currency."""
+
+    currency: str
+    sell: Decimal = _ZERO
+    cost: Decimal = _ZERO
+    margin: Decimal = _ZERO
+
+
+@dataclass(frozen=True, slots=True)
 class Totals:
     calls: int
     answered: int
     asr: Decimal
     acd_s: Decimal
-    sell: Decimal
-    cost: Decimal
-    margin: Decimal
+    money: tuple[Money, ...]  # one per currency, in currency order
+    without_margin: int  # CDRs whose sell and cost are in different currencies
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,7 +125,7 @@ class Breakdown:
     answered: int
     asr: Decimal
     acd_s: Decimal
-    margin: Decimal
+    margins: tuple[tuple[str, Decimal], ...]  # (currency, margin), in currency order
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,7 +134,7 @@ class Bucket:
     calls: int
     answered: int
     cps: Decimal
-    asr: Decimal
+    asr: Decimal | None  # None for a bucket without calls
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +143,7 @@ class SecurityEvent:
     kind: str
     address: str
     username: str
+    detail: str = ""
 
 
 def _asr(answered: int, calls: int) -> Decimal:
@@ -145,23 +164,61 @@ def totals(cdrs: QuerySet[Cdr]) -> Totals:
         calls=Count("id"),
         answered=Count("id", filter=_ANSWERED),
         talk_ms=Sum("duration_ms", filter=_ANSWERED),
-        sell=Sum("sell_amount"),
-        cost=Sum("cost_amount"),
-        margin=Sum("margin"),
     )
+    money, without_margin = money_per_currency(cdrs)
     return Totals(
         calls=row["calls"],
         answered=row["answered"],
         asr=_asr(row["answered"], row["calls"]),
         acd_s=_acd(row["talk_ms"], row["answered"]),
-        sell=(row["sell"] or _ZERO).quantize(_MONEY),
-        cost=(row["cost"] or _ZERO).quantize(_MONEY),
-        margin=(row["margin"] or _ZERO).quantize(_MONEY),
+        money=money,
+        without_margin=without_margin,
     )
 
 
+def money_per_currency(cdrs: QuerySet[Cdr]) -> tuple[tuple[Money, ...], int]:
+    """Sell, cost and margin of ``cdrs`` per currency (one query), and how many CDRs
+    have no margin because their two sides are in different currencies."""
+    sell: dict[str, Decimal] = {}
+    cost: dict[str, Decimal] = {}
+    margin: dict[str, Decimal] = {}
+    without_margin = 0
+    rows = (
+        cdrs.values("sell_currency", "cost_currency")
+        .annotate(
+            sell_total=Sum("sell_amount"),
+            cost_total=Sum("cost_amount"),
+            margin_total=Sum("margin"),
+            across=Count("id", filter=Q(margin__isnull=True)),
+        )
+        .order_by()
+    )
+    for row in rows:
+        sold_in, paid_in = row["sell_currency"], row["cost_currency"]
+        sell[sold_in] = sell.get(sold_in, _ZERO) + (row["sell_total"] or _ZERO)
+        if paid_in:  # "" when no provider was tried: no cost at all
+            cost[paid_in] = cost.get(paid_in, _ZERO) + (row["cost_total"] or _ZERO)
+        if row["margin_total"] is not None:
+            margin[sold_in] = margin.get(sold_in, _ZERO) + row["margin_total"]
+        without_margin += row["across"]
+    currencies = sorted(set(sell) | set(cost) | set(margin))
+    money = tuple(
+        Money(
+            currency,
+            sell.get(currency, _ZERO).quantize(_MONEY),
+            cost.get(currency, _ZERO).quantize(_MONEY),
+            margin.get(currency, _ZERO).quantize(_MONEY),
+        )
+        for currency in currencies
+    )
+    return money, without_margin
+
+
 def breakdown(cdrs: QuerySet[Cdr], group_by: GroupBy, limit: int = 10) -> list[Breakdown]:
-    """The ``limit`` groups of ``cdrs`` with the most calls, most first."""
+    """The ``limit`` groups of ``cdrs`` with the most calls, most first.
+
+    Two queries whatever the traffic: the groups, then their margins per currency.
+    """
     field = _GROUP_FIELD[group_by]
     rows = list(
         cdrs.values(field)
@@ -169,11 +226,25 @@ def breakdown(cdrs: QuerySet[Cdr], group_by: GroupBy, limit: int = 10) -> list[B
             calls=Count("id"),
             answered=Count("id", filter=_ANSWERED),
             talk_ms=Sum("duration_ms", filter=_ANSWERED),
-            margin_total=Sum("margin"),
         )
         .order_by("-calls", field)[:limit]
     )
-    names = _names(group_by, [row[field] for row in rows])
+    keys = [row[field] for row in rows]
+    names = _names(group_by, keys)
+    margins: dict[Any, list[tuple[str, Decimal]]] = {}
+    if rows:
+        chosen = Q(**{f"{field}__in": [k for k in keys if k is not None]})
+        if None in keys:
+            chosen |= Q(**{f"{field}__isnull": True})
+        for margin_row in (
+            cdrs.filter(chosen, margin__isnull=False)
+            .values(field, "sell_currency")
+            .annotate(total=Sum("margin"))
+            .order_by(field, "sell_currency")
+        ):
+            margins.setdefault(margin_row[field], []).append(
+                (margin_row["sell_currency"], (margin_row["total"] or _ZERO).quantize(_MONEY))
+            )
     return [
         Breakdown(
             key="" if row[field] is None else str(row[field]),
@@ -182,7 +253,7 @@ def breakdown(cdrs: QuerySet[Cdr], group_by: GroupBy, limit: int = 10) -> list[B
             answered=row["answered"],
             asr=_asr(row["answered"], row["calls"]),
             acd_s=_acd(row["talk_ms"], row["answered"]),
-            margin=(row["margin_total"] or _ZERO).quantize(_MONEY),
+            margins=tuple(margins.get(row[field], ())),
         )
         for row in rows
     ]
@@ -221,7 +292,7 @@ def series(cdrs: QuerySet[Cdr], since: datetime, until: datetime, period: Period
                 calls=calls,
                 answered=answered,
                 cps=ratio(calls, seconds, "0.001"),
-                asr=_asr(answered, calls),
+                asr=_asr(answered, calls) if calls else None,
             )
         )
         start += period.bucket
@@ -252,40 +323,36 @@ def calls_ended_between(since: datetime, until: datetime) -> int:
 
 
 def security_events(limit: int = 20) -> list[SecurityEvent] | None:
-    """The latest honeypot hits and failed sign-ins, newest first; None without the apps."""
-    events: list[SecurityEvent] = []
-    found = False
-    if apps.is_installed("tollguard.web.security"):
-        found = True
-        honeypot = apps.get_model("security", "HoneypotAttempt")
-        for at, address, username in honeypot.objects.order_by("-created_at").values_list(
-            "created_at", "address", "username"
-        )[:limit]:
-            events.append(SecurityEvent(at, "honeypot login", address, username))
-    if apps.is_installed("axes"):
-        found = True
-        failures = apps.get_model("axes", "AccessFailureLog")
-        for at, address, username, locked in failures.objects.order_by("-attempt_time").values_list(
-            "attempt_time", "ip_address", "username", "locked_out"
-        )[:limit]:
-            kind = "lockout" if locked else "sign-in failure"
-            events.append(SecurityEvent(at, kind, address or "", username or ""))
-    if apps.is_installed("tollguard.web.fraud"):
-        found = True
-        bans = apps.get_model("fraud", "SipBan")
-        for at, network, reason in bans.objects.order_by("-created_at").values_list(
-            "created_at", "network", "reason"
-        )[:limit]:
-            events.append(SecurityEvent(at, f"SIP ban ({reason})", network, ""))
-        fraud_events = apps.get_model("fraud", "FraudEvent")
-        for at, source, rule, callee in fraud_events.objects.order_by("-at").values_list(
-            "at", "source", "rule", "callee"
-        )[:limit]:
-            events.append(SecurityEvent(at, f"fraud: {rule}", source, callee))
-    if not found:
+    """The latest security events worth an operator's look (warnings: failed and
+    locked-out sign-ins, honeypot hits, bans, refusals, permission denials), newest
+    first, as stored from the ``tollguard.security`` log; None without the security app.
+    """
+    if not apps.is_installed("tollguard.web.security"):
         return None
-    events.sort(key=lambda event: event.at, reverse=True)
-    return events[:limit]
+    stored = apps.get_model("security", "SecurityEvent")
+    rows = (
+        stored.objects.filter(level__gte=logging.WARNING)
+        .order_by("-at", "-id")
+        .values_list("at", "event", "address", "user", "detail")[:limit]
+    )
+    return [SecurityEvent(*row) for row in rows]
+
+
+def security_data(limit: int = 20) -> dict[str, Any]:
+    events = security_events(limit)
+    return {
+        "available": events is not None,
+        "events": [
+            {
+                "at": event.at.isoformat(),
+                "kind": event.kind,
+                "address": event.address,
+                "username": event.username,
+                "detail": event.detail,
+            }
+            for event in events or ()
+        ],
+    }
 
 
 def fraud_counts() -> dict[str, Any]:
@@ -336,9 +403,11 @@ def live_state(path: Path, now: float) -> dict[str, Any]:
 
 
 def with_live_state(data: dict[str, Any], now: float | None = None) -> dict[str, Any]:
-    """``data`` (a :func:`dashboard_data`, maybe cached) with the switch's state now."""
+    """``data`` (a :func:`dashboard_data`, maybe cached) with the switch's state and the
+    security events as they are now: a lockout shows at the next refresh, not at the
+    next cache interval."""
     state = live_state(settings.TOLLGUARD.switch_status_path, time.time() if now is None else now)
-    return {**data, "live": {**data["live"], "note": "", **state}}
+    return {**data, "live": {**data["live"], "note": "", **state}, "security": security_data()}
 
 
 def _money(value: Decimal) -> str:
@@ -351,7 +420,6 @@ def dashboard_data(period_name: str, until: datetime, limit: int = 10) -> dict[s
     since = until - period.length
     cdrs = cdrs_between(since, until)
     total = totals(cdrs)
-    events = security_events()
 
     def rows(group_by: GroupBy) -> list[dict[str, Any]]:
         return [
@@ -362,7 +430,10 @@ def dashboard_data(period_name: str, until: datetime, limit: int = 10) -> dict[s
                 "answered": row.answered,
                 "asr": str(row.asr),
                 "acd_s": str(row.acd_s),
-                "margin": _money(row.margin),
+                "margins": [
+                    {"currency": currency, "amount": _money(amount)}
+                    for currency, amount in row.margins
+                ],
             }
             for row in breakdown(cdrs, group_by, limit)
         ]
@@ -384,9 +455,16 @@ def dashboard_data(period_name: str, until: datetime, limit: int = 10) -> dict[s
             "answered": total.answered,
             "asr": str(total.asr),
             "acd_s": str(total.acd_s),
-            "sell": _money(total.sell),
-            "cost": _money(total.cost),
-            "margin": _money(total.margin),
+            "money": [
+                {
+                    "currency": money.currency,
+                    "sell": _money(money.sell),
+                    "cost": _money(money.cost),
+                    "margin": _money(money.margin),
+                }
+                for money in total.money
+            ],
+            "without_margin": total.without_margin,
         },
         "series": [
             {
@@ -394,7 +472,7 @@ def dashboard_data(period_name: str, until: datetime, limit: int = 10) -> dict[s
                 "calls": bucket.calls,
                 "answered": bucket.answered,
                 "cps": str(bucket.cps),
-                "asr": str(bucket.asr),
+                "asr": None if bucket.asr is None else str(bucket.asr),
             }
             for bucket in series(cdrs, since, until, period)
         ],
@@ -402,16 +480,5 @@ def dashboard_data(period_name: str, until: datetime, limit: int = 10) -> dict[s
         "by_provider": rows("provider"),
         "by_destination": rows("destination"),
         "fraud": fraud_counts(),
-        "security": {
-            "available": events is not None,
-            "events": [
-                {
-                    "at": event.at.isoformat(),
-                    "kind": event.kind,
-                    "address": event.address,
-                    "username": event.username,
-                }
-                for event in events or ()
-            ],
-        },
+        "security": security_data(),
     }

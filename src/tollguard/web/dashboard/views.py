@@ -89,6 +89,11 @@ def admin_urls(model_admin: ModelAdmin[Any]) -> list[URLPattern]:
             "period": period,
             "data_url": f"{reverse('admin:dashboard_data')}?{urlencode(query)}",
             "cdr_url": reverse("admin:cdr_cdr_changelist"),
+            "security_url": (
+                reverse("admin:security_securityevent_changelist")
+                if request.user.has_perm("security.view_securityevent")
+                else ""
+            ),
         }
         return TemplateResponse(request, "dashboard/dashboard.html", context)
 

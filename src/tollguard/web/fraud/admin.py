@@ -53,6 +53,8 @@ class FraudPolicyAdmin(admin.ModelAdmin[FraudPolicy]):
     list_display = ("__str__", "max_concurrent", "calls_per_second", "spend_per_day", "velocity")
     list_select_related = ("customer", "account")
     search_fields = ("customer__name", "account__username")
+    # Search boxes: type a customer's name or an account's user name, not a number.
+    autocomplete_fields = ("customer", "account")
     inlines = (DestinationRuleInline, QuietHoursInline)
     fieldsets = (
         (None, {"fields": ("customer", "account")}),
@@ -89,6 +91,7 @@ class DestinationRuleAdmin(admin.ModelAdmin[DestinationRule]):
 class GatewayLimitsAdmin(admin.ModelAdmin[GatewayLimits]):
     list_display = ("gateway", "max_concurrent", "calls_per_second", "calls_per_hour")
     fields = ("gateway", *LIMIT_FIELDS)
+    autocomplete_fields = ("gateway",)
 
 
 DURATIONS = (

@@ -12,4 +12,6 @@ class CustomerUserAdmin(admin.ModelAdmin[CustomerUser]):
     list_display = ("user", "customer", "created_at")
     list_select_related = ("user", "customer")
     search_fields = ("user__username", "customer__name")
-    raw_id_fields = ("user",)
+    # Search boxes: type a user or customer name, not a number. Users are searched by
+    # the user admin; only users that are not staff are offered.
+    autocomplete_fields = ("user", "customer")

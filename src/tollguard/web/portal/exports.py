@@ -15,14 +15,18 @@ from tollguard.web.cdr.models import Cdr
 from tollguard.web.core.csvout import csv_lines
 from tollguard.web.rating.models import RATE_FIELDS, Rate, RateCard
 
+# (column, lookup): the SIP account by its user name, as the customer knows it.
+_CDR_FIELDS: tuple[tuple[str, str], ...] = (
+    ("call_id", "call_id"),
+    ("started_at", "started_at"),
+    ("answered_at", "answered_at"),
+    ("ended_at", "ended_at"),
+    ("duration_ms", "duration_ms"),
+    ("billed_s", "billed_s"),
+    ("account", "account__username"),
+)
 CDR_COLUMNS: tuple[str, ...] = (
-    "call_id",
-    "started_at",
-    "answered_at",
-    "ended_at",
-    "duration_ms",
-    "billed_s",
-    "account_id",
+    *(column for column, _ in _CDR_FIELDS),
     "source_ip",
     "caller",
     "callee",
@@ -32,7 +36,7 @@ CDR_COLUMNS: tuple[str, ...] = (
     "hangup_side",
     "sell_rate",
     "sell_amount",
-    "currency",
+    "sell_currency",
 )
 RATE_COLUMNS: tuple[str, ...] = RATE_FIELDS
 LEDGER_COLUMNS: tuple[str, ...] = (
@@ -49,7 +53,8 @@ CHUNK_SIZE = 2000
 
 def cdr_csv(cdrs: QuerySet[Cdr]) -> Iterator[str]:
     """``cdrs`` as CSV lines, oldest first, streamed in chunks from the database."""
-    rows = cdrs.order_by("started_at", "id").values_list(*CDR_COLUMNS)
+    lookups = [dict(_CDR_FIELDS).get(column, column) for column in CDR_COLUMNS]
+    rows = cdrs.order_by("started_at", "id").values_list(*lookups)
     return csv_lines(CDR_COLUMNS, rows.iterator(chunk_size=CHUNK_SIZE))
 
 

@@ -57,10 +57,22 @@ def older_than(cdrs: QuerySet[Cdr], started_at: datetime, pk: int) -> QuerySet[C
     return cdrs.filter(Q(started_at__lt=started_at) | Q(started_at=started_at, pk__lt=pk))
 
 
+# What each scope lets a customer's key read: its own rows only, and no carrier (the
+# operator's labels name "carriers", which a customer's key never sees).
+CUSTOMER_SCOPE_LABELS: dict[str, str] = {
+    Scope.READ_PROVISIONING: (
+        "read your customer record, SIP accounts, IP access list and rate card"
+    ),
+    Scope.READ_CDR: "read your calls (CDRs)",
+    Scope.READ_STATS: "read your traffic statistics",
+    Scope.READ_LEDGER: "read your balance and ledger",
+}
+
+
 class ApiKeyForm(forms.Form):
     name = forms.CharField(max_length=100)
     scopes = forms.MultipleChoiceField(
-        choices=[(s.value, s.label) for s in Scope if s.value in CUSTOMER_SCOPES],
+        choices=[(s.value, CUSTOMER_SCOPE_LABELS[s.value]) for s in Scope if s in CUSTOMER_SCOPES],
         widget=forms.CheckboxSelectMultiple,
     )
     expires_on = forms.DateField(

@@ -17,7 +17,11 @@ class CustomerUser(models.Model):
     """
 
     user = models.OneToOneField(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="customer_link"
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="customer_link",
+        # The admin's search box offers only users who may be linked (see clean()).
+        limit_choices_to={"is_staff": False, "is_superuser": False},
     )
     customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="users")
     created_at = models.DateTimeField(auto_now_add=True)
@@ -27,7 +31,11 @@ class CustomerUser(models.Model):
         ordering = ("customer", "user")
 
     def __str__(self) -> str:
-        return f"{self.user_id} of customer {self.customer_id}"
+        # Names, not ids: this is what the admin's messages and history say.
+        user = getattr(self, "user", None)
+        customer = getattr(self, "customer", None)
+        who = user.get_username() if user is not None else "(no user)"
+        return f"{who} of {customer.name if customer is not None else '(no customer)'}"
 
     def clean(self) -> None:
         # A staff account linked to a customer would carry operator rights into the

@@ -54,10 +54,10 @@ def monthly_charges(customer: Customer, now: datetime) -> list[MonthCharges]:
         cdrs = Cdr.objects.filter(customer=customer, started_at__gte=month, started_at__lt=end)
         counts = cdrs.aggregate(calls=Count("id"), answered=Count("answered_at"))
         amounts = tuple(
-            (row["currency"], Decimal(row["amount"] or 0).quantize(_SHOWN))
-            for row in cdrs.values("currency")
+            (row["sell_currency"], Decimal(row["amount"] or 0).quantize(_SHOWN))
+            for row in cdrs.values("sell_currency")
             .annotate(amount=Sum("sell_amount"))
-            .order_by("currency")
+            .order_by("sell_currency")
         )
         result.append(MonthCharges(month, counts["calls"], counts["answered"], amounts))
     return result

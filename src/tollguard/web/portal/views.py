@@ -43,6 +43,8 @@ from tollguard.web.customers.selectors import customer_of
 from tollguard.web.portal import exports, selectors, services
 from tollguard.web.portal.forms import ApiKeyForm, CdrFilterForm, older_than
 from tollguard.web.security import views as security_views
+from tollguard.web.security.events import printable
+from tollguard.web.security.network import client_address
 
 security_log = logging.getLogger("tollguard.security")
 
@@ -62,10 +64,10 @@ def customer_required(view: CustomerView) -> Callable[..., HttpResponseBase]:
         customer = customer_of(request.user)
         if customer is None:
             security_log.warning(
-                "portal permission denied: ip=%s user_id=%s path=%s reason=no customer",
-                request.META.get("REMOTE_ADDR") or "-",
-                request.user.pk,
-                request.path[:128].encode("unicode_escape").decode(),
+                'portal permission denied: ip=%s user="%s" path="%s" reason="no customer"',
+                client_address(request) or "-",
+                printable(request.user.get_username()),
+                printable(request.path, 200),
             )
             raise PermissionDenied("This page is for customer users.")
         response = view(request, customer, *args, **kwargs)
@@ -221,15 +223,24 @@ def account_list(request: HttpRequest, customer: Customer) -> HttpResponse:
 
 
 @customer_required
-@require_POST
+@require_http_methods(["GET", "POST"])
 def account_reset(request: HttpRequest, customer: Customer, pk: int) -> HttpResponse:
+    """GET: a page that says what a reset does and asks to confirm it; POST: reset.
+
+    The reset stops every phone using the password at once, so one click on the list
+    only leads here; the form on this page, a POST, is the confirmation.
+    """
     account = get_object_or_404(Account, pk=pk, customer=customer)
+    if request.method != "POST":
+        return render(
+            request, "portal/account_reset_confirm.html", {"customer": customer, "account": account}
+        )
     password = services.reset_sip_password(account)
     security_log.info(
-        "portal sip password reset: ip=%s user_id=%s account=%s",
-        request.META.get("REMOTE_ADDR") or "-",
-        request.user.pk,
-        account.pk,
+        'portal sip password reset: ip=%s user="%s" account="%s"',
+        client_address(request) or "-",
+        printable(request.user.get_username()),
+        printable(account.username),
     )
     return render(
         request,
@@ -272,10 +283,16 @@ def api_key_list(request: HttpRequest, customer: Customer) -> HttpResponse:
 
 
 @customer_required
-@require_POST
+@require_http_methods(["GET", "POST"])
 def api_key_revoke(request: HttpRequest, customer: Customer, pk: int) -> HttpResponse:
+    """GET: the key and a form to confirm its revocation; POST: revoke it."""
     key = get_object_or_404(ApiKey, pk=pk, customer=customer, owner_id=request.user.pk)
-    revoke_api_key(key, now=timezone.now())
+    if request.method != "POST":
+        return render(
+            request, "portal/api_key_revoke_confirm.html", {"customer": customer, "key": key}
+        )
+    if key.revoked_at is None:
+        revoke_api_key(key, now=timezone.now())
     messages.success(request, f"Key {key.name} revoked.")
     return HttpResponseRedirect(reverse("portal:api_keys"))
 
@@ -314,9 +331,9 @@ def password_change(request: HttpRequest, customer: Customer) -> HttpResponse:
             user = form.save()
             update_session_auth_hash(request, user)
             security_log.info(
-                "portal password changed: ip=%s user_id=%s",
-                request.META.get("REMOTE_ADDR", ""),
-                user.pk,
+                'portal password changed: ip=%s user="%s"',
+                client_address(request) or "-",
+                printable(user.get_username()),
             )
             messages.success(request, "Password changed. Your other sessions have ended.")
             return HttpResponseRedirect(reverse("portal:home"))

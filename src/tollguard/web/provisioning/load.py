@@ -11,6 +11,7 @@ from django.db import IntegrityError, transaction
 
 from tollguard.web.core.selectors import config_version
 from tollguard.web.core.services import config_batch
+from tollguard.web.customers.selectors import currency_mismatches
 from tollguard.web.provisioning import apply, schema, validation
 from tollguard.web.provisioning.errors import PlanApplyError, PlanFileError
 from tollguard.web.provisioning.report import KINDS, Counts, LoadReport
@@ -29,6 +30,23 @@ def _describe(exc: ValidationError | IntegrityError) -> str:
     if isinstance(exc, ValidationError):
         return " ".join(exc.messages)
     return str(exc)
+
+
+def _check_currencies(plan: schema.PlanSpec, path: Path) -> list[str]:
+    """After the changes, inside the load's transaction: a customer of the file that
+    lists a provider whose cost card is in another currency is an error (the switch
+    would never route there); the rest of what ``tollguard check`` says about
+    currencies (customers.W001) comes back as warnings."""
+    declared = {customer.name for customer in plan.customers}
+    errors, warnings = [], []
+    for mismatch in currency_mismatches():
+        if mismatch.listed and mismatch.customer in declared:
+            errors.append(f"customers: {mismatch.describe()}")
+        else:
+            warnings.append(mismatch.describe())
+    if errors:
+        raise PlanFileError(path, errors)
+    return warnings
 
 
 def load_plan_file(path: Path | str, *, realm: str, dry_run: bool = False) -> LoadReport:
@@ -70,11 +88,12 @@ def load_plan_file(path: Path | str, *, realm: str, dry_run: bool = False) -> Lo
                 apply.apply(plan, realm, counts)
         except (ValidationError, IntegrityError) as exc:
             raise PlanApplyError(path, [f"(database): {_describe(exc)}"]) from exc
+        warnings = _check_currencies(plan, path)
         version = config_version()
         if dry_run:
             transaction.set_rollback(True)
             version = before
-    report = LoadReport(path, dry_run, plan.prune, version, counts)
+    report = LoadReport(path, dry_run, plan.prune, version, counts, tuple(warnings))
     logger.info(
         "%s %s: %s",
         "checked" if dry_run else "loaded",

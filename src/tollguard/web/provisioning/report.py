@@ -43,6 +43,8 @@ class LoadReport:
     pruned: bool
     config_version: int  # after the load (unchanged for a dry run)
     counts: Mapping[str, Counts] = field(default_factory=dict)
+    # What the loaded configuration will not do as one might expect (no change refused).
+    warnings: tuple[str, ...] = ()
 
     @property
     def changed(self) -> bool:
@@ -61,4 +63,5 @@ class LoadReport:
             lines.append("  no change")
         elif not self.dry_run:
             lines.append(f"  configuration version is now {self.config_version}")
+        lines.extend(f"  warning: {warning}" for warning in self.warnings)
         return "\n".join(lines)

@@ -36,10 +36,9 @@ from django.views.decorators.http import require_POST
 
 from tollguard.web.core.csvout import CSV_CONTENT_TYPE
 from tollguard.web.rating import imports
-from tollguard.web.rating.models import Rate, RateCard
+from tollguard.web.rating.models import Rate, RateCard, RateImport
 from tollguard.web.security.field_access import RoleFieldLimits
 
-SESSION_KEY = "tollguard.rate_imports"
 EXPORT_CHUNK_SIZE = 5000
 MAX_ERRORS_SHOWN = 50  # in the JSON of one step; the page lists them all
 
@@ -83,22 +82,6 @@ def rate_rows(card: RateCard) -> Iterator[list[str]]:
     )
     for values in rows.iterator(chunk_size=EXPORT_CHUNK_SIZE):
         yield [_cell(value) for value in values]
-
-
-def _jobs(request: HttpRequest) -> dict[str, dict[str, Any]]:
-    jobs: dict[str, dict[str, Any]] = request.session.get(SESSION_KEY, {})
-    return jobs
-
-
-def _save_job(request: HttpRequest, job: imports.ImportJob) -> None:
-    jobs = _jobs(request)
-    jobs[str(job.card_id)] = job.to_dict()
-    request.session[SESSION_KEY] = jobs
-
-
-def _load_job(request: HttpRequest, card: RateCard) -> imports.ImportJob | None:
-    values = _jobs(request).get(str(card.pk))
-    return imports.ImportJob.from_dict(values) if values is not None else None
 
 
 @admin.register(RateCard)
@@ -145,12 +128,12 @@ class RateCardAdmin(RoleFieldLimits[RateCard], admin.ModelAdmin[RateCard]):
                 name="rating_ratecard_import",
             ),
             path(
-                "<int:object_id>/import/progress/",
+                "<int:object_id>/import/<str:job_id>/",
                 wrap(self.import_progress_view),
                 name="rating_ratecard_import_progress",
             ),
             path(
-                "<int:object_id>/import/step/",
+                "<int:object_id>/import/<str:job_id>/step/",
                 wrap(require_POST(self.import_step_view)),
                 name="rating_ratecard_import_step",
             ),
@@ -201,17 +184,15 @@ class RateCardAdmin(RoleFieldLimits[RateCard], admin.ModelAdmin[RateCard]):
             form = RateImportForm(request.POST, request.FILES)
             if form.is_valid():
                 upload = form.cleaned_data["file"]
-                previous = _load_job(request, card)
-                if previous is not None:
-                    imports.discard(previous)
                 try:
-                    job = imports.start_import(card, upload.name or "upload.csv", upload.chunks())
+                    job = imports.create_job(
+                        request.user, card, upload.name or "upload.csv", upload.chunks()
+                    )
                 except imports.ImportFileError as exc:
                     error = str(exc)
                 else:
-                    _save_job(request, job)
                     return HttpResponseRedirect(
-                        reverse("admin:rating_ratecard_import_progress", args=[card.pk])
+                        reverse("admin:rating_ratecard_import_progress", args=[card.pk, job.pk])
                     )
         else:
             form = RateImportForm()
@@ -223,27 +204,31 @@ class RateCardAdmin(RoleFieldLimits[RateCard], admin.ModelAdmin[RateCard]):
         }
         return TemplateResponse(request, "admin/rating/ratecard/import_form.html", context)
 
-    def import_progress_view(self, request: HttpRequest, object_id: int) -> HttpResponse:
+    def _job(self, request: HttpRequest, card: RateCard, job_id: str) -> RateImport:
+        row = imports.find_job(job_id, request.user, card)
+        if row is None:
+            raise Http404("no such import of this rate card")
+        return row
+
+    def import_progress_view(
+        self, request: HttpRequest, object_id: int, job_id: str
+    ) -> HttpResponse:
         card = self._card(request, object_id, change=True)
-        job = _load_job(request, card)
-        if job is None:
-            return HttpResponseRedirect(reverse("admin:rating_ratecard_import", args=[card.pk]))
+        row = self._job(request, card, job_id)
+        job = imports.ImportJob.from_row(row)
         context = {
             **self._context(request, card, f"Import rates into {card.name}"),
             "job": job,
+            "job_id": row.pk,
             "more_errors": job.error_total - len(job.errors),
         }
         return TemplateResponse(request, "admin/rating/ratecard/import_progress.html", context)
 
-    def import_step_view(self, request: HttpRequest, object_id: int) -> HttpResponse:
+    def import_step_view(self, request: HttpRequest, object_id: int, job_id: str) -> HttpResponse:
         card = self._card(request, object_id, change=True)
-        job = _load_job(request, card)
-        if job is None:
-            raise Http404("no import of this rate card is under way")
-        finished_before = job.finished
-        imports.advance(job)
-        _save_job(request, job)
-        if job.state is imports.ImportState.DONE and not finished_before:
+        row = self._job(request, card, job_id)
+        job, kept = imports.run_step(row)
+        if job.state is imports.ImportState.DONE and kept:
             # Bulk writes send no signals: the card's history records the import.
             self.log_change(
                 request,
@@ -253,7 +238,7 @@ class RateCardAdmin(RoleFieldLimits[RateCard], admin.ModelAdmin[RateCard]):
             )
         if "application/json" not in request.headers.get("Accept", ""):
             return HttpResponseRedirect(
-                reverse("admin:rating_ratecard_import_progress", args=[card.pk])
+                reverse("admin:rating_ratecard_import_progress", args=[card.pk, row.pk])
             )
         return JsonResponse(
             {

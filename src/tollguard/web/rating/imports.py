@@ -4,14 +4,17 @@ A rate file can hold hundreds of thousands of lines, more than one request shoul
 on them while the operator looks at a blank page. The upload is copied to a private
 temporary file as UTF-8 and becomes an :class:`ImportJob`; each :func:`advance` call then
 checks the next :data:`CHUNK_ROWS` lines with the same rules as ``tollguard load``
-(:mod:`tollguard.web.rating.rate_rows`), and the progress is the share of the file read. When
-every line is valid, one last step reads the file again and replaces the card's rates in
-a single transaction (:func:`tollguard.web.rating.services.sync_rates`). A file with any
-error changes nothing; its errors carry the line numbers of the file.
+(:mod:`tollguard.web.rating.rate_rows`), and the progress is the share of the file read.
+After the last line one pass looks for duplicate prefixes, so a file's errors of every
+kind are reported together. When every line is valid, one last step reads the file
+again and replaces the card's rates in a single transaction
+(:func:`tollguard.web.rating.services.sync_rates`). A file with any error changes
+nothing; its errors carry the line numbers of the file.
 
-The job is a plain value that the caller keeps between requests (the admin keeps it in
-the session, so it works with any number of web workers); only the copied file lives on
-disk, and it is deleted when the job ends.
+Between requests the job is a :class:`~tollguard.web.rating.models.RateImport` row with
+a random id, owned by the user who uploaded the file (:func:`create_job`,
+:func:`find_job`, :func:`run_step`); it works with any number of web workers. Only the
+copied file lives on disk, and it is deleted when the job ends.
 """
 
 from __future__ import annotations
@@ -26,14 +29,17 @@ import time
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
-from enum import StrEnum
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
+
+from django.db import transaction
+from django.utils import timezone
 
 from tollguard.domain.plan import Rate
 from tollguard.web.errors import WebError
 from tollguard.web.rating import models, rate_rows, services
+from tollguard.web.rating.models import ImportState
 
 __all__ = [
     "CHUNK_ROWS",
@@ -43,7 +49,10 @@ __all__ = [
     "ImportJob",
     "ImportState",
     "advance",
+    "create_job",
     "discard",
+    "find_job",
+    "run_step",
     "start_import",
 ]
 
@@ -62,13 +71,6 @@ STALE_AFTER_S = 24 * 3600
 
 class ImportFileError(WebError):
     """The upload is not a file that can be imported at all (size, encoding)."""
-
-
-class ImportState(StrEnum):
-    VALIDATING = "validating"
-    APPLYING = "applying"
-    DONE = "done"
-    FAILED = "failed"
 
 
 @dataclass(slots=True)
@@ -118,6 +120,25 @@ class ImportJob:
         self.error_total += 1
         if len(self.errors) < MAX_ERRORS:
             self.errors.append(message)
+
+    @classmethod
+    def from_row(cls, row: models.RateImport) -> ImportJob:
+        return cls.from_dict({f.name: getattr(row, f.name) for f in dataclasses.fields(cls)})
+
+
+# The row's columns that a step changes (card_id, the file's name, path and size do not).
+_STEP_FIELDS = (
+    "state",
+    "offset",
+    "line",
+    "header",
+    "rows",
+    "errors",
+    "error_total",
+    "created",
+    "deleted",
+    "unchanged",
+)
 
 
 def start_import(card: models.RateCard, file_name: str, chunks: Iterable[bytes]) -> ImportJob:
@@ -171,6 +192,9 @@ def advance(job: ImportJob, chunk_rows: int | None = None) -> ImportJob:
         if not _validate_chunk(job, chunk_rows or CHUNK_ROWS):
             _finish(job, ImportState.FAILED)
         elif job.offset >= job.size:
+            # Duplicates need the whole file: one pass after the last line, whatever
+            # the other errors, so that the operator fixes everything in one round.
+            _check_duplicates(job)
             if job.error_total:
                 _finish(job, ImportState.FAILED)
             else:
@@ -257,9 +281,34 @@ def _check_row(job: ImportJob, cells: list[str], line: int) -> Rate | None:
     return rate
 
 
-def _read_all(job: ImportJob) -> list[Rate]:
-    """Every rate of the file, checked again, with duplicate prefixes reported."""
+def _check_duplicates(job: ImportJob) -> None:
+    """Add the file's duplicate prefixes to ``job``'s errors, in line order with the rest."""
+    try:
+        duplicates = _read_all(dataclasses.replace(job, errors=[], error_total=0))[1]
+    except (OSError, csv.Error) as exc:
+        job.add_error(f"the uploaded copy could not be read again ({exc})")
+        return
+    if not duplicates:
+        return
+    listed = sorted([*job.errors, *duplicates[: MAX_ERRORS - len(job.errors)]], key=_line_of)
+    job.errors = listed
+    job.error_total += len(duplicates)
+
+
+def _line_of(message: str) -> int:
+    """The line number an error message starts with ("line 12: ..."); 0 for none."""
+    head = message.partition(":")[0]
+    number = head.removeprefix("line ")
+    return int(number) if head.startswith("line ") and number.isdigit() else 0
+
+
+def _read_all(job: ImportJob) -> tuple[list[Rate], list[str]]:
+    """Every valid rate of the file, checked again, and its duplicate prefixes.
+
+    Errors of single lines go to ``job``; the duplicates are returned apart.
+    """
     again = dataclasses.replace(job, offset=0, line=0, header=[], rows=0, errors=[], error_total=0)
+    duplicates: list[str] = []
     rates: list[Rate] = []
     first_line: dict[tuple[str, datetime | None], int] = {}
     seen: Counter[tuple[str, datetime | None]] = Counter()
@@ -269,7 +318,7 @@ def _read_all(job: ImportJob) -> list[Rate]:
         again.line = reader.line_num
         if header is None or not _check_header(again, header):
             job.add_error("line 1: the file changed while it was imported")
-            return []
+            return [], []
         for cells, line in _rows(reader, again):
             rate = _check_row(again, cells, line)
             if rate is None:
@@ -280,20 +329,24 @@ def _read_all(job: ImportJob) -> list[Rate]:
             seen[key] += 1
             if seen[key] > 1:
                 start = f" from {key[1].isoformat()}" if key[1] is not None else ""
-                again.add_error(
+                duplicates.append(
                     f"line {line}: duplicate prefix {rate.prefix!r}{start} "
                     f"(first on line {first_line[key]})"
                 )
             else:
                 first_line[key] = line
             rates.append(rate)
-    job.errors, job.error_total = again.errors, again.error_total
-    return rates
+    for message in again.errors:
+        job.add_error(message)
+    job.error_total += again.error_total - len(again.errors)
+    return rates, duplicates
 
 
 def _apply(job: ImportJob) -> None:
     try:
-        rates = _read_all(job)
+        rates, duplicates = _read_all(job)
+        for message in duplicates:
+            job.add_error(message)
         if job.error_total:
             _finish(job, ImportState.FAILED)
             return
@@ -317,3 +370,75 @@ def _apply(job: ImportJob) -> None:
         result.unchanged,
     )
     _finish(job, ImportState.DONE)
+
+
+# -- jobs between requests ------------------------------------------------------------
+
+
+def create_job(
+    user: Any, card: models.RateCard, file_name: str, chunks: Iterable[bytes]
+) -> models.RateImport:
+    """Copy an upload (:func:`start_import`) and record its job for ``user``.
+
+    The user's earlier import into the same card is discarded, and so is every job
+    older than :data:`STALE_AFTER_S`. Raises :class:`ImportFileError` as
+    :func:`start_import` does; nothing is discarded then.
+    """
+    job = start_import(card, file_name, chunks)
+    stale = timezone.now() - timedelta(seconds=STALE_AFTER_S)
+    earlier = models.RateImport.objects.filter(
+        user=user, card=card
+    ) | models.RateImport.objects.filter(started_at__lt=stale)
+    for row in earlier:
+        Path(row.path).unlink(missing_ok=True)
+        row.delete()
+    return models.RateImport.objects.create(
+        user=user, card=card, file_name=job.file_name, path=job.path, size=job.size
+    )
+
+
+def find_job(job_id: str, user: Any, card: models.RateCard) -> models.RateImport | None:
+    """The job ``job_id`` if ``user`` started it on ``card``; None for anyone else's."""
+    return models.RateImport.objects.filter(pk=job_id, user=user, card=card).first()
+
+
+def run_step(row: models.RateImport, chunk_rows: int | None = None) -> tuple[ImportJob, bool]:
+    """Take the next step of the job in ``row``; return the job as stored afterwards and
+    whether this call's step was the one kept.
+
+    A step is stored only if ``row.step`` is still what it was when the step began: a
+    request that lost the race to another one (a second tab, a repeated click) throws
+    its result away and returns what the other stored. The step that applies the file
+    claims the job in the same transaction as the rates it writes, so the card is
+    changed once, however many requests ask at once.
+    """
+    job = ImportJob.from_row(row)
+    if job.finished:
+        return job, False
+    taken = row.step
+    if job.state is ImportState.APPLYING:
+        with transaction.atomic():
+            if not _store(row, ImportJob.from_row(row), taken):
+                return _current(row), False
+            advance(job)
+            _store(row, job, taken + 1)
+        return job, True
+    advance(job, chunk_rows)
+    if _store(row, job, taken):
+        return job, True
+    logger.info("rate import %s: a concurrent step was kept instead of this one", row.pk)
+    return _current(row), False
+
+
+def _store(row: models.RateImport, job: ImportJob, taken: int) -> bool:
+    values = {name: getattr(job, name) for name in _STEP_FIELDS}
+    values["state"] = job.state.value
+    stored = models.RateImport.objects.filter(pk=row.pk, step=taken).update(
+        step=taken + 1, **values
+    )
+    return bool(stored)
+
+
+def _current(row: models.RateImport) -> ImportJob:
+    row.refresh_from_db()
+    return ImportJob.from_row(row)

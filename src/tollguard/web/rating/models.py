@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import fields
 from decimal import Decimal
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
+from django.utils import timezone
 
 from tollguard.domain import plan
 from tollguard.domain.plan import Rounding
@@ -95,3 +98,55 @@ class Rate(models.Model):
 
     def __str__(self) -> str:
         return f"{self.card_id}:{self.prefix} {self.price_per_minute}"
+
+
+def new_import_id() -> str:
+    """A random, unguessable id for a rate import (256 bits, URL-safe)."""
+    return secrets.token_urlsafe(32)
+
+
+class ImportState(models.TextChoices):
+    VALIDATING = "validating"
+    APPLYING = "applying"
+    DONE = "done"
+    FAILED = "failed"
+
+
+class RateImport(models.Model):
+    """A rate file on its way into a card, between the steps of its import.
+
+    It lives here, not in the operator's session: every request saves the session,
+    so a request that ran alongside a step (the browser's own ``/favicon.ico``) wrote
+    the job back as it was before the step. The id is random and the row belongs to
+    the user who uploaded the file; ``step`` counts the steps taken, and a step is
+    kept only if no other step was kept since it began
+    (:func:`tollguard.web.rating.imports.run_step`), so a late or concurrent request
+    cannot roll the job back. Mirrors :class:`tollguard.web.rating.imports.ImportJob`.
+    """
+
+    id = models.CharField(primary_key=True, max_length=64, default=new_import_id, editable=False)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    card = models.ForeignKey(RateCard, on_delete=models.CASCADE, related_name="imports")
+    file_name = models.CharField(max_length=255)
+    path = models.CharField(max_length=1024)
+    size = models.PositiveBigIntegerField()
+    state = models.CharField(
+        max_length=10, choices=ImportState.choices, default=ImportState.VALIDATING
+    )
+    offset = models.PositiveBigIntegerField(default=0)
+    line = models.PositiveBigIntegerField(default=0)
+    header = models.JSONField(default=list)
+    rows = models.PositiveBigIntegerField(default=0)
+    errors = models.JSONField(default=list)
+    error_total = models.PositiveBigIntegerField(default=0)
+    created = models.PositiveBigIntegerField(default=0)
+    deleted = models.PositiveBigIntegerField(default=0)
+    unchanged = models.PositiveBigIntegerField(default=0)
+    step = models.PositiveIntegerField(default=0)
+    started_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ("-started_at",)
+
+    def __str__(self) -> str:
+        return f"import of {self.file_name} into {self.card}"

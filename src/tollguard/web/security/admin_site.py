@@ -22,10 +22,54 @@ def _is_verified(user: object) -> bool:
     return bool(is_verified()) if callable(is_verified) else False
 
 
+# The admin's home page lists the apps in the order an operator needs them: the
+# configuration first, then records and fraud control, then people and sign-in, then
+# the logs. Django
+# would sort them by name, which put "Audit log", "Authentication and Authorization"
+# and "Axes" first.
+APP_ORDER: tuple[str, ...] = (
+    "customers",
+    "carriers",
+    "rating",
+    "cdr",
+    "fraud",
+    "portal",
+    "api",
+    "security",
+    "auth",
+    "otp_totp",
+    "axes",
+    "auditlog",
+    "core",
+)
+# Names for apps whose own read as code ("Otp_Totp") or say less than they hold.
+APP_NAMES: dict[str, str] = {
+    "auth": "Users and roles",
+    "otp_totp": "Authenticator apps (TOTP)",
+    "axes": "Sign-in lockouts",
+    "core": "Configuration version",
+}
+
+
 class TollguardAdminSite(admin.AdminSite):
     site_header = "Tollguard administration"
     site_title = "Tollguard"
     index_title = "Configuration"
+
+    def get_app_list(
+        self, request: HttpRequest, app_label: str | None = None
+    ) -> list[dict[str, Any]]:
+        apps = super().get_app_list(request, app_label)
+        for app in apps:
+            app["name"] = APP_NAMES.get(app["app_label"], app["name"])
+        last = len(APP_ORDER)
+        return sorted(
+            apps,
+            key=lambda app: (
+                APP_ORDER.index(app["app_label"]) if app["app_label"] in APP_ORDER else last,
+                app["name"],
+            ),
+        )
 
     def has_permission(self, request: HttpRequest) -> bool:
         if not super().has_permission(request):

@@ -16,6 +16,7 @@ from django.contrib.auth import SESSION_KEY as AUTH_SESSION_KEY
 from django.contrib.auth import logout
 from django.contrib.auth.models import AnonymousUser
 from django.http import HttpRequest, HttpResponse, HttpResponseForbidden, HttpResponseRedirect
+from django.template.loader import render_to_string
 from django.urls import NoReverseMatch, reverse
 from django.utils.cache import patch_cache_control
 
@@ -50,7 +51,9 @@ PERMISSIONS_POLICY = (
 
 
 def _forbidden() -> HttpResponse:
-    return HttpResponseForbidden(b"Forbidden\n", content_type="text/plain")
+    # The site's 403 page, the same whatever the reason: a banned or refused address
+    # learns nothing about why. Rendered without the request: no session is loaded yet.
+    return HttpResponseForbidden(render_to_string("403.html"))
 
 
 class SecurityHeadersMiddleware:

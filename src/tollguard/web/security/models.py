@@ -133,3 +133,33 @@ class UserSession(models.Model):
 
     def __str__(self) -> str:
         return f"session of user {self.user_id} since {self.created_at:%Y-%m-%d %H:%M}Z"
+
+
+class SecurityEvent(models.Model):
+    """One line of the ``tollguard.security`` log, kept for the dashboard and the admin.
+
+    Written by :class:`tollguard.web.security.eventlog.SecurityEventHandler` from every
+    process that logs security events (the web app and the switch), so the log and this
+    table hold the same events. ``event`` is the line's name ("admin lockout"), and
+    ``address`` and ``user`` are its ``ip=`` and ``user=`` fields; ``detail`` is the
+    rest of the line.
+    """
+
+    at = models.DateTimeField(db_index=True)
+    level = models.PositiveSmallIntegerField(help_text="The log level: 20 info, 30 warning.")
+    event = models.CharField(max_length=64)
+    address = models.CharField(max_length=45, blank=True)
+    user = models.CharField(max_length=150, blank=True)
+    detail = models.CharField(max_length=512, blank=True)
+
+    class Meta:
+        ordering = ("-at", "-id")
+        indexes = [
+            models.Index(fields=["level", "at"], name="security_event_level_at"),
+            models.Index(fields=["event", "at"], name="security_event_event_at"),
+        ]
+
+    def __str__(self) -> str:
+        return (
+            f"{self.event} from {self.address or 'unknown address'} at {self.at:%Y-%m-%d %H:%M:%S}Z"
+        )

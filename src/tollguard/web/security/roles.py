@@ -6,8 +6,8 @@ role           may
 administrator  everything, users and roles included
 operator       manage customers, accounts, ACLs, providers, gateways, rate
                cards, API keys, the ban lists, fraud rules, suspensions and
-               fraud events; read CDRs, the ledger, lockouts, the honeypot
-               record and the audit trail
+               fraud events; read CDRs, the ledger, lockouts, the security
+               events, the honeypot record and the audit trail
 billing        manage rate cards and rates; change customers (credit, limits);
                post top-ups and adjustments, manage balance alerts; read
                accounts, carriers, fraud records, CDRs and the audit trail
@@ -51,6 +51,7 @@ ROLES: Mapping[str, tuple[Grant, ...]] = {
         Grant("api", "*", ALL),
         Grant("security", "bannedaddress", ALL),
         Grant("security", "honeypotattempt", VIEW),
+        Grant("security", "securityevent", VIEW),
         Grant("fraud", "*", ALL),
         Grant("cdr", "*", VIEW),
         Grant("billing", "*", VIEW),

@@ -1,15 +1,18 @@
-"""The honeypot at ``/admin/``, the 403 handler, and the "your sessions" pages shared
-by the admin and the portal."""
+"""The honeypot at ``/admin/``, the 403 handler and the lockout page, and the "your
+sessions" pages shared by the admin and the portal."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 from urllib.parse import urlencode
 
 from django import forms
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.forms import UsernameField
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import render
 from django.template.response import TemplateResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_protect
@@ -67,9 +70,35 @@ def honeypot_login(request: HttpRequest) -> HttpResponse:
 
 
 def permission_denied(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
-    """Django's 403 page, with a security log line first (``handler403``)."""
+    """Django's 403 handler (the ``403.html`` page), with a security log line first
+    (``handler403``)."""
     events.permission_denied(request)
     return django_permission_denied(request, exception or Exception())
+
+
+def lockout(
+    request: HttpRequest,
+    original_response: HttpResponse | None = None,
+    credentials: dict[str, Any] | None = None,
+) -> HttpResponse:
+    """The answer to a locked-out sign-in (``AXES_LOCKOUT_CALLABLE``): 429 with a page
+    that says what happened, how long it lasts and what to do, and ``Retry-After``.
+
+    It says nothing an attacker could not read in the documentation: not whether the
+    user exists (a lock applies to any name), nor the name that was tried.
+    """
+    cooloff = getattr(settings, "AXES_COOLOFF_TIME", None)
+    seconds = int(cooloff.total_seconds()) if isinstance(cooloff, timedelta) else 0
+    context = {
+        "failure_limit": getattr(settings, "AXES_FAILURE_LIMIT", 0),
+        "cooloff_minutes": max(1, -(-seconds // 60)),
+        "retry_url": request.path,
+    }
+    response = render(request, "errors/lockout.html", context, status=429)
+    if seconds:
+        # RFC 9110 section 10.2.3: when to try again, in seconds.
+        response["Retry-After"] = str(seconds)
+    return response
 
 
 def session_list(request: HttpRequest, template: str, context: dict[str, Any]) -> HttpResponse:

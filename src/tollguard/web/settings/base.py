@@ -230,6 +230,8 @@ AXES_COOLOFF_TIME = timedelta(minutes=15)
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_CLIENT_IP_CALLABLE = "tollguard.web.security.network.client_address"
+# A page that says how long the lock lasts, with Retry-After, instead of bare text.
+AXES_LOCKOUT_CALLABLE = "tollguard.web.security.views.lockout"
 AXES_VERBOSE = False
 
 # Two-factor sign-in for every staff user (tollguard.web.security.otp).
@@ -268,6 +270,8 @@ MAILERS: dict[str, dict[str, Any]] = {
 DEFAULT_FROM_EMAIL = TOLLGUARD.mail.from_address or "tollguard@localhost"
 
 LANGUAGE_CODE = "en-us"
+# ISO dates and times to the second (tollguard.web.formats).
+FORMAT_MODULE_PATH = ["tollguard.web.formats"]
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
@@ -325,11 +329,17 @@ LOGGING: dict[str, Any] = {
     },
     "handlers": {
         "console": {"class": "logging.StreamHandler", "formatter": "plain"},
+        # Every security line is also stored, for the dashboard and the admin.
+        "security_events": {"class": "tollguard.web.security.eventlog.SecurityEventHandler"},
     },
     "loggers": {
         "tollguard": {"handlers": ["console"], "level": "INFO", "propagate": False},
         # Security events go to fail2ban and the operator whatever the root level.
-        "tollguard.security": {"handlers": ["console"], "level": "INFO", "propagate": False},
+        "tollguard.security": {
+            "handlers": ["console", "security_events"],
+            "level": "INFO",
+            "propagate": False,
+        },
         # With DEBUG off Django only mails request errors to ADMINS; an unhandled
         # exception must reach the process log with its traceback (ASVS 16.3.4).
         "django.request": {"handlers": ["console"], "level": "ERROR", "propagate": False},
@@ -355,7 +365,12 @@ REST_FRAMEWORK: dict[str, Any] = {
 }
 SPECTACULAR_SETTINGS: dict[str, Any] = {
     "TITLE": "Tollguard API",
-    "DESCRIPTION": "Provisioning, CDRs and statistics. Authenticate with 'Bearer <API key>'.",
+    # Markdown: a code span keeps "<prefix>" as text (bare, it was taken for a tag).
+    "DESCRIPTION": (
+        "Provisioning, CDRs and statistics. Send an API key with every request, in the "
+        "header `Authorization: Bearer tg_<prefix>_<secret>`. Operators make keys in the "
+        "admin; customers make keys for their own data in the customer portal."
+    ),
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
     "SCHEMA_PATH_PREFIX": "/api/v1/",

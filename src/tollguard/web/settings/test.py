@@ -14,6 +14,9 @@ from tollguard.web.settings.base import TOLLGUARD
 SECRET_KEY = secrets.token_urlsafe(50)
 DEBUG = False
 DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}}
+# No handlers: the web tests' ``db`` fixture stores security lines as production does,
+# inside each test's transaction (tests/web/conftest.py); other tests in the same
+# process (the switch's) have no database to store them in.
 LOGGING = {"version": 1, "disable_existing_loggers": False}
 
 # Most web tests sign in with Client.login(), which hands no request to the backends:

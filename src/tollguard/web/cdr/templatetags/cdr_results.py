@@ -3,10 +3,11 @@
 Django's ``result_list`` resolves every cell through ``lookup_field``,
 ``display_for_field`` and ``format_html`` and reverses the change URL once per row:
 about 0.5 ms of Python per row, most of the CDR list's time on a page of 100 CDRs.
-Every column of the CDR list is a model field, so each column's formatter is chosen
-once per page and the change URL is reversed once. The HTML is the admin's own
+Every column of the CDR list is a model field or an admin method marked ``lean_text``
+(it returns plain text or None), so each column's formatter is chosen once per page and
+the change URL is reversed once. The HTML is the admin's own
 (``tests/web/admin/test_cdrs.py`` compares the two); a list that does not fit this
-shape (a column that is not a field, a popup, an editable list) falls back to Django's.
+shape (another kind of column, a popup, an editable list) falls back to Django's.
 """
 
 from __future__ import annotations
@@ -107,16 +108,43 @@ def _formatter(field: models.Field[Any, Any], empty: str, locale: _Locale) -> Fo
 _PLAIN_TEXT = {"CharField", "GenericIPAddressField"}
 
 
-def _lean_shape(cl: ChangeList) -> list[tuple[str, models.Field[Any, Any], Formatter]] | None:
-    """The list's (name, field, formatter) columns, or None when Django must render it."""
+type Column = tuple[str, models.Field[Any, Any] | None, Formatter]
+
+
+def _text_column(cl: ChangeList, name: str, empty: str) -> Column | None:
+    """A ``lean_text`` method of the admin as a column (None for any other attribute)."""
+    method = getattr(cl.model_admin, name)
+    if not getattr(method, "lean_text", False):
+        return None
+
+    def show(row: Any) -> str:
+        # display_for_value: text is stripped, and nothing shows as the empty value.
+        value = method(row)
+        text = "" if value is None else str(value).strip()
+        return text or empty
+
+    return (name, None, show)
+
+
+def _lean_shape(cl: ChangeList) -> list[Column] | None:
+    """The list's (name, field, formatter) columns, or None when Django must render it.
+
+    The field is None for a ``lean_text`` method, whose formatter takes the whole row.
+    """
     if cl.formset or cl.is_popup or cl.to_field or cl.list_display_links is None:
         return None
     empty = str(cl.model_admin.get_empty_value_display())
     locale = _Locale.current()
-    columns = []
+    columns: list[Column] = []
     for name in cl.list_display:
-        if not isinstance(name, str) or hasattr(cl.model_admin, name):
+        if not isinstance(name, str):
             return None
+        if hasattr(cl.model_admin, name):
+            column = _text_column(cl, name, empty)
+            if column is None:
+                return None
+            columns.append(column)
+            continue
         try:
             field = cl.lookup_opts.get_field(name)
         except FieldDoesNotExist:
@@ -150,7 +178,7 @@ def result_list_without_rows(cl: ChangeList) -> dict[str, Any]:
         cl.result_list = rows
 
 
-def _rows(cl: ChangeList, columns: list[tuple[str, models.Field[Any, Any], Formatter]]) -> Any:
+def _rows(cl: ChangeList, columns: list[Column]) -> Any:
     links = set(cl.list_display_links or ())
     opts = cl.opts
     change = reverse(
@@ -161,18 +189,18 @@ def _rows(cl: ChangeList, columns: list[tuple[str, models.Field[Any, Any], Forma
     change = add_preserved_filters(
         {"preserved_filters": cl.preserved_filters, "opts": opts}, change
     )
-    cells: list[tuple[str, str, Formatter, bool]] = []
+    cells: list[tuple[str | None, str, Formatter, bool]] = []
     for index, (name, field, formatter) in enumerate(columns):
         classes = f"field-{name}"
         if isinstance(field, (models.DateField, models.TimeField, models.ForeignKey)):
             classes += " nowrap"
         linked = name in links or (not links and index == 0)
-        cells.append((field.name, classes, formatter, linked))
+        cells.append((field.name if field is not None else None, classes, formatter, linked))
     for result in cl.result_list:
         parts: list[str] = []
         first_link = True
         for attribute, classes, formatter, linked in cells:
-            shown = formatter(getattr(result, attribute))
+            shown = formatter(result if attribute is None else getattr(result, attribute))
             text = shown.__html__() if hasattr(shown, "__html__") else html.escape(shown)
             if linked:
                 tag = "th" if first_link else "td"

@@ -26,6 +26,35 @@
     row.appendChild(td);
   }
 
+  // Amounts of one currency only are ever added: "0.1500 EUR; 2.0000 USD".
+  function margins(list) {
+    return list.length === 0
+      ? "–"
+      : list.map((m) => m.amount + " " + m.currency).join("; ");
+  }
+
+  function fillMoney(totals) {
+    const margin = document.getElementById("dashboard-margin");
+    const sellCost = document.getElementById("dashboard-sell-cost");
+    margin.replaceChildren();
+    sellCost.replaceChildren();
+    if (totals.money.length === 0) {
+      margin.appendChild(document.createElement("li")).textContent = "–";
+    }
+    for (const money of totals.money) {
+      margin.appendChild(document.createElement("li")).textContent =
+        money.margin + " " + money.currency;
+      sellCost.appendChild(document.createElement("li")).textContent =
+        money.currency + ": sell " + money.sell + ", cost " + money.cost;
+    }
+    field(
+      "without_margin",
+      totals.without_margin > 0
+        ? totals.without_margin + " calls sold and bought in different currencies have no margin."
+        : ""
+    );
+  }
+
   function fillTable(table, rows) {
     const body = table.tBodies[0];
     body.replaceChildren();
@@ -41,7 +70,7 @@
       cell(tr, String(row.calls), true);
       cell(tr, row.asr, true);
       cell(tr, row.acd_s, true);
-      cell(tr, row.margin, true);
+      cell(tr, margins(row.margins), true);
     }
   }
 
@@ -56,7 +85,7 @@
     if (security.events.length === 0) {
       const tr = body.insertRow();
       cell(tr, "No recent events.", false);
-      tr.cells[0].colSpan = 4;
+      tr.cells[0].colSpan = 5;
     }
     for (const event of security.events) {
       const tr = body.insertRow();
@@ -64,6 +93,7 @@
       cell(tr, event.kind, false);
       cell(tr, event.address, false);
       cell(tr, event.username, false);
+      cell(tr, event.detail, false);
     }
   }
 
@@ -108,9 +138,7 @@
     field("answered", String(data.totals.answered));
     field("asr", data.totals.asr);
     field("acd_s", data.totals.acd_s);
-    field("margin", data.totals.margin);
-    field("sell", data.totals.sell);
-    field("cost", data.totals.cost);
+    fillMoney(data.totals);
 
     const labels = data.series.map((b) => label(b.start, data.bucket_seconds));
     draw("chart-cps", {
@@ -125,7 +153,14 @@
       type: "line",
       data: {
         labels: labels,
-        datasets: [{ label: "ASR %", data: data.series.map((b) => Number(b.asr)) }],
+        // A bucket without calls has no ASR: null leaves a gap, not a drop to 0 %.
+        datasets: [
+          {
+            label: "ASR %",
+            data: data.series.map((b) => (b.asr === null ? null : Number(b.asr))),
+            spanGaps: false,
+          },
+        ],
       },
       options: { scales: { y: { beginAtZero: true, max: 100 } } },
     });
@@ -140,11 +175,27 @@
       },
       options: { indexAxis: "y" },
     });
+    const currencies = [];
+    for (const row of data.by_customer) {
+      for (const m of row.margins) {
+        if (!currencies.includes(m.currency)) {
+          currencies.push(m.currency);
+        }
+      }
+    }
+    currencies.sort();
     draw("chart-margin", {
       type: "bar",
       data: {
         labels: data.by_customer.map((r) => r.name),
-        datasets: [{ label: "margin", data: data.by_customer.map((r) => Number(r.margin)) }],
+        // One series per currency: bars of different currencies are never stacked.
+        datasets: currencies.map((currency) => ({
+          label: "margin " + currency,
+          data: data.by_customer.map((r) => {
+            const found = r.margins.find((m) => m.currency === currency);
+            return found ? Number(found.amount) : null;
+          }),
+        })),
       },
     });
 
