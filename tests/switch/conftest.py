@@ -51,7 +51,7 @@ from .clock import ManualClock
 REALM = "tollguard"
 PASSWORD = "correct horse"
 TECH_PREFIX = "777"
-TIMEOUT = 3.0
+TIMEOUT = 10.0
 
 _ids = itertools.count(1)
 

@@ -24,6 +24,7 @@ from .conftest import (
     PASSWORD,
     SDP_ANSWER,
     SDP_OFFER,
+    TIMEOUT,
     Dialog,
     Harness,
     Peer,
@@ -1203,7 +1204,7 @@ def test_a_call_keeps_its_tcp_connection_past_the_idle_timeout(run_scenario: Run
         await h.gw1.request("ACK")
 
         async def final() -> Response:
-            async with asyncio.timeout(3):
+            async with asyncio.timeout(TIMEOUT):
                 while True:
                     for message, _, _ in customer.inbox:
                         if isinstance(message, Response) and message.status >= 200:
@@ -1229,15 +1230,15 @@ def test_a_call_keeps_its_tcp_connection_past_the_idle_timeout(run_scenario: Run
             "OPTIONS", f"sip:127.0.0.1:{port}", local_port=1, call_id="idle-1", from_tag="i1"
         )
         writer.write(options.to_bytes())
-        async with asyncio.timeout(3):
+        async with asyncio.timeout(TIMEOUT):
             assert (await reader.readuntil(b"\r\n")).startswith(b"SIP/2.0 200")
         # ... a third one from the same source is refused meanwhile ...
         extra_reader, extra = await asyncio.open_connection("127.0.0.1", port)
-        async with asyncio.timeout(3):
+        async with asyncio.timeout(TIMEOUT):
             with contextlib.suppress(ConnectionResetError):
                 assert await extra_reader.read() == b""
         extra.close()
-        async with asyncio.timeout(3):
+        async with asyncio.timeout(TIMEOUT):
             while await reader.read(65536):
                 pass
         writer.close()
