@@ -35,6 +35,20 @@ def test_a_cached_balance_that_is_not_the_sum() -> None:
     assert "acme (11 cached, 10 in the ledger)" in found.msg
 
 
+def test_many_small_entries_sum_exactly() -> None:
+    # SQLite keeps decimals as doubles: summed as they are, 0.905 less 90 charges of
+    # 0.01 is 0.0049999999999994, and the check reported a balance that was right.
+    acme = factories.customer("acme")
+    services.post_entry(acme, EntryKind.TOP_UP, Decimal("0.905"))
+    for _ in range(90):
+        services.post_entry(acme, EntryKind.ADJUSTMENT, Decimal("-0.01"), reason="a call")
+    assert Balance.objects.get(pk=acme.pk).amount == Decimal("0.005")
+    assert checks.check_balances() == []
+    Balance.objects.filter(pk=acme.pk).update(amount=Decimal("0.004999"))
+    (found,) = checks.check_balances()
+    assert "acme (0.004999 cached, 0.005 in the ledger)" in found.msg
+
+
 def test_a_customer_paying_in_another_currency_than_its_card() -> None:
     card = factories.rate_card("usd", currency="USD")
     factories.customer("acme", sell_card=card, currency="USD")

@@ -13,6 +13,7 @@ billing.W101   customers have alert e-mail addresses but no mail server is set
 from __future__ import annotations
 
 import logging
+from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
@@ -27,6 +28,11 @@ SHOWN = 10
 
 def _listed(items: list[str]) -> str:
     return ", ".join(items[:SHOWN]) + (", ..." if len(items) > SHOWN else "")
+
+
+def _money(amount: Decimal) -> str:
+    """``11`` for 11.000000, ``0.005`` for 0.005000: no trailing zeros, no exponent."""
+    return f"{amount.normalize():f}"
 
 
 def check_balances(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
@@ -44,7 +50,10 @@ def check_balances(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
         Error(
             "Cached balances differ from the sum of their ledger: "
             + _listed(
-                [f"{name} ({cached} cached, {total} in the ledger)" for name, cached, total in rows]
+                [
+                    f"{name} ({_money(cached)} cached, {_money(total)} in the ledger)"
+                    for name, cached, total in rows
+                ]
             )
             + ".",
             hint=(
