@@ -21,7 +21,12 @@ from .. import factories
 def test_they_run_in_tollguard_check_only() -> None:
     deploy = {id(c) for c in registry.registry.get_checks(include_deployment_checks=True)}
     start = {id(c) for c in registry.registry.get_checks(include_deployment_checks=False)}
-    for check in (checks.check_balances, checks.check_currencies, checks.check_alert_mail):
+    for check in (
+        checks.check_balances,
+        checks.check_currencies,
+        checks.check_alert_mail,
+        checks.check_credit_control,
+    ):
         assert id(check) in deploy - start
 
 
@@ -66,3 +71,11 @@ def test_alert_addresses_without_a_mail_server() -> None:
     mail = MailSettings(host="smtp.example.net", from_address="tollguard@example.net")
     with override_settings(TOLLGUARD=dataclasses.replace(settings.TOLLGUARD, mail=mail)):
         assert checks.check_alert_mail() == []
+
+
+def test_credit_control_turned_off() -> None:
+    assert checks.check_credit_control() == []
+    billing = dataclasses.replace(settings.TOLLGUARD.billing, credit_control=False)
+    with override_settings(TOLLGUARD=dataclasses.replace(settings.TOLLGUARD, billing=billing)):
+        (found,) = checks.check_credit_control()
+    assert found.id == "billing.W102"
