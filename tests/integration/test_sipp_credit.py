@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -38,7 +38,10 @@ pytestmark = pytest.mark.integration
 PREPAID_HOST = "127.0.0.4"
 POSTPAID_HOST = "127.0.0.5"
 LOADED_HOST = "127.0.0.6"
-ROUTE = "4410"  # the session's answering gateway
+THRIFTY_HOST = "127.0.0.7"
+# The session's gateways this module's switch routes to, by the route they serve.
+ROUTES = {"alpha": "4410", "busy": "4430", "ringer": "4450"}
+ROUTE = ROUTES["alpha"]  # answers
 
 PER_SECOND = Decimal("0.01")
 FUNDS = Decimal("0.905")  # 90 s of calls, and half a second more that buys nothing
@@ -52,18 +55,19 @@ SETTINGS = {
 }
 
 
-def credit_plan(gateway_port: int) -> dict[str, Any]:
-    rate = {
-        "prefix": "44",
-        "destination": "United Kingdom",
-        "price_per_minute": str(PER_SECOND * 60),
-        "connect_fee": "0",
-        "initial_increment": 1,
-        "next_increment": 1,
-    }
+def credit_plan(gateways: Mapping[str, int]) -> dict[str, Any]:
+    """Routes to the session's gateways ``alpha`` (answers), ``busy`` (486) and
+    ``ringer`` (rings until cancelled), each provider's cost card covering its route."""
 
-    def card(name: str, kind: str) -> dict[str, Any]:
-        return {"name": name, "kind": kind, "currency": "EUR", "rates": [rate]}
+    def rate(prefix: str) -> dict[str, Any]:
+        return {
+            "prefix": prefix,
+            "destination": f"Route {prefix}",
+            "price_per_minute": str(PER_SECOND * 60),
+            "connect_fee": "0",
+            "initial_increment": 1,
+            "next_increment": 1,
+        }
 
     def customer(name: str, host: str, credit: dict[str, str]) -> dict[str, Any]:
         return {
@@ -75,22 +79,29 @@ def credit_plan(gateway_port: int) -> dict[str, Any]:
             "acl": [{"network": f"{host}/32"}],
         }
 
-    return {
-        "rate_cards": [card("credit-sell", "sell"), card("credit-cost", "cost")],
-        "providers": [
+    cards = [{"name": "credit-sell", "kind": "sell", "currency": "EUR", "rates": [rate("44")]}]
+    providers = []
+    for priority, (name, prefix) in enumerate(ROUTES.items(), start=1):
+        cards.append(
+            {"name": f"{name}-cost", "kind": "cost", "currency": "EUR", "rates": [rate(prefix)]}
+        )
+        gateway = {"name": f"{name}-gw", "host": LOOPBACK, "port": gateways[name]}
+        providers.append(
             {
-                "name": "alpha",
-                "cost_card": "credit-cost",
-                "priority": 1,
-                "gateways": [
-                    {"name": "alpha-gw", "host": LOOPBACK, "port": gateway_port, "transport": "udp"}
-                ],
+                "name": name,
+                "cost_card": f"{name}-cost",
+                "priority": priority,
+                "gateways": [{**gateway, "transport": "udp"}],
             }
-        ],
+        )
+    return {
+        "rate_cards": cards,
+        "providers": providers,
         "customers": [
             customer("prepaid", PREPAID_HOST, {"mode": "prepaid"}),
             customer("postpaid", POSTPAID_HOST, {"mode": "postpaid", "credit_limit": str(FUNDS)}),
             customer("loaded", LOADED_HOST, {"mode": "prepaid"}),
+            customer("thrifty", THRIFTY_HOST, {"mode": "prepaid"}),
         ],
     }
 
@@ -163,6 +174,10 @@ def _sell(cdr: dict[str, Any]) -> Decimal:
 # --- the switch ------------------------------------------------------------------------------
 
 
+def _ports(switch: Switch) -> dict[str, int]:
+    return {name: switch.gateways[name].local_port for name in ROUTES}
+
+
 @pytest.fixture(scope="module")
 def credit(switch: Switch, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Switch]:
     root = tmp_path_factory.mktemp("sipp-credit")
@@ -170,10 +185,11 @@ def credit(switch: Switch, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     server = TollguardServer(root / "data", sip_port=port, settings=SETTINGS)
     try:
         server.init()
-        server.load(credit_plan(switch.gateways["alpha"].local_port))
+        server.load(credit_plan(_ports(switch)))
         ids = provisioned_ids(server)
         # Funds posted before the start: the switch loads them from the ledger.
         top_up(server, "prepaid", FUNDS, "opening")
+        top_up(server, "thrifty", PER_SECOND, "opening")
         server.start()
         yield Switch(
             server=server,
@@ -269,6 +285,35 @@ def test_postpaid_customer_is_stopped_at_its_credit_limit(credit: Switch) -> Non
     refused_then_topped_up(credit, "postpaid", POSTPAID_HOST, spent)
 
 
+def test_failed_and_cancelled_calls_cost_nothing_and_hold_nothing(credit: Switch) -> None:
+    """A customer with one second of funds: calls that fail or are cancelled give their
+    reservation back at once, so the next answered call still gets that second."""
+    tag, busy = credit.call(
+        "uac_expect_code", number(ROUTES["busy"]), host=THRIFTY_HOST, calls=10, rate=20,
+        keys={"expected": "486"},
+    )  # fmt: skip
+    # One reservation at a time: a call may find the second held by the one before it
+    # (402); every other one reached the gateway and got its 486.
+    codes = list(busy.final_codes.values())
+    assert len(codes) == 10 and set(codes) <= {486, 402}, codes
+    assert codes.count(486) >= 1, codes
+    tag, cancelled = credit.call(
+        "uac_cancel", number(ROUTES["ringer"]), host=THRIFTY_HOST, pause_ms=300
+    )
+    assert cancelled.ok, cancelled.errors
+    assert list(cancelled.final_codes.values()) == [487]
+    untouched = ledger(credit.server, "thrifty")
+    assert untouched.balance == PER_SECOND
+    assert untouched.charges == {}
+
+    tag, result = credit.call("uac_credit_cut", number(ROUTE), host=THRIFTY_HOST)
+    assert result.ok, result.errors
+    assert list(result.final_codes.values()) == [200]
+    (cdr,) = credit.cdrs(tag, 1)
+    assert (cdr["billed_s"], _sell(cdr), cdr["q850_cause"]) == (1, PER_SECOND, 31), cdr
+    assert ledger(credit.server, "thrifty").balance == 0
+
+
 def test_charges_and_cdrs_agree_after_a_graceful_stop_under_load(
     switch: Switch, tmp_path: Path
 ) -> None:
@@ -280,7 +325,7 @@ def test_charges_and_cdrs_agree_after_a_graceful_stop_under_load(
     start = Decimal("5.00")
     try:
         server.init()
-        server.load(credit_plan(switch.gateways["alpha"].local_port))
+        server.load(credit_plan(_ports(switch)))
         top_up(server, "loaded", start, "opening")
         server.start()
         (caller_port,) = free_udp_ports(1, host=LOADED_HOST)
