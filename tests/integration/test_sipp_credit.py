@@ -121,18 +121,24 @@ def _shell(server: TollguardServer, code: str) -> Any:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def top_up(server: TollguardServer, customer: str, amount: Decimal, reference: str) -> None:
-    """Post a top-up the way the admin and the API do (their ledger service)."""
+def post(
+    server: TollguardServer, customer: str, kind: str, amount: Decimal, *, reference: str = ""
+) -> None:
+    """Post a ledger entry the way the admin and the API do (their ledger service)."""
     _shell(
         server,
         "import json\n"
         "from decimal import Decimal\n"
         "from tollguard.web.billing import services\n"
         "from tollguard.web.customers.models import Customer\n"
-        f"entry = services.post_entry(Customer.objects.get(name={customer!r}), 'top_up',"
-        f" Decimal({str(amount)!r}), reference={reference!r})\n"
+        f"entry = services.post_entry(Customer.objects.get(name={customer!r}), {kind!r},"
+        f" Decimal({str(amount)!r}), reason='test', reference={reference!r})\n"
         "print(json.dumps(entry.pk))\n",
     )
+
+
+def top_up(server: TollguardServer, customer: str, amount: Decimal, reference: str) -> None:
+    post(server, customer, "top_up", amount, reference=reference)
 
 
 @dataclass(frozen=True)
@@ -364,3 +370,22 @@ def test_charges_and_cdrs_agree_after_a_graceful_stop_under_load(
     assert after.charges == charged
     assert after.balance == after.total == start - sum(charged.values(), Decimal(0))
     assert after.balance >= 0
+
+    # A restart rebuilds the live balances from the ledger, the charges the stop wrote
+    # included: leave exactly two seconds' worth, and that is what the switch spends.
+    post(server, "loaded", "adjustment", 2 * PER_SECOND - after.balance)
+    restarted = Switch(server=server, workdir=tmp_path / "again", gateways=switch.gateways)
+    try:
+        server.start()
+        tag, result = restarted.call("uac_credit_cut", number(ROUTE), host=LOADED_HOST)
+        assert result.ok, result.errors
+        assert list(result.final_codes.values()) == [200]
+        (cdr,) = restarted.cdrs(tag, 1)
+        assert (cdr["billed_s"], _sell(cdr), cdr["q850_cause"]) == (2, 2 * PER_SECOND, 31)
+        _, refused = restarted.call(
+            "uac_expect_code", number(ROUTE), host=LOADED_HOST, keys={"expected": "402"}
+        )
+        assert refused.ok, refused.errors
+    finally:
+        server.stop()
+    assert ledger(server, "loaded").balance == 0

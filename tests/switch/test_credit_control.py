@@ -16,6 +16,8 @@ from .conftest import Harness, answer, plan_data
 
 Run = Callable[..., None]
 CUSTOMER_ID = 1  # plan_data's customer, prepaid by default
+# Bounds a hang only: generous, as these run beside SIPp tests on a busy machine.
+WAIT_S = 10.0
 
 
 class _Ledger:
@@ -57,9 +59,10 @@ def _seconds_of(seconds: int) -> Decimal:
 def test_a_customer_who_cannot_pay_is_refused_before_any_gateway(run_scenario: Run) -> None:
     async def scenario(h: Harness) -> None:
         h.invite()
-        refused = await h.uac.response(402)
+        refused = await h.uac.response(timeout=WAIT_S)  # the final answer, whatever it is
+        assert (refused.status, refused.reason) == (402, "Insufficient funds")
         assert refused.headers.get("Reason") == 'Q.850;cause=21;text="Insufficient funds"'
-        (cdr,) = await h.sink.wait(1)
+        (cdr,) = await h.sink.wait(1, timeout=WAIT_S)
         assert (cdr.sip_code, cdr.q850_cause, cdr.sell_amount) == (402, 21, 0)
         assert cdr.attempts == ()
         assert h.gw1.nothing(lambda m: True) and h.gw2.nothing(lambda m: True)
@@ -74,13 +77,13 @@ def test_an_answered_call_is_cut_when_its_money_runs_out(run_scenario: Run) -> N
         dialog, _, _ = await h.connected()
         # One-second reservations: the second one still fits, the third does not.
         reason = 'Q.850;cause=31;text="Credit exhausted"'
-        customer_bye, addr = await h.uac.request("BYE", timeout=5)
+        customer_bye, addr = await h.uac.request("BYE", timeout=WAIT_S)
         assert customer_bye.headers.get("Reason") == reason
         h.uac.send(make_response(customer_bye, 200), addr)
-        gateway_bye, addr = await h.gw1.request("BYE", timeout=5)
+        gateway_bye, addr = await h.gw1.request("BYE", timeout=WAIT_S)
         assert gateway_bye.headers.get("Reason") == reason
         h.gw1.send(make_response(gateway_bye, 200), addr)
-        (cdr,) = await h.sink.wait(1)
+        (cdr,) = await h.sink.wait(1, timeout=WAIT_S)
         assert (cdr.sip_code, cdr.q850_cause, cdr.hangup_side.value) == (200, 31, "switch")
         assert cdr.billed_s == 2
         assert cdr.sell_amount == funds  # all of it, and not a cent more
@@ -96,9 +99,9 @@ def test_an_answered_call_is_cut_when_its_money_runs_out(run_scenario: Run) -> N
 def test_credit_control_turned_off_lets_the_call_through(run_scenario: Run) -> None:
     async def scenario(h: Harness) -> None:
         h.invite()
-        invite, addr = await h.gw1.request("INVITE")
+        invite, addr = await h.gw1.request("INVITE", timeout=WAIT_S)
         answer(h.gw1, invite, addr, 486)
         # Routed, not refused for money: the gateway's answer reaches the customer.
-        await h.uac.response(486)
+        assert (await h.uac.response(timeout=WAIT_S)).status == 486
 
     run_scenario(scenario, billing={"credit_control": False}, live_stores=_stores(Decimal(0)))
