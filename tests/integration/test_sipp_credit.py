@@ -52,6 +52,8 @@ SETTINGS = {
     # funds each call gets one or two seconds.
     "billing": {"slice_s": 1, "extend_before_s": 0},
     "cdr": {"flush_interval_s": 0.2},
+    # Nothing here is about set-up timeouts: give a gateway on a busy machine time.
+    "sip": {"gateway_setup_timeout_s": 10.0},
 }
 
 
