@@ -101,7 +101,8 @@ def test_tollguard_with_and_without_credit_control_in_one_run(tmp_path: Path) ->
     overhead = result["credit_overhead"]
     assert set(overhead) == {"cps_pct", "cpu_ms_per_call_pct"}
     assert all(isinstance(value, float) for value in overhead.values()), overhead
-    off, prepaid = tmp_path / "tollguard-off", tmp_path / "tollguard-prepaid"
+    off = tmp_path / "credit-off" / "tollguard-acl-on"
+    prepaid = tmp_path / "credit-prepaid" / "tollguard-acl-on"
     # The first switch ran without credit control and said so; the second with it.
     assert "credit control is off" in (off / "tollguard" / "data-serve.log").read_text()
     assert "credit control is off" not in (prepaid / "tollguard" / "data-serve.log").read_text()
