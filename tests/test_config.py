@@ -184,6 +184,7 @@ def test_connection_limits_reach_the_transports(tmp_path: Path) -> None:
 def test_billing_and_mail_sections(tmp_path: Path) -> None:
     (tmp_path / config.SETTINGS_FILE).write_text(
         "[billing]\nslice_s = 30\nextend_before_s = 5\nwebhook_ca_file = '/etc/ca.pem'\n"
+        "credit_control = false\n"
         "[mail]\nhost = 'smtp.example.net'\nport = 465\nstarttls = false\nssl = true\n"
         "from_address = 'billing@example.net'\n"
     )
@@ -191,6 +192,9 @@ def test_billing_and_mail_sections(tmp_path: Path) -> None:
     settings = config.load(tmp_path)
     assert (settings.billing.slice_s, settings.billing.extend_before_s) == (30, 5)
     assert settings.billing.webhook_ca_file == "/etc/ca.pem"
+    assert settings.billing.credit_control is False
+    assert config.BillingSettings().credit_control is True  # on unless turned off
+    assert "credit_control = false" in config.dump(settings)
     assert (settings.mail.host, settings.mail.port, settings.mail.ssl) == (
         "smtp.example.net",
         465,

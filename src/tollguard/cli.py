@@ -379,6 +379,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
             auth=args.auth,
             hold_retries=args.hold_retries,
             shield=args.shield,
+            credit=args.credit,
         )
     elif args.name == "web":
         from tollguard.bench import web
@@ -541,6 +542,13 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("on", "off", "compare"),
         default="on",
         help="calls: the SIP shield as shipped, off, or both in one run (BENCHMARKS.md)",
+    )
+    p.add_argument(
+        "--credit",
+        choices=("off", "prepaid", "both"),
+        default="both",
+        help="calls: measure Tollguard without credit control, with a prepaid customer, "
+        "or both in one run (default)",
     )
     p.add_argument("--cdrs", type=int, default=5_000_000, help="web: CDRs in the database")
     p.add_argument("--requests", type=int, default=50, help="web: requests per page to time")

@@ -258,6 +258,11 @@ class CdrSettings:
 
 @dataclass(frozen=True, slots=True)
 class BillingSettings:
+    # Reserve every call's money before it is routed and cut it when the money runs out
+    # (docs/billing.md). Off, calls are never refused or cut for money (charges are still
+    # posted): for measuring its cost, or an operator who bills by invoice only;
+    # tollguard check warns (billing.W102).
+    credit_control: bool = True
     # Talk time one reservation step pays for, and how long before it runs out the
     # switch extends it (docs/billing.md).
     slice_s: int = 60

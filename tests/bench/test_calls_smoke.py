@@ -7,6 +7,8 @@ import os
 import shutil
 import subprocess
 import sys
+from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -57,14 +59,58 @@ def test_references_smoke() -> None:
 @needs_sipp
 @pytest.mark.parametrize("auth", ["digest", "acl"], ids=["digest-md5", "acl"])
 def test_tollguard_smoke(auth: str) -> None:
-    result = smoke_run(systems=["tollguard"], auth=auth)
+    result = smoke_run(systems=["tollguard"], auth=auth, credit="off")
     json.dumps(result)
     assert result["name"] == "calls"
     assert result["references"] == {}
     assert_measured(result, max_rate=MAX_RATE)
     assert "auth_fallback" not in result
     assert result["auth"] == auth
+    assert result["credit"] == "off"
+    assert "prepaid" not in result
     assert result["hold_retries"] == 1
+
+
+def _ledger(data_dir: Path) -> dict[str, Any]:
+    """The bench customer's balance and call charges, read back from its ledger."""
+    code = (
+        "import json\n"
+        "from tollguard.web.billing.models import LedgerEntry\n"
+        "from tollguard.web.billing.selectors import balance_of\n"
+        "from tollguard.web.customers.models import Customer\n"
+        f"c = Customer.objects.get(name={calls.BENCH_CUSTOMER!r})\n"
+        "print(json.dumps({'balance': str(balance_of(c.pk)), 'charges': "
+        "[str(e.amount) for e in LedgerEntry.objects.filter(customer=c, kind='call')]}))\n"
+    )
+    done = subprocess.run(
+        [*calls.tollguard_command(), "--data-dir", str(data_dir), "manage", "shell", "-c", code],
+        capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    ledger: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return ledger
+
+
+@pytest.mark.integration
+@needs_sipp
+def test_tollguard_with_and_without_credit_control_in_one_run(tmp_path: Path) -> None:
+    result = smoke_run(systems=["tollguard"], auth="acl", credit="both", workdir=tmp_path)
+    json.dumps(result)
+    assert result["credit"] == "both"
+    assert_measured(result, max_rate=MAX_RATE)  # without credit control
+    assert_measured(result["prepaid"], max_rate=MAX_RATE)
+    overhead = result["credit_overhead"]
+    assert set(overhead) == {"cps_pct", "cpu_ms_per_call_pct"}
+    assert all(isinstance(value, float) for value in overhead.values()), overhead
+    off = tmp_path / "credit-off" / "tollguard-acl-on"
+    prepaid = tmp_path / "credit-prepaid" / "tollguard-acl-on"
+    # The first switch ran without credit control and said so; the second with it.
+    assert "credit control is off" in (off / "tollguard" / "data-serve.log").read_text()
+    assert "credit control is off" not in (prepaid / "tollguard" / "data-serve.log").read_text()
+    # Every call of the prepaid run was paid from the balance, to the last micro-unit.
+    ledger = _ledger(prepaid / "tollguard" / "data")
+    charged = sum((Decimal(amount) for amount in ledger["charges"]), Decimal(0))
+    assert len(ledger["charges"]) >= result["prepaid"]["calls"]
+    assert Decimal(ledger["balance"]) == Decimal(calls.PREPAID_FUNDS) + charged
 
 
 @pytest.mark.integration
@@ -72,11 +118,13 @@ def test_tollguard_smoke(auth: str) -> None:
 def test_cli_prints_one_json_object_with_its_options() -> None:
     command = [sys.executable, "-m", "tollguard.cli", "bench", "calls", "--json"]
     command += ["--no-references", "--auth", "acl", "--duration", "2", "--max-rate", "10"]
+    command += ["--credit", "off"]
     result = subprocess.run(
         [*command, "--hold-retries", "0"], capture_output=True, text=True, timeout=180, check=True
     )
     figures = json.loads(result.stdout)
     assert (figures["auth"], figures["hold_retries"], figures["references"]) == ("acl", 0, {})
+    assert figures["credit"] == "off"
     assert_measured(figures, max_rate=MAX_RATE)
     refused = subprocess.run(
         [*command, "--hold-retries", "9"], check=False, capture_output=True, text=True, timeout=60
@@ -171,6 +219,23 @@ def test_unknown_auth_mode_is_refused() -> None:
         calls.run(auth="cleartext", systems=[])
 
 
+def test_unknown_credit_mode_is_refused() -> None:
+    with pytest.raises(ValueError, match="credit must be one of off, prepaid, both"):
+        calls.run(credit="postpaid", systems=[])
+
+
+def test_credit_overhead_in_per_cent() -> None:
+    off = {"cps": 1000, "cpu_ms_per_call": 0.8}
+    assert calls.credit_overhead(off, {"cps": 950, "cpu_ms_per_call": 0.86}) == {
+        "cps_pct": -5.0,
+        "cpu_ms_per_call_pct": 7.5,
+    }
+    # A system that held no rate has nothing to compare.
+    missing = {"cps": None, "cpu_ms_per_call": None}
+    assert calls.credit_overhead(missing, off) == {"cps_pct": None, "cpu_ms_per_call_pct": None}
+    assert calls.credit_overhead(off, missing) == {"cps_pct": None, "cpu_ms_per_call_pct": None}
+
+
 def test_process_tree_cpu_counts_children() -> None:
     before = calls.process_tree_cpu_s(os.getpid())
     # A child burning CPU for a bounded loop; it is reaped before the second reading.
@@ -229,3 +294,6 @@ def test_bench_plan_by_auth_mode() -> None:
     assert customer["acl"] == [{"network": "127.0.0.1/32"}]
     (provider,) = acl["providers"]
     assert provider["gateways"][0]["port"] == 40002
+    assert customer["credit"] == {"mode": "postpaid", "credit_limit": "1000000000"}
+    prepaid = calls.bench_plan(40002, auth="acl", username="b", password="pw", prepaid=True)
+    assert prepaid["customers"][0]["credit"] == {"mode": "prepaid"}

@@ -44,7 +44,7 @@ from tollguard.sip.digest import ha1
 from tollguard.sip.headers import Headers
 from tollguard.sip.message import Request, Response, make_response
 from tollguard.sip.uri import parse_uri
-from tollguard.switch.server import run_switch
+from tollguard.switch.server import LiveStores, run_switch
 
 from .clock import ManualClock
 
@@ -465,6 +465,9 @@ async def running_switch(
     sip: dict[str, object],
     customer: dict[str, object],
     clock: ManualClock | None = None,
+    *,
+    billing: dict[str, object] | None = None,
+    live_stores: LiveStores | None = None,
 ) -> AsyncIterator[Harness]:
     uac, gw1, gw2 = await _endpoint(), await _endpoint(), await _endpoint()
     source = MemorySource(plan_data((gw1.port, gw2.port), **customer), asyncio.get_running_loop())
@@ -477,9 +480,12 @@ async def running_switch(
         lines.extend(items)
         ready.set()
 
+    settings = make_settings(tmp_path, **sip)
+    if billing:
+        settings = replace(settings, billing=replace(settings.billing, **billing))  # type: ignore[arg-type]
     task = asyncio.create_task(
         run_switch(
-            make_settings(tmp_path, **sip),
+            settings,
             source,
             sink,
             on_ready=on_ready,
@@ -487,6 +493,7 @@ async def running_switch(
             settle_heap=False,
             scheduler=clock,
             wall_clock=clock.wall if clock is not None else time.time,
+            live_stores=live_stores,
         )
     )
     waiter = asyncio.create_task(ready.wait())
@@ -518,11 +525,20 @@ def run_scenario(tmp_path: Path) -> Callable[..., None]:
         sip: dict[str, object] | None = None,
         customer: dict[str, object] | None = None,
         clock: bool = False,
+        billing: dict[str, object] | None = None,
+        live_stores: LiveStores | None = None,
     ) -> None:
         manual = ManualClock() if clock else None
 
         async def main() -> None:
-            async with running_switch(tmp_path, sip or {}, customer or {}, manual) as harness:
+            async with running_switch(
+                tmp_path,
+                sip or {},
+                customer or {},
+                manual,
+                billing=billing,
+                live_stores=live_stores,
+            ) as harness:
                 await scenario(harness)
 
         asyncio.run(main())

@@ -100,6 +100,7 @@ __all__ = [
     "RateSearch",
     "TollguardServer",
     "bench_plan",
+    "credit_overhead",
     "process_tree_cpu",
     "process_tree_cpu_s",
     "run",
@@ -149,6 +150,14 @@ BENCH_VELOCITY: dict[str, Any] = {
         "spend_min": "10000000",
     }
 }
+BENCH_CUSTOMER = "bench-customer"
+# The prepaid customer's balance: far more than any run spends (a 100-ms call costs
+# 0.0008 at the plan's 0.05 a minute, so a million calls cost 800).
+PREPAID_FUNDS = "1000000"
+# ``credit``: how Tollguard is measured. "off": credit control turned off
+# (billing.credit_control = false); "prepaid": a prepaid customer, every call reserved,
+# extended and settled against its balance; "both": the two, one after the other.
+CREDIT_MODES = ("off", "prepaid", "both")
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -283,16 +292,21 @@ def bench_plan(
     password: str,
     caller_host: str = LOOPBACK,
     fraud: bool = False,
+    prepaid: bool = False,
 ) -> dict[str, Any]:
     """A one-customer, one-provider plan whose gateway is the SIPp UAS; with ``fraud``,
-    the customer (and its account) get :data:`BENCH_FRAUD` (and :data:`BENCH_VELOCITY`)."""
+    the customer (and its account) get :data:`BENCH_FRAUD` (and :data:`BENCH_VELOCITY`).
+
+    The customer is postpaid with a limit no run reaches, or ``prepaid`` (its balance
+    is :data:`PREPAID_FUNDS`, posted by :meth:`TollguardServer.top_up`).
+    """
+    credit = {"mode": "postpaid", "credit_limit": "1000000000"}
     customer: dict[str, Any] = {
-        "name": "bench-customer",
+        "name": BENCH_CUSTOMER,
         "sell_card": "bench-sell",
         "strategy": "lcr",
         "numbering": {"country_code": "44"},
-        # Credit control runs on every call; a postpaid limit no run reaches.
-        "credit": {"mode": "postpaid", "credit_limit": "1000000000"},
+        "credit": {"mode": "prepaid"} if prepaid else credit,
     }
     if fraud:
         customer["fraud"] = BENCH_FRAUD
@@ -413,6 +427,17 @@ class TollguardServer:
         path.write_text(yaml.safe_dump(dict(plan), sort_keys=False))
         return self._cli("load", str(path))
 
+    def top_up(self, customer: str, amount: str, reference: str) -> None:
+        """Post a top-up to ``customer``'s ledger, as the admin and the API do."""
+        code = (
+            "from decimal import Decimal\n"
+            "from tollguard.web.billing import services\n"
+            "from tollguard.web.customers.models import Customer\n"
+            f"services.post_entry(Customer.objects.get(name={customer!r}), 'top_up', "
+            f"Decimal({amount!r}), reference={reference!r})\n"
+        )
+        self._cli("manage", "shell", "-c", code)
+
     def start(self, timeout_s: float = 60.0) -> None:
         ready = f"switch listening on udp:{self.host}:{self.sip_port}"
         with self.log_path.open("wb") as log:
@@ -458,6 +483,7 @@ class TollguardServer:
 @dataclass
 class _Tollguard:
     auth: str = "digest"
+    credit: str = "off"  # "off" or "prepaid" (CREDIT_MODES)
     name: str = "tollguard"
     username: str = "bench"
     password: str = field(default_factory=lambda: secrets.token_urlsafe(12))
@@ -476,6 +502,9 @@ class _Tollguard:
             settings["shield"] = SHIELD_ON_SETTINGS
         elif self.shield == "off":
             settings["shield"] = SHIELD_OFF_SETTINGS
+        prepaid = self.credit == "prepaid"
+        if not prepaid:
+            settings["billing"] = {"credit_control": False}
         self.server = TollguardServer(workdir / "data", sip_port=port, settings=settings)
         self.server.init()
         plan = bench_plan(
@@ -485,8 +514,11 @@ class _Tollguard:
             password=self.password,
             caller_host=self.caller_host,
             fraud=self.shield == "guarded",
+            prepaid=prepaid,
         )
         self.server.load(plan)
+        if prepaid:
+            self.server.top_up(BENCH_CUSTOMER, PREPAID_FUNDS, "bench")
         self.server.start()
         return port
 
@@ -793,9 +825,13 @@ def _measure(
 
 
 def _measure_tollguard(
-    auth: str, workdir: Path, common: Mapping[str, Any], shield: str = "on"
+    auth: str,
+    workdir: Path,
+    common: Mapping[str, Any],
+    shield: str = "on",
+    credit: str = "off",
 ) -> dict[str, Any]:
-    system = _Tollguard(auth=auth, shield=shield)
+    system = _Tollguard(auth=auth, shield=shield, credit=credit)
     return _measure(
         system,
         workdir,
@@ -818,14 +854,29 @@ def shield_cost(on: Mapping[str, Any], off: Mapping[str, Any]) -> dict[str, floa
 
 
 def _measure_tollguard_modes(
-    auth: str, root: Path, common: Mapping[str, Any], shield: str
+    auth: str, root: Path, common: Mapping[str, Any], shield: str, credit: str = "off"
 ) -> dict[str, Any]:
-    """Tollguard's figures for ``shield`` (see the module docstring)."""
+    """Tollguard's figures for ``shield`` (see the module docstring), with credit
+    control ``credit`` (``off`` or ``prepaid``)."""
+    root = root / f"credit-{credit}"
     if shield != "compare":
-        return _measure_tollguard(auth, root / f"tollguard-{auth}-{shield}", common, shield)
-    on = _measure_tollguard(auth, root / f"tollguard-{auth}-guarded", common, "guarded")
-    off = _measure_tollguard(auth, root / f"tollguard-{auth}-off", common, "off")
+        return _measure_tollguard(auth, root / f"tollguard-{auth}-{shield}", common, shield, credit)
+    on = _measure_tollguard(auth, root / f"tollguard-{auth}-guarded", common, "guarded", credit)
+    off = _measure_tollguard(auth, root / f"tollguard-{auth}-off", common, "off", credit)
     return {**on, "shield_off": off, "shield_cost": shield_cost(on, off)}
+
+
+def credit_overhead(off: Mapping[str, Any], prepaid: Mapping[str, Any]) -> dict[str, Any]:
+    """How much lower the rate and how much higher the CPU per call are with credit
+    control than without, in per cent (None where a figure is missing)."""
+
+    def change(key: str) -> float | None:
+        before, after = off.get(key), prepaid.get(key)
+        if not before or after is None:
+            return None
+        return round(100 * (float(after) - float(before)) / float(before), 1)
+
+    return {"cps_pct": change("cps"), "cpu_ms_per_call_pct": change("cpu_ms_per_call")}
 
 
 def run(
@@ -841,6 +892,7 @@ def run(
     recv_timeout_ms: int = 5000,
     settle_s: float = 1.0,
     hold_retries: int = 1,
+    credit: str = "off",
     systems: Sequence[str] | None = None,
     workdir: Path | None = None,
     keep_workdir: bool = False,
@@ -853,12 +905,18 @@ def run(
     hold is run again ``hold_retries`` times before its rate counts as failed; ``systems``
     limits the run to some of ``tollguard``, ``sippy``, ``kamailio``; ``auth`` is ``digest`` (MD5
     challenge on every call) or ``acl``; ``shield`` is ``on``, ``off`` or ``compare`` (the
-    module docstring). A quick smoke run: ``duration_s=2, start_rate=5, max_rate=10``.
+    module docstring). ``credit`` (:data:`CREDIT_MODES`) measures Tollguard without credit
+    control (``off``), with a prepaid customer (``prepaid``), or both in the same run
+    (``both``: the figures without credit control at the top, those with it under
+    ``prepaid``, and their difference in ``credit_overhead``). A quick smoke run:
+    ``duration_s=2, start_rate=5, max_rate=10``.
     """
     if auth not in {"digest", "acl"}:
         raise ValueError(f"auth must be 'digest' or 'acl', not {auth!r}")
     if shield not in SHIELD_MODES:
         raise ValueError(f"shield must be one of {', '.join(SHIELD_MODES)}, not {shield!r}")
+    if credit not in CREDIT_MODES:
+        raise ValueError(f"credit must be one of {', '.join(CREDIT_MODES)}, not {credit!r}")
     wanted = set(systems or ("tollguard", "sippy", "kamailio"))
     if not references:
         wanted &= {"tollguard"}
@@ -876,20 +934,25 @@ def run(
     }
     result: dict[str, Any] = {"name": "calls"}
     try:
-        if "tollguard" in wanted:
+        modes = ("off", "prepaid") if credit == "both" else (credit,)
+        figures: dict[str, dict[str, Any]] = {}
+        for mode in modes if "tollguard" in wanted else ():
             try:
-                measured = _measure_tollguard_modes(auth, root, common, shield)
+                figures[mode] = _measure_tollguard_modes(auth, root, common, shield, mode)
             except SippAuthUnsupported as exc:
                 logger.warning("digest not measurable with this SIPp (%s); using the ACL", exc)
                 result["auth_fallback"] = f"SIPp cannot answer the digest challenge: {exc.reason}"
                 auth = "acl"
-                measured = _measure_tollguard_modes(auth, root, common, shield)
-        else:
-            measured = {"cps": None, "failed": None, "cpu_ms_per_call": None, "skipped": True}
-        result.update(measured)
+                figures[mode] = _measure_tollguard_modes(auth, root, common, shield, mode)
+        skipped = {"cps": None, "failed": None, "cpu_ms_per_call": None, "skipped": True}
+        result.update(figures.get(modes[0], skipped))
         result.setdefault("duration_s", duration_s)
         result["auth"] = auth
         result["shield"] = shield
+        result["credit"] = credit
+        if credit == "both":
+            result["prepaid"] = figures.get("prepaid", skipped)
+            result["credit_overhead"] = credit_overhead(result, result["prepaid"])
         result["pause_ms"] = pause_ms
         result["hold_retries"] = hold_retries
         result["references"] = {

@@ -49,6 +49,7 @@ from tollguard.transport import StreamLimits, Transports, client_context, server
 __all__ = ["LiveStores", "run_switch"]
 
 log = logging.getLogger(__name__)
+security_log = logging.getLogger("tollguard.security")
 
 # How long a graceful stop waits for the BYEs and CANCELs it sent to be answered.
 _DRAIN_TIMEOUT_S = 4.0
@@ -222,8 +223,14 @@ async def run_switch(
         await asyncio.to_thread(sync.load)
     funds = None
     if live_stores is not None and live_stores.balances is not None:
-        funds = _Funds(settings, live_stores.balances)
-        await asyncio.to_thread(funds.load)
+        if settings.billing.credit_control:
+            funds = _Funds(settings, live_stores.balances)
+            await asyncio.to_thread(funds.load)
+        else:
+            security_log.warning(
+                "credit control is off (billing.credit_control = false): "
+                "calls are neither refused nor cut for money"
+            )
     writer = CdrWriter(
         cdr_sink, batch_size=settings.cdr.batch_size, flush_interval_s=settings.cdr.flush_interval_s
     )

@@ -100,7 +100,7 @@ SCRIPT = textwrap.dedent(
     bootstrap.migrate()
 
     from django.db import DatabaseError, connection, transaction
-    from django.db.models import Sum
+    from django.db.models import F, Sum
     from tollguard.domain.cdr import Cdr, HangupSide
     from tollguard.web.adapters import DbBalanceSource, DbCdrSink
     from tollguard.web.billing import services
@@ -168,16 +168,30 @@ SCRIPT = textwrap.dedent(
 
     source = DbBalanceSource()
     snapshot = source.snapshot()
+    changes = len(source.changes(0, 1000))
+    balance = str(Balance.objects.get(pk=customer.pk).amount)
+    total = str(LedgerEntry.objects.aggregate(s=Sum("amount"))["s"])
+
+    services.post_entry(customer, EntryKind.TOP_UP, Decimal("0.905"), reference="small")
+    for n in range(90):
+        services.post_entry(customer, EntryKind.ADJUSTMENT, Decimal("-0.01"), reason=f"{n}")
+    from tollguard.web.billing.selectors import balance_mismatches
+    mismatches = [[name, str(a), str(b)] for name, a, b in balance_mismatches()]
+    Balance.objects.filter(pk=customer.pk).update(amount=F("amount") + Decimal("0.000001"))
+    found = [[name, str(a), str(b)] for name, a, b in balance_mismatches()]
+
     print(json.dumps({
         "errors": errors,
         "entries": len(entries),
-        "balance": str(Balance.objects.get(pk=customer.pk).amount),
-        "sum": str(LedgerEntry.objects.aggregate(s=Sum("amount"))["s"]),
+        "balance": balance,
+        "sum": total,
         "chain": chain,
         "versions": versions,
         "refused": refused,
         "snapshot": [snapshot.version, [[c, str(b)] for c, b in snapshot.balances]],
-        "changes": len(source.changes(0, 1000)),
+        "changes": changes,
+        "mismatches": mismatches,
+        "found": found,
     }))
     """
 )
@@ -212,5 +226,8 @@ def test_the_ledger_holds_on_postgresql(postgresql: Path, tmp_path: Path) -> Non
     assert facts["versions"] == list(range(1, 81))
     for statement, message in facts["refused"].items():
         assert "append-only" in message, statement
+    # Then a top-up of 0.905 and 90 adjustments of -0.01: the check sums exactly.
+    assert facts["mismatches"] == []
+    assert facts["found"] == [["acme", "40.005001", "40.005000"]]
     assert facts["snapshot"][0] == 80
     assert facts["changes"] == 80

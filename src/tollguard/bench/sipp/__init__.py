@@ -19,6 +19,8 @@ SCENARIOS = (
     "uac_cancel",
     "uac_callee_hangup",
     "uac_session_timer",
+    "uac_credit_cut",
+    "uac_until_bye",
     "uas_answer",
     "uas_reject",
     "uas_ring_cancel",

@@ -7,12 +7,14 @@ billing.E001   a customer's cached balance differs from the sum of its ledger
 billing.E002   a customer pays in another currency than its sell card prices in
                (its calls are refused: docs/billing.md)
 billing.W101   customers have alert e-mail addresses but no mail server is set
+billing.W102   credit control is off: calls are neither refused nor cut for money
 =============  ==============================================================
 """
 
 from __future__ import annotations
 
 import logging
+from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
@@ -27,6 +29,11 @@ SHOWN = 10
 
 def _listed(items: list[str]) -> str:
     return ", ".join(items[:SHOWN]) + (", ..." if len(items) > SHOWN else "")
+
+
+def _money(amount: Decimal) -> str:
+    """``11`` for 11.000000, ``0.005`` for 0.005000: no trailing zeros, no exponent."""
+    return f"{amount.normalize():f}"
 
 
 def check_balances(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
@@ -44,7 +51,10 @@ def check_balances(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
         Error(
             "Cached balances differ from the sum of their ledger: "
             + _listed(
-                [f"{name} ({cached} cached, {total} in the ledger)" for name, cached, total in rows]
+                [
+                    f"{name} ({_money(cached)} cached, {_money(total)} in the ledger)"
+                    for name, cached, total in rows
+                ]
             )
             + ".",
             hint=(
@@ -100,8 +110,21 @@ def check_alert_mail(app_configs: Any = None, **kwargs: Any) -> list[CheckMessag
     ]
 
 
+def check_credit_control(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    if settings.TOLLGUARD.billing.credit_control:
+        return []
+    return [
+        Warning(
+            "Credit control is off: calls are neither refused nor cut for money, and a "
+            "prepaid balance can go below zero.",
+            hint="Set [billing] credit_control = true in tollguard.toml (docs/billing.md).",
+            id="billing.W102",
+        )
+    ]
+
+
 def register() -> None:
     # They read the database, so they run with check --deploy (tollguard check) only, as
     # security.W101 does. Django's own "database" tag would need check --database.
-    for check in (check_balances, check_currencies, check_alert_mail):
+    for check in (check_balances, check_currencies, check_alert_mail, check_credit_control):
         register_system_check(check, "billing", deploy=True)

@@ -4,10 +4,20 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from django.db.models import DecimalField, F, OuterRef, Q, Subquery, Sum, Value
-from django.db.models.functions import Coalesce
+from django.db.models import (
+    BigIntegerField,
+    DecimalField,
+    ExpressionWrapper,
+    F,
+    OuterRef,
+    Q,
+    Subquery,
+    Sum,
+    Value,
+)
+from django.db.models.functions import Cast, Coalesce, Round
 
-from tollguard.domain.credit import FundsChange
+from tollguard.domain.credit import MONEY_PLACES, FundsChange
 from tollguard.web.billing.models import FUNDS_VERSION_PK, Balance, FundsVersion, LedgerEntry
 from tollguard.web.customers.models import Customer
 
@@ -21,6 +31,7 @@ __all__ = [
 ]
 
 _ZERO = Decimal(0)
+_MICROS_PER_UNIT = 10**MONEY_PLACES
 
 
 def funds_version() -> int:
@@ -55,26 +66,49 @@ def funds_changes(after: int, limit: int) -> tuple[FundsChange, ...]:
     )
 
 
+def _micros(field: str) -> Cast:
+    """The amount in ``field`` as a whole number of micro-units, in SQL.
+
+    SQLite keeps a decimal column as a double: its SUM of many entries drifts (0.905
+    less 90 charges of 0.01 sums to 0.0049999999999994), and a comparison with the
+    cached balance would report a difference that is not there. Each amount rounded to
+    a whole number of micro-units first is exact, and so is the sum of those; PostgreSQL's
+    ``numeric`` gives the same numbers.
+    """
+    scaled = ExpressionWrapper(
+        F(field) * Value(_MICROS_PER_UNIT),
+        output_field=DecimalField(max_digits=30, decimal_places=MONEY_PLACES),
+    )
+    return Cast(Round(scaled), BigIntegerField())
+
+
+def _from_micros(micros: int) -> Decimal:
+    return Decimal(micros).scaleb(-MONEY_PLACES)
+
+
 def balance_mismatches(limit: int = 10) -> list[tuple[str, Decimal, Decimal]]:
-    """Customers whose cached balance is not the sum of their ledger: (name, cached, sum)."""
+    """Customers whose cached balance is not the sum of their ledger: (name, cached, sum).
+
+    Compared to the micro-unit (:func:`_micros`), exactly on every database.
+    """
     ledger_sum = (
         LedgerEntry.objects.filter(customer_id=OuterRef("pk"))
         .order_by()
         .values("customer_id")
-        .annotate(total=Sum("amount"))
+        .annotate(total=Sum(_micros("amount")))
         .values("total")
     )
-    money = DecimalField(max_digits=20, decimal_places=6)
+    micros = BigIntegerField()
     rows = (
         Customer.objects.annotate(
-            cached=Coalesce("balance__amount", Value(_ZERO), output_field=money),
-            total=Coalesce(Subquery(ledger_sum), Value(_ZERO), output_field=money),
+            cached=Coalesce(_micros("balance__amount"), Value(0), output_field=micros),
+            total=Coalesce(Subquery(ledger_sum), Value(0), output_field=micros),
         )
         .exclude(cached=F("total"))
         .order_by("name")
         .values_list("name", "cached", "total")[:limit]
     )
-    return list(rows)
+    return [(name, _from_micros(cached), _from_micros(total)) for name, cached, total in rows]
 
 
 def currency_mismatches(limit: int = 10) -> list[tuple[str, str, str]]:
