@@ -32,6 +32,7 @@ from tollguard.domain.cdr import HangupSide
 from tollguard.domain.credit import CreditControl
 from tollguard.domain.errors import DomainError
 from tollguard.domain.routing import Plan
+from tollguard.media import MediaRefused
 from tollguard.sip import error_response, read_message
 from tollguard.sip.errors import MessageDropped, RemoteProtocolError, SipError
 from tollguard.sip.grammar import TOKEN_RE
@@ -186,6 +187,7 @@ class B2bua:
             funds.on_exhausted = self._credit_exhausted
             self._admission.funds = funds
             self._answering.funds = funds
+        self._media.on_timeout = self._answering.media_over
         self._dialogs.on_forget = self._forgotten
         self._relay = InDialogRelay(self._sig, self._retransmitter, self._media, self._sessions)
 
@@ -430,9 +432,12 @@ class B2bua:
             call.destination = sell_rate.destination if sell_rate else ""
             call.candidates = verdict.candidates
             call.a.session = self._sessions.for_customer(request)
-            body = request.body
-            if body:
-                call.body = self._media.offer(call, body, call.content_type)
+            try:
+                call.body = self._media.offer(call, request.body, call.content_type)
+            except MediaRefused as exc:
+                log.info("call %s: media refused: %s", call.a.call_id, exc.detail)
+                self._answering.reject(call, exc.status, exc.reason, HangupSide.SWITCH, None, ())
+                return
             # RFC 3261 §17.2.1: a 100 is owed only when no response follows at once.
             # Every refusal goes out in this same step, so only a call about to wait
             # for a gateway gets one (one send less per challenge).
