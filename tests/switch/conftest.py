@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import ipaddress
 import itertools
+import socket
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -26,7 +27,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from tollguard.config import CdrSettings, Settings, SipSettings
+from tollguard.config import CdrSettings, MediaSettings, Settings, SipSettings
 from tollguard.domain.cdr import Cdr
 from tollguard.domain.plan import (
     Account,
@@ -438,7 +439,20 @@ async def _endpoint() -> Peer:
     return peer
 
 
-def make_settings(tmp_path: Path, **sip: object) -> Settings:
+def media_settings(**media: object) -> MediaSettings:
+    """The embedded relay on loopback, its engine in a thread, ports from a free range."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        low = 20000 + probe.getsockname()[1] % 40000 // 2 * 2
+    base = MediaSettings(
+        relay_host="127.0.0.1", relay_process=False, port_min=low, port_max=low + 99
+    )
+    return replace(base, **media)  # type: ignore[arg-type]
+
+
+def make_settings(
+    tmp_path: Path, media: dict[str, object] | None = None, **sip: object
+) -> Settings:
     # A mixed deployment: MD5 offered after SHA-256, for alice only (bob is SHA-256 only).
     base = SipSettings(
         listen=("udp:127.0.0.1:0",),
@@ -453,6 +467,7 @@ def make_settings(tmp_path: Path, **sip: object) -> Settings:
         data_dir=tmp_path,
         sip=replace(base, **sip),  # type: ignore[arg-type]
         cdr=CdrSettings(batch_size=1, flush_interval_s=0.05),
+        media=media_settings(**(media or {})),
     )
 
 
@@ -468,6 +483,7 @@ async def running_switch(
     *,
     billing: dict[str, object] | None = None,
     live_stores: LiveStores | None = None,
+    media: dict[str, object] | None = None,
 ) -> AsyncIterator[Harness]:
     uac, gw1, gw2 = await _endpoint(), await _endpoint(), await _endpoint()
     source = MemorySource(plan_data((gw1.port, gw2.port), **customer), asyncio.get_running_loop())
@@ -480,7 +496,7 @@ async def running_switch(
         lines.extend(items)
         ready.set()
 
-    settings = make_settings(tmp_path, **sip)
+    settings = make_settings(tmp_path, media, **sip)
     if billing:
         settings = replace(settings, billing=replace(settings.billing, **billing))  # type: ignore[arg-type]
     task = asyncio.create_task(
@@ -527,6 +543,7 @@ def run_scenario(tmp_path: Path) -> Callable[..., None]:
         clock: bool = False,
         billing: dict[str, object] | None = None,
         live_stores: LiveStores | None = None,
+        media: dict[str, object] | None = None,
     ) -> None:
         manual = ManualClock() if clock else None
 
@@ -538,6 +555,7 @@ def run_scenario(tmp_path: Path) -> Callable[..., None]:
                 manual,
                 billing=billing,
                 live_stores=live_stores,
+                media=media,
             ) as harness:
                 await scenario(harness)
 

@@ -14,6 +14,8 @@ from tollguard.domain.plan import (
     BillingMode,
     CreditTerms,
     Customer,
+    Customer,
+    MediaChoice,
     NumberRules,
     RoutingStrategy,
 )
@@ -56,6 +58,7 @@ def customers() -> tuple[Customer, ...]:
         "billing_mode",
         "credit_limit",
         "currency",
+        "media",
     )
     return tuple(
         Customer(
@@ -76,6 +79,7 @@ def customers() -> tuple[Customer, ...]:
             credit=CreditTerms(
                 mode=BillingMode(billing_mode), credit_limit=credit_limit, currency=currency
             ),
+            media=MediaChoice(media),
         )
         for (
             pk,
@@ -92,6 +96,7 @@ def customers() -> tuple[Customer, ...]:
             billing_mode,
             credit_limit,
             currency,
+            media,
         ) in rows
     )
 
