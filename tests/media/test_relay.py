@@ -297,6 +297,7 @@ def test_port_range_exhaustion_refuses_and_releases(clock: Clock) -> None:
             backend.offer("3", sdp("127.0.0.1", 4004), SDP, party)
         assert refused.value.status == 503
         backend.end("1")
+        assert backend.ping()  # the engine has closed the ended call's sockets
         backend.offer("3", sdp("127.0.0.1", 4004), SDP, party)
         assert backend.calls == 2
     finally:

@@ -8,11 +8,13 @@ description (from-tag ``caller``), ``answer`` with the gateway's (to-tag ``calle
 them, ``query`` for the media timeout and ``delete`` at the end, whose statistics go
 into the CDR.
 
-Every offer asks for ``strict source`` (after an endpoint is known, packets from any
-other address are dropped) and removes ICE; endpoint learning is ``off`` (locked to the
-announced address) when the description names the side's signalling address, and
-``heuristic`` otherwise (the announced address first, then the signalling address: a
-peer behind NAT). SRTP (SDES) towards a customer that offers it over TLS is rtpengine's
+Every offer asks for ``strict source`` (packets from any address but the endpoint's are
+dropped) and removes ICE. A side whose description names another address than its
+signalling address (behind NAT) gets ``SIP source address``: its media is expected from
+its signalling address. rtpengine must run with ``endpoint-learning = off``: with its
+default (``delayed``) it forwards whatever reaches a port during the first seconds of a
+stream, from anyone (the test suite shows it); the per-call ``endpoint-learning`` key
+sent as well is honoured only by rtpengine releases newer than Debian 12's 10.5. SRTP (SDES) towards a customer that offers it over TLS is rtpengine's
 work; the gateway leg is offered plain RTP.
 
 The offer and answer are answered by rtpengine within a round trip on the switch's
@@ -277,12 +279,17 @@ class Rtpengine:
     ) -> dict[str, object]:
         where = [item for item in announced(sdp) if item is not None]
         natted = any(item.host != party.host for item in where)
+        flags = ["strict source"]
+        if natted and is_ip(party.host):
+            # Behind NAT: expect the media from the signalling address (and the
+            # announced port) rather than learning it from whoever sends first.
+            flags.append("SIP source address")
         request: dict[str, object] = {
             "command": command,
             "call-id": session,
             "from-tag": from_tag,
             "sdp": body,
-            "flags": ["strict source"],
+            "flags": flags,
             "replace": ["origin", "session-connection"],
             "ICE": "remove",
             "endpoint-learning": "heuristic" if natted else "off",
@@ -410,11 +417,13 @@ def counters_of(reply: Mapping[bytes, Bencoded], backend: str, timed_out: bool) 
     caller = [s for s in _streams(reply, _CALLER) if _is_rtp(s)]
     callee = [s for s in _streams(reply, _CALLEE) if _is_rtp(s)]
     every = _streams(reply, _CALLER) + _streams(reply, _CALLEE)
+    # rtpengine counts every packet that reached a port, and the ones it dropped (from a
+    # stranger under strict source) as errors too; its byte count includes them.
     return MediaCounters(
         backend,
-        caller_packets=sum(_stat(s, b"packets") for s in caller),
+        caller_packets=sum(_stat(s, b"packets") - _stat(s, b"errors") for s in caller),
         caller_bytes=sum(_stat(s, b"bytes") for s in caller),
-        callee_packets=sum(_stat(s, b"packets") for s in callee),
+        callee_packets=sum(_stat(s, b"packets") - _stat(s, b"errors") for s in callee),
         callee_bytes=sum(_stat(s, b"bytes") for s in callee),
         dropped=sum(_stat(s, b"errors") for s in every),
         timed_out=timed_out,
