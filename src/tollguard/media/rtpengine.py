@@ -14,8 +14,9 @@ signalling address (behind NAT) gets ``SIP source address``: its media is expect
 its signalling address. rtpengine must run with ``endpoint-learning = off``: with its
 default (``delayed``) it forwards whatever reaches a port during the first seconds of a
 stream, from anyone (the test suite shows it); the per-call ``endpoint-learning`` key
-sent as well is honoured only by rtpengine releases newer than Debian 12's 10.5. SRTP (SDES) towards a customer that offers it over TLS is rtpengine's
-work; the gateway leg is offered plain RTP.
+sent as well is honoured only by rtpengine releases newer than Debian 12's 10.5.
+SRTP (SDES) towards a customer that offers it over TLS is rtpengine's work; the gateway
+leg is offered plain RTP.
 
 The offer and answer are answered by rtpengine within a round trip on the switch's
 loop (``rtpengine_timeout_s`` at most, resent once halfway): the call path waits for
