@@ -309,7 +309,12 @@ class Sipp:
         if log_codes:
             args += ["-trace_logs", "-log_file", str(self.log_path)]
         # Every shipped scenario's key gets a value so any scenario runs with any keys.
-        all_keys = {"caller": "sipp", "expected": "0", "status": status_line(503)}
+        all_keys = {
+            "caller": "sipp",
+            "expected": "0",
+            "status": status_line(503),
+            "rtp_port": "40002",
+        }
         all_keys.update(keys or {})
         for key, value in all_keys.items():
             args += ["-key", key, value]
