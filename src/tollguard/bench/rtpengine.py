@@ -73,6 +73,10 @@ class RtpengineProcess:
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process is not None else None
+
+    @property
     def address(self) -> tuple[str, int]:
         return (LOOPBACK, self.ng_port)
 

@@ -167,6 +167,11 @@ class EmbeddedRelay:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._pings = 0
 
+    @property
+    def engine_pid(self) -> int | None:
+        """The engine process's id (None when it runs in a thread or not at all)."""
+        return self._process.pid if self._process is not None else None
+
     def advertise(self, host: str) -> None:
         """The switch's advertised address, when none was configured for the relay."""
         if not self._settings.relay_advertised_host and self.pool.host in _WILDCARD:

@@ -101,7 +101,9 @@ class _Port:
         "locked",
         "nat_ip",
         "other",
+        "recvfrom",
         "rtp",
+        "sendto",
         "seq",
         "session",
         "sock",
@@ -112,6 +114,9 @@ class _Port:
 
     def __init__(self, sock: socket.socket, session: _Session, rtp: bool, counter: int) -> None:
         self.sock = sock
+        # Bound once: the packet path calls them for every packet.
+        self.recvfrom = sock.recvfrom
+        self.sendto = sock.sendto
         self.session = session
         self.rtp = rtp
         self.counter = counter  # index of the packets counter of this direction
@@ -364,7 +369,7 @@ class Engine:
                     if port is None:
                         continue
                     try:
-                        data, source = port.sock.recvfrom(2048)
+                        data, source = port.recvfrom(2048)
                     except OSError:
                         # Nothing to read after all, or an ICMP error from an earlier send.
                         continue
@@ -408,7 +413,7 @@ class Engine:
                             else other.srtp_out.protect_rtcp(data)
                         )
                     try:  # noqa: SIM105 (suppress() costs a call per packet)
-                        other.sock.sendto(data, dest)
+                        other.sendto(data, dest)
                     except OSError:
                         pass  # a full buffer or an unreachable peer: the packet is lost
                 if now >= next_sweep:
