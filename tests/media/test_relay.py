@@ -6,7 +6,9 @@ by moving the clock, not by waiting for it.
 
 from __future__ import annotations
 
+import os
 import random
+import signal
 import time
 from collections.abc import Iterator
 
@@ -324,5 +326,22 @@ def test_engine_in_its_own_process(peers: tuple[Peer, Peer]) -> None:
             caller.send(rtp_packet(seq), a_port)
         callee.collect(lambda: len(callee.received) >= 3)
         assert backend.end("call-1").caller_packets == 3
+    finally:
+        backend.close()
+
+
+def test_a_dead_engine_refuses_new_calls(peers: tuple[Peer, Peer]) -> None:
+    backend = EmbeddedRelay(_settings())
+    backend.start(process=True)
+    try:
+        pid = backend.engine_pid
+        assert pid is not None
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        caller, _ = peers
+        with pytest.raises(MediaRefused) as refused:
+            backend.offer("d", sdp("127.0.0.1", caller.port), SDP, Party("127.0.0.1", 5070, "udp"))
+        assert refused.value.status == 503
+        assert (backend.calls, backend.pool.in_use) == (0, 0)
     finally:
         backend.close()

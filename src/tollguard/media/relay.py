@@ -320,10 +320,21 @@ class EmbeddedRelay:
         if self._control is None:
             raise MediaRefused(503, "Service Unavailable", "the media relay is not running")
         data = control_message(op, **fields)
-        if fds:
-            socket.send_fds(self._control, [data], fds)
-        else:
-            self._control.send(data)
+        try:
+            if fds:
+                socket.send_fds(self._control, [data], fds)
+            else:
+                self._control.send(data)
+        except OSError as exc:
+            raise MediaRefused(
+                503, "Service Unavailable", f"the media relay's engine is gone: {exc}"
+            ) from exc
+
+    def _lost(self, session: str, exc: MediaRefused) -> None:
+        """The engine cannot follow a call any more: the call is ended, not left mute."""
+        log.error("call %s: %s; ending the call", session, exc.detail)
+        if self._loop is not None:
+            self._loop.call_soon(self.on_timeout, session)
 
     # -- the backend -----------------------------------------------------------------------
 
@@ -363,14 +374,22 @@ class EmbeddedRelay:
         if call is None or sdp is None:
             return body
         call.callee = callee
-        self._expect(call, "callee", sdp, callee)
-        call.callee_held = on_hold(sdp)
-        self._update_hold(call)
+        try:
+            self._expect(call, "callee", sdp, callee)
+            call.callee_held = on_hold(sdp)
+            self._update_hold(call)
+        except MediaRefused as exc:
+            self._lost(session, exc)
         return self._towards_caller(call, sdp, answering=True)
 
     def answered(self, session: str) -> None:
         if session in self._calls:
-            self._send("answered", sid=self._calls[session].sid, timeout=self._settings.timeout_s)
+            try:
+                self._send(
+                    "answered", sid=self._calls[session].sid, timeout=self._settings.timeout_s
+                )
+            except MediaRefused as exc:
+                self._lost(session, exc)
 
     def reoffer(
         self, session: str, from_customer: bool, body: bytes, content_type: str | None
@@ -379,15 +398,19 @@ class EmbeddedRelay:
         sdp = _parse(session, body, content_type, call)
         if call is None or sdp is None:
             return body
-        if from_customer:
-            self._customer_rekey(call, sdp)
-            self._expect(call, "caller", sdp, call.caller)
-            call.caller_held = on_hold(sdp)
+        try:
+            if from_customer:
+                self._customer_rekey(call, sdp)
+                self._expect(call, "caller", sdp, call.caller)
+                call.caller_held = on_hold(sdp)
+            else:
+                self._expect(call, "callee", sdp, call.callee or call.caller)
+                call.callee_held = on_hold(sdp)
             self._update_hold(call)
+        except MediaRefused as exc:
+            self._lost(session, exc)
+        if from_customer:
             return self._towards_callee(call, sdp)
-        self._expect(call, "callee", sdp, call.callee or call.caller)
-        call.callee_held = on_hold(sdp)
-        self._update_hold(call)
         return self._towards_caller(call, sdp, answering=False)
 
     def end(self, session: str) -> MediaCounters:
