@@ -265,10 +265,11 @@ class MediaSettings:
     # "bypass" (RTP flows directly between the two sides), "relay" (the embedded relay)
     # or "rtpengine".
     default: str = "bypass"
-    # The embedded relay: the address its RTP sockets bind to, the address written into
-    # session descriptions (empty: the bind address, or the SIP advertised host when
-    # binding to every address), and the port range (RTP on even ports, RTCP above).
-    relay_host: str = "0.0.0.0"  # noqa: S104 (a media relay serves every interface)
+    # The embedded relay: the address its RTP sockets bind to (empty: where SIP listens,
+    # so a switch on loopback relays on loopback), the address written into session
+    # descriptions (empty: the bind address, or the SIP advertised host when binding to
+    # every address), and the port range (RTP on even ports, RTCP above).
+    relay_host: str = ""  # empty: the address of the first SIP listener
     relay_advertised_host: str = ""
     port_min: int = 20000
     port_max: int = 29999

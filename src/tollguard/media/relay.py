@@ -144,15 +144,19 @@ class EmbeddedRelay:
 
     name = "relay"
 
-    def __init__(self, settings: MediaSettings, advertised_host: str = "") -> None:
+    def __init__(
+        self, settings: MediaSettings, advertised_host: str = "", listen_host: str = ""
+    ) -> None:
+        """``listen_host`` is where SIP listens: the relay binds there unless
+        ``relay_host`` says otherwise; ``advertised_host`` is the SIP advertised host."""
         self._settings = settings
-        bind = settings.relay_host
+        bind = settings.relay_host or listen_host or "127.0.0.1"
         self.host = settings.relay_advertised_host or (
             advertised_host if bind in _WILDCARD else bind
         )
         if not self.host:
             self.host = "127.0.0.1"
-        self.pool = PortPool(bind or "0.0.0.0", settings.port_min, settings.port_max)  # noqa: S104
+        self.pool = PortPool(bind, settings.port_min, settings.port_max)
         self.slots = max(1, self.pool.capacity // 2)
         self.on_timeout: Callable[[str], None] = lambda session: None
         self._calls: dict[str, _Call] = {}

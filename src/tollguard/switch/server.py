@@ -178,7 +178,10 @@ def _media_backends(settings: Settings) -> tuple[EmbeddedRelay, Rtpengine | None
     """The embedded relay (always: a customer may be switched to it at any time) and
     rtpengine when its control address is configured."""
     media = settings.media
-    relay = EmbeddedRelay(media, settings.sip.advertised_host)
+    listeners = settings.sip.listeners
+    relay = EmbeddedRelay(
+        media, settings.sip.advertised_host, listeners[0].host if listeners else ""
+    )
     address = rtpengine_address(media)
     engine = Rtpengine(address, media) if address is not None else None
     return relay, engine
