@@ -102,13 +102,7 @@ def _socket() -> socket.socket:
 
 
 def _generator(conn: Connection) -> None:
-    """One side of every call: serves ``run`` commands until ``stop``.
-
-    The generators run at a lower priority (nice 5) than the relay under test: on a
-    shared machine the relay, not the harness, should get the cores first.
-    """
-    with contextlib.suppress(OSError):
-        os.nice(5)
+    """One side of every call: serves ``run`` commands until ``stop``."""
     sock = _socket()
     conn.send(sock.getsockname()[1])
     while True:
