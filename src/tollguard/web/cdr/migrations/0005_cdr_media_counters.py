@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("cdr", "0003_covered_foreign_key_indexes"),
+        ("cdr", "0004_cdr_detail"),
     ]
 
     operations = [
