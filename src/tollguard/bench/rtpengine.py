@@ -80,8 +80,11 @@ class RtpengineProcess:
     def address(self) -> tuple[str, int]:
         return (LOOPBACK, self.ng_port)
 
-    def start(self, timeout_s: float = 10.0) -> Self:
-        """Start rtpengine and wait until it answers ``ping``."""
+    def start(self, timeout_s: float = 30.0) -> Self:
+        """Start rtpengine and wait until it answers ``ping``.
+
+        It takes a few seconds on a busy machine (more with a large port range).
+        """
         stderr = self.log_path.open("wb") if self.log_path else subprocess.DEVNULL
         try:
             self._process = subprocess.Popen(
