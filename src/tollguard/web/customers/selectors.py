@@ -14,7 +14,6 @@ from tollguard.domain.plan import (
     BillingMode,
     CreditTerms,
     Customer,
-    Customer,
     MediaChoice,
     NumberRules,
     RoutingStrategy,

@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("customers", "0003_account_forget_unused_md5"),
+        ("customers", "0004_customer_credit_terms"),
     ]
 
     operations = [
