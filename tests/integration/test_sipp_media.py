@@ -203,7 +203,12 @@ def media_switch(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MediaSwit
 
 
 def _plan(gateway_port: int) -> dict[str, Any]:
-    customer = {"sell_card": "sell", "numbering": {"country_code": "44"}}
+    customer = {
+        "sell_card": "sell",
+        "numbering": {"country_code": "44"},
+        # Credit control admits only what a customer can pay for.
+        "credit": {"mode": "postpaid", "credit_limit": "1000000"},
+    }
     return {
         "rate_cards": [
             {"name": "sell", "kind": "sell", "rates": [rate("44", Decimal("0.6"))]},
