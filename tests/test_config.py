@@ -160,8 +160,24 @@ def test_database_tls_settings_are_checked(tmp_path: Path, text: str, message: s
             r"sip\.max_connections_per_source: must not exceed sip\.max_connections",
         ),
         ('message_timeout_s = "10"', r"sip\.message_timeout_s: expected a number"),
+        ("register_max_contacts = 0", r"sip\.register_max_contacts: must be at least 1"),
+        (
+            "register_min_expires_s = 120\nregister_default_expires_s = 60",
+            r"sip\.register_\*_expires_s: must be 1 <= min <= default <= max \(120, 60, 3600\)",
+        ),
+        ("register_min_expires_s = 0", r"sip\.register_\*_expires_s: must be 1 <= min"),
     ],
-    ids=["idle", "handshake", "nonce-counts", "outgoing", "per-source", "type"],
+    ids=[
+        "idle",
+        "handshake",
+        "nonce-counts",
+        "outgoing",
+        "per-source",
+        "type",
+        "register-contacts",
+        "register-order",
+        "register-min",
+    ],
 )
 def test_connection_and_nonce_limits_are_checked(tmp_path: Path, text: str, message: str) -> None:
     (tmp_path / config.SETTINGS_FILE).write_text(f"[sip]\n{text}\n")

@@ -81,6 +81,13 @@ class SipSettings:
     # may have been forgotten gets a fresh challenge instead of being accepted.
     nonce_counts_max: int = 100_000
     user_agent: str = "Tollguard"
+    # Registrations (docs/registrar.md): the seconds a binding may last (a REGISTER asking
+    # for less than the minimum gets 423 with Min-Expires; more is cut to the maximum),
+    # what it gets when it names none, and the contacts one account may hold.
+    register_min_expires_s: int = 60
+    register_max_expires_s: int = 3600
+    register_default_expires_s: int = 3600
+    register_max_contacts: int = 10
     # RFC 3261 timers, in seconds.
     t1: float = 0.5
     t2: float = 4.0
@@ -517,6 +524,7 @@ _COUNT_SIP_SETTINGS = (
     "max_connections",
     "max_connections_per_source",
     "max_outgoing_connections",
+    "register_max_contacts",
 )
 
 
@@ -527,6 +535,17 @@ def _check_sip_limits(sip: SipSettings) -> None:
     for name in _COUNT_SIP_SETTINGS:
         if getattr(sip, name) < 1:
             raise ConfigError(f"sip.{name}: must be at least 1")
+    if not (
+        1
+        <= sip.register_min_expires_s
+        <= sip.register_default_expires_s
+        <= sip.register_max_expires_s
+    ):
+        raise ConfigError(
+            "sip.register_*_expires_s: must be 1 <= min <= default <= max "
+            f"({sip.register_min_expires_s}, {sip.register_default_expires_s}, "
+            f"{sip.register_max_expires_s})"
+        )
     if sip.max_connections_per_source > sip.max_connections:
         raise ConfigError(
             "sip.max_connections_per_source: must not exceed sip.max_connections "
