@@ -23,6 +23,8 @@ SCENARIOS = (
     "uac_until_bye",
     "uac_media",
     "uac_media_timeout",
+    "uac_register",
+    "uac_register_expect_code",
     "uas_answer",
     "uas_answer_media",
     "uas_reject",
