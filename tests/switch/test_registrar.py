@@ -144,7 +144,7 @@ def test_bind_query_refresh_remove_one_and_remove_all(run_scenario: Run) -> None
     run_scenario(scenario)
 
 
-def test_interval_too_brief_gets_423_and_too_long_is_cut(run_scenario: Run) -> None:
+def test_too_brief_gets_423_too_long_is_cut_and_bad_contacts_400(run_scenario: Run) -> None:
     async def scenario(h: Harness) -> None:
         phone = Phone(h, h.uac)
         brief = await phone.register((f"<{A}>",), "30")
@@ -155,6 +155,12 @@ def test_interval_too_brief_gets_423_and_too_long_is_cut(run_scenario: Run) -> N
         assert _bound(ok)[B] == 3600
         malformed = await phone.register((f"<{A}>",), "soon")
         assert (malformed.status, malformed.reason) == (400, "Bad Request - malformed Expires")
+        not_sip = await phone.register(("<tel:+442071234567>",), "600")
+        assert (not_sip.status, not_sip.reason) == (
+            400,
+            "Bad Request - Contact must be a sip: or sips: URI",
+        )
+        assert _bound(await phone.register()) == {A: 3600, B: 3600}
 
     run_scenario(scenario)
 

@@ -44,6 +44,7 @@ from tollguard.domain.routing import Plan
 from tollguard.sip.errors import SipError
 from tollguard.sip.headers import parse_contacts
 from tollguard.sip.message import Request
+from tollguard.sip.uri import SipUri
 from tollguard.switch.admission import user_part
 from tollguard.switch.auth import Authenticated, Authenticator, Challenge
 from tollguard.switch.signalling import Signalling
@@ -97,6 +98,9 @@ def _contacts(request: Request) -> tuple[ContactRequest, ...] | str:
             star = True
             continue
         for contact in parsed:
+            if not isinstance(contact.uri, SipUri):
+                # A call will be sent there: a SIP address, nothing else (no tel:, http:).
+                raise _Malformed("Bad Request - Contact must be a sip: or sips: URI")
             expires = contact.param("expires")
             instance = contact.param("+sip.instance") or ""
             found.append(
@@ -145,8 +149,9 @@ class Registrar:
         self._scheduler = scheduler
         self._wall = wall
         self._linger_s = 64 * sip.t1
-        # (Call-ID, CSeq, branch) -> (final answer, when it is forgotten), oldest first.
-        self._answers: OrderedDict[tuple[str, int, str], tuple[bytes, float]] = OrderedDict()
+        # (Call-ID, CSeq, branch, sender) -> (final answer, when it is forgotten), oldest
+        # first.
+        self._answers: OrderedDict[tuple[str, int, str, Peer], tuple[bytes, float]] = OrderedDict()
         self._sweep: Cancellable | None = None
         # The transports, once bound: stream connections with a binding stay open.
         self.connections: Transports | None = None
@@ -163,8 +168,9 @@ class Registrar:
 
     def register(self, request: Request, peer: Peer, plan: Plan) -> None:
         """Answer one REGISTER (never raises for the peer's mistakes)."""
+        # The sender is part of the key: an answer goes back only where its request came from.
         branch = request.vias[0].branch or ""
-        key = (request.call_id, request.cseq.seq, branch)
+        key = (request.call_id, request.cseq.seq, branch, peer)
         now = self._scheduler.now()
         kept = self._answers.get(key)
         if kept is not None and kept[1] > now:
