@@ -166,6 +166,7 @@ def test_database_tls_settings_are_checked(tmp_path: Path, text: str, message: s
             r"sip\.register_\*_expires_s: must be 1 <= min <= default <= max \(120, 60, 3600\)",
         ),
         ("register_min_expires_s = 0", r"sip\.register_\*_expires_s: must be 1 <= min"),
+        ("register_nat_ping_s = -1", r"sip\.register_nat_ping_s: must be 0 \(off\) or positive"),
     ],
     ids=[
         "idle",
@@ -177,6 +178,7 @@ def test_database_tls_settings_are_checked(tmp_path: Path, text: str, message: s
         "register-contacts",
         "register-order",
         "register-min",
+        "nat-ping",
     ],
 )
 def test_connection_and_nonce_limits_are_checked(tmp_path: Path, text: str, message: str) -> None:

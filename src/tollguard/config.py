@@ -88,6 +88,9 @@ class SipSettings:
     register_max_expires_s: int = 3600
     register_default_expires_s: int = 3600
     register_max_contacts: int = 10
+    # Every this many seconds each phone registered over UDP gets an OPTIONS from the
+    # switch, whose answer keeps the phone's NAT binding open for calls to come in; 0: none.
+    register_nat_ping_s: float = 25.0
     # RFC 3261 timers, in seconds.
     t1: float = 0.5
     t2: float = 4.0
@@ -546,6 +549,8 @@ def _check_sip_limits(sip: SipSettings) -> None:
             f"({sip.register_min_expires_s}, {sip.register_default_expires_s}, "
             f"{sip.register_max_expires_s})"
         )
+    if sip.register_nat_ping_s < 0:
+        raise ConfigError("sip.register_nat_ping_s: must be 0 (off) or positive")
     if sip.max_connections_per_source > sip.max_connections:
         raise ConfigError(
             "sip.max_connections_per_source: must not exceed sip.max_connections "

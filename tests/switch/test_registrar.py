@@ -311,3 +311,31 @@ def test_a_binding_keeps_its_tcp_connection_open(run_scenario: Run) -> None:
     run_scenario(
         scenario, sip={"listen": ("udp:127.0.0.1:0", "tcp:127.0.0.1:0"), "idle_timeout_s": 0.3}
     )
+
+
+def test_a_udp_phone_is_pinged_at_the_address_it_registered_from(run_scenario: Run) -> None:
+    """The contact says 192.168.1.20 (behind NAT); the OPTIONS goes where the REGISTER
+    came from, which is how a call to the phone will travel too."""
+
+    async def scenario(h: Harness) -> None:
+        phone = Phone(h, h.uac)
+        assert _bound(await phone.register((f"<{A}>",), "600")) == {A: 600}
+        advance(h, 24.9)
+        assert h.uac.nothing(lambda m: isinstance(m, Request) and m.method == "OPTIONS")
+        advance(h, 0.1)  # sip.register_nat_ping_s (25 s)
+        ping, _ = await h.uac.request("OPTIONS")
+        assert str(ping.uri) == A
+        assert ping.to.uri == ping.uri
+        advance(h, 25)
+        await h.uac.request("OPTIONS")  # again, while the binding lasts
+        assert _bound(await phone.register(("*",), "0")) == {}
+        advance(h, 50)
+        await _processed_register(h, phone)
+        assert h.uac.nothing(lambda m: isinstance(m, Request) and m.method == "OPTIONS")
+
+    run_scenario(scenario, clock=True)
+
+
+async def _processed_register(h: Harness, phone: Phone) -> None:
+    """A query answered: everything the switch sent before it has arrived (one socket)."""
+    assert (await phone.register()).status == 200

@@ -149,6 +149,10 @@ class Bindings(Protocol):
         """Remove every binding expired at ``now``; return them."""
         ...
 
+    def every(self, now: float) -> list[Binding]:
+        """Every binding of every account that has not expired at ``now``."""
+        ...
+
     def __len__(self) -> int:
         """Bindings held, expired ones not yet removed included."""
         ...

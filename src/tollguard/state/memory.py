@@ -597,5 +597,8 @@ class MemoryBindings:
             self.put(account_id, kept)
         return gone
 
+    def every(self, now: float) -> list[Binding]:
+        return [b for bindings in self._by_account.values() for b in bindings if b.expires_at > now]
+
     def __len__(self) -> int:
         return sum(len(bindings) for bindings in self._by_account.values())

@@ -14,7 +14,10 @@ the bindings live behind the :class:`~tollguard.domain.registration.Bindings` po
 binding records the address, transport and connection the REGISTER came from, so that
 a call to the account can go back over that path (through the NAT binding, over the
 same TCP/TLS connection, RFC 5626 §5.3); a stream connection that carries a binding is
-pinned open (:meth:`tollguard.transport.Transports.pin`) until the binding goes.
+pinned open (:meth:`tollguard.transport.Transports.pin`) until the binding goes; a
+phone registered over UDP gets an OPTIONS every ``sip.register_nat_ping_s`` seconds, to
+which its answer keeps its NAT binding open (the answers themselves are not needed:
+they match no call and are dropped).
 
 REGISTER has no dialog: the switch answers each one statelessly and keeps its final
 answer for 64*T1 (the life of a non-INVITE server transaction, RFC 3261 §17.2.2), so a
@@ -126,6 +129,8 @@ class Registrar:
         "_bindings",
         "_limits",
         "_linger_s",
+        "_ping",
+        "_ping_s",
         "_scheduler",
         "_sig",
         "_sweep",
@@ -153,6 +158,8 @@ class Registrar:
         # first.
         self._answers: OrderedDict[tuple[str, int, str, Peer], tuple[bytes, float]] = OrderedDict()
         self._sweep: Cancellable | None = None
+        self._ping_s = sip.register_nat_ping_s
+        self._ping: Cancellable | None = None
         # The transports, once bound: stream connections with a binding stay open.
         self.connections: Transports | None = None
 
@@ -280,6 +287,29 @@ class Registrar:
     def _arm(self) -> None:
         if self._sweep is None and len(self._bindings):
             self._sweep = self._scheduler.call_later(SWEEP_INTERVAL_S, self._expire)
+        if self._ping is None and self._ping_s and len(self._bindings):
+            self._ping = self._scheduler.call_later(self._ping_s, self._nat_ping)
+
+    def _nat_ping(self) -> None:
+        """An OPTIONS to each phone registered over UDP, to its NAT's public address."""
+        self._ping = None
+        sig = self._sig
+        for binding in self._bindings.every(self._wall()):
+            if binding.transport != "udp":
+                continue  # streams: the phone's CRLF keep-alives hold the connection
+            ids = sig.ids
+            data = (
+                f"OPTIONS {binding.contact} SIP/2.0\r\n"
+                f"Via: {sig.via('udp')}\r\n"
+                "Max-Forwards: 70\r\n"
+                f"From: <sip:tollguard@{sig.host}>;tag={ids.tag()}\r\n"
+                f"To: <{binding.contact}>\r\n"
+                f"Call-ID: {ids.call_id()}\r\n"
+                "CSeq: 1 OPTIONS\r\n"
+                "Content-Length: 0\r\n\r\n"
+            ).encode()
+            sig.out(data, Peer(binding.source, "udp"))
+        self._arm()
 
     def _expire(self) -> None:
         self._sweep = None
@@ -293,6 +323,7 @@ class Registrar:
         self._repin((), tuple(gone))
 
     def close(self) -> None:
-        if self._sweep is not None:
-            self._sweep.cancel()
-            self._sweep = None
+        for timer in (self._sweep, self._ping):
+            if timer is not None:
+                timer.cancel()
+        self._sweep = self._ping = None
