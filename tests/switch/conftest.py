@@ -53,6 +53,7 @@ REALM = "tollguard"
 PASSWORD = "correct horse"
 TECH_PREFIX = "777"
 TIMEOUT = 10.0
+STARTUP_TIMEOUT = 30.0
 
 _ids = itertools.count(1)
 
@@ -513,8 +514,18 @@ async def running_switch(
         )
     )
     waiter = asyncio.create_task(ready.wait())
-    async with asyncio.timeout(TIMEOUT):
-        await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+    try:
+        # A generous bound: starting the switch (and the relay's engine) on a shared,
+        # busy machine can take seconds; no test measures it.
+        async with asyncio.timeout(STARTUP_TIMEOUT):
+            await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+    except BaseException:
+        stop.set()
+        task.cancel()
+        for peer in (uac, gw1, gw2):
+            if peer.transport is not None:
+                peer.transport.close()  # no socket left for a later test to trip over
+        raise
     waiter.cancel()
     if task.done():
         task.result()
