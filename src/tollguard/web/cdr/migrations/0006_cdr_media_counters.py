@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("cdr", "0004_cdr_detail"),
+        ("cdr", "0005_currency_per_amount"),
     ]
 
     operations = [
