@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -159,8 +160,26 @@ def test_database_tls_settings_are_checked(tmp_path: Path, text: str, message: s
             r"sip\.max_connections_per_source: must not exceed sip\.max_connections",
         ),
         ('message_timeout_s = "10"', r"sip\.message_timeout_s: expected a number"),
+        ("register_max_contacts = 0", r"sip\.register_max_contacts: must be at least 1"),
+        (
+            "register_min_expires_s = 120\nregister_default_expires_s = 60",
+            r"sip\.register_\*_expires_s: must be 1 <= min <= default <= max \(120, 60, 3600\)",
+        ),
+        ("register_min_expires_s = 0", r"sip\.register_\*_expires_s: must be 1 <= min"),
+        ("register_nat_ping_s = -1", r"sip\.register_nat_ping_s: must be 0 \(off\) or positive"),
     ],
-    ids=["idle", "handshake", "nonce-counts", "outgoing", "per-source", "type"],
+    ids=[
+        "idle",
+        "handshake",
+        "nonce-counts",
+        "outgoing",
+        "per-source",
+        "type",
+        "register-contacts",
+        "register-order",
+        "register-min",
+        "nat-ping",
+    ],
 )
 def test_connection_and_nonce_limits_are_checked(tmp_path: Path, text: str, message: str) -> None:
     (tmp_path / config.SETTINGS_FILE).write_text(f"[sip]\n{text}\n")
@@ -219,3 +238,27 @@ def test_bad_billing_and_mail_settings(tmp_path: Path, text: str, message: str) 
     (tmp_path / config.SETTINGS_FILE).write_text(text)
     with pytest.raises(config.ConfigError, match=message):
         config.load(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('[media]\ndefault = "proxy"\n', "media.default: 'proxy' is not one of bypass, relay"),
+        ("[media]\nport_min = 30000\nport_max = 30002\n", "not a range of at least 4 ports"),
+        ("[media]\nport_min = 80\n", "not a range of at least 4 ports within 1024-65535"),
+        ("[media]\ntimeout_s = -1\n", "media.timeout_s and media.latch_window_s must be >= 0"),
+        ('[media]\nrtpengine = "localhost"\n', "media.rtpengine: 'localhost' is not 'host:port'"),
+        ('[media]\nrtpengine = "127.0.0.1:99999"\n', "is not 'host:port'"),
+    ],
+    ids=["backend", "short-range", "low-ports", "negative-timeout", "no-port", "port-range"],
+)
+def test_media_settings_are_checked(tmp_path: Path, text: str, message: str) -> None:
+    (tmp_path / "tollguard.toml").write_text(text)
+    with pytest.raises(config.ConfigError, match=re.escape(message)):
+        config.load(tmp_path)
+
+
+def test_rtpengine_address(tmp_path: Path) -> None:
+    (tmp_path / "tollguard.toml").write_text('[media]\nrtpengine = "[::1]:2223"\n')
+    assert config.rtpengine_address(config.load(tmp_path).media) == ("::1", 2223)
+    assert config.rtpengine_address(config.MediaSettings()) is None

@@ -373,13 +373,23 @@ def cmd_bench(args: argparse.Namespace) -> int:
         from tollguard.bench import calls
 
         result = calls.run(
-            duration_s=args.duration,
+            duration_s=args.duration if args.duration is not None else 20.0,
             max_rate=args.max_rate,
             references=not args.no_references,
             auth=args.auth,
             hold_retries=args.hold_retries,
             shield=args.shield,
             credit=args.credit,
+        )
+    elif args.name == "relay":
+        from tollguard.bench import relay
+
+        result = relay.run(
+            duration_s=args.duration if args.duration is not None else 5.0,
+            relay_steps=_steps(args.relay_steps) or relay.RELAY_STEPS,
+            rtpengine_steps=_steps(args.rtpengine_steps) or relay.RTPENGINE_STEPS,
+            rtpengine=not args.no_rtpengine,
+            log=lambda line: print(line, file=sys.stderr, flush=True),
         )
     elif args.name == "web":
         from tollguard.bench import web
@@ -393,6 +403,13 @@ def cmd_bench(args: argparse.Namespace) -> int:
         for key, value in result.items():
             print(f"{key:>20}: {value}")
     return 0
+
+
+def _steps(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(item) for item in text.split(",") if item.strip())
+    except ValueError:
+        fail(f"not a comma-separated list of call counts: {text!r}", EXIT_USAGE)
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -516,11 +533,16 @@ def build_parser() -> argparse.ArgumentParser:
     b.set_defaults(func=cmd_bans_export)
 
     p = sub.add_parser("bench", help="benchmarks (machine-readable with --json)")
-    p.add_argument("name", choices=("calls", "lcr", "rating", "web"))
+    p.add_argument("name", choices=("calls", "lcr", "rating", "relay", "web"))
     p.add_argument("--json", action="store_true")
     p.add_argument("--prefixes", type=int, default=5_000_000, help="lcr: index size")
     p.add_argument("--lookups", type=int, default=1_000_000, help="lcr: lookups to time")
-    p.add_argument("--duration", type=float, default=20.0, help="calls: seconds to hold a rate")
+    p.add_argument(
+        "--duration",
+        type=float,
+        default=None,
+        help="calls: seconds to hold a rate (20); relay: seconds per step (5)",
+    )
     p.add_argument("--max-rate", type=int, default=3000, help="calls: highest rate to try")
     p.add_argument("--no-references", action="store_true", help="calls: skip sippy/Kamailio")
     p.add_argument(
@@ -550,6 +572,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="calls: measure Tollguard without credit control, with a prepaid customer, "
         "or both in one run (default)",
     )
+    p.add_argument(
+        "--relay-steps", default="", help="relay: call counts for the embedded relay, e.g. 250,500"
+    )
+    p.add_argument("--rtpengine-steps", default="", help="relay: call counts for rtpengine")
+    p.add_argument("--no-rtpengine", action="store_true", help="relay: skip rtpengine")
     p.add_argument("--cdrs", type=int, default=5_000_000, help="web: CDRs in the database")
     p.add_argument("--requests", type=int, default=50, help="web: requests per page to time")
     p.set_defaults(func=cmd_bench)

@@ -81,6 +81,16 @@ class SipSettings:
     # may have been forgotten gets a fresh challenge instead of being accepted.
     nonce_counts_max: int = 100_000
     user_agent: str = "Tollguard"
+    # Registrations (docs/registrar.md): the seconds a binding may last (a REGISTER asking
+    # for less than the minimum gets 423 with Min-Expires; more is cut to the maximum),
+    # what it gets when it names none, and the contacts one account may hold.
+    register_min_expires_s: int = 60
+    register_max_expires_s: int = 3600
+    register_default_expires_s: int = 3600
+    register_max_contacts: int = 10
+    # Every this many seconds each phone registered over UDP gets an OPTIONS from the
+    # switch, whose answer keeps the phone's NAT binding open for calls to come in; 0: none.
+    register_nat_ping_s: float = 25.0
     # RFC 3261 timers, in seconds.
     t1: float = 0.5
     t2: float = 4.0
@@ -256,6 +266,68 @@ class CdrSettings:
     flush_interval_s: float = 1.0
 
 
+MEDIA_BACKENDS: tuple[str, ...] = ("bypass", "relay", "rtpengine")
+
+
+@dataclass(frozen=True, slots=True)
+class MediaSettings:
+    # The backend of a call whose customer and providers leave the choice to the switch:
+    # "bypass" (RTP flows directly between the two sides), "relay" (the embedded relay)
+    # or "rtpengine".
+    default: str = "bypass"
+    # The embedded relay: the address its RTP sockets bind to (empty: where SIP listens,
+    # so a switch on loopback relays on loopback), the address written into session
+    # descriptions (empty: the bind address, or the SIP advertised host when binding to
+    # every address), and the port range (RTP on even ports, RTCP above).
+    relay_host: str = ""  # empty: the address of the first SIP listener
+    relay_advertised_host: str = ""
+    port_min: int = 20000
+    port_max: int = 29999
+    # Run the relay's packet loop in its own process (true), or in a thread of the
+    # switch process (false: for tests and small installations).
+    relay_process: bool = True
+    # An answered call, not on hold, that carried no RTP for this long is ended (BYE on
+    # both legs). 0 turns the check off.
+    timeout_s: float = 30.0
+    # A peer behind NAT announces a private address: its media may lock on the first
+    # packet from its signalling address within this many seconds of its description.
+    latch_window_s: float = 10.0
+    # rtpengine's ng control address (host:port over UDP), and how long to wait for it.
+    rtpengine: str = ""
+    rtpengine_timeout_s: float = 0.5
+
+    def __post_init__(self) -> None:
+        if self.default not in MEDIA_BACKENDS:
+            raise ConfigError(
+                f"media.default: {self.default!r} is not one of {', '.join(MEDIA_BACKENDS)}"
+            )
+        low, high = self.port_min, self.port_max
+        if not 1024 <= low < high <= 65535 or high - low < 3:
+            raise ConfigError(
+                f"media.port_min/port_max: {self.port_min}-{self.port_max} is not a range of "
+                "at least 4 ports within 1024-65535"
+            )
+        if self.timeout_s < 0 or self.latch_window_s < 0 or self.rtpengine_timeout_s <= 0:
+            raise ConfigError(
+                "media.timeout_s and media.latch_window_s must be >= 0, "
+                "media.rtpengine_timeout_s > 0"
+            )
+        if self.rtpengine and not _host_port(self.rtpengine):
+            raise ConfigError(f"media.rtpengine: {self.rtpengine!r} is not 'host:port'")
+
+
+def _host_port(text: str) -> tuple[str, int] | None:
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        return None
+    return host.strip("[]"), int(port)
+
+
+def rtpengine_address(settings: MediaSettings) -> tuple[str, int] | None:
+    """rtpengine's ng control address, or None when none is configured."""
+    return _host_port(settings.rtpengine) if settings.rtpengine else None
+
+
 @dataclass(frozen=True, slots=True)
 class BillingSettings:
     # Reserve every call's money before it is routed and cut it when the money runs out
@@ -327,6 +399,7 @@ class Settings:
     shield: ShieldSettings = field(default_factory=ShieldSettings)
     billing: BillingSettings = field(default_factory=BillingSettings)
     mail: MailSettings = field(default_factory=MailSettings)
+    media: MediaSettings = field(default_factory=MediaSettings)
     secrets: Secrets = field(default_factory=Secrets)
 
     @property
@@ -402,6 +475,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "shield": ShieldSettings,
     "billing": BillingSettings,
     "mail": MailSettings,
+    "media": MediaSettings,
 }
 
 
@@ -453,6 +527,7 @@ _COUNT_SIP_SETTINGS = (
     "max_connections",
     "max_connections_per_source",
     "max_outgoing_connections",
+    "register_max_contacts",
 )
 
 
@@ -463,6 +538,19 @@ def _check_sip_limits(sip: SipSettings) -> None:
     for name in _COUNT_SIP_SETTINGS:
         if getattr(sip, name) < 1:
             raise ConfigError(f"sip.{name}: must be at least 1")
+    if not (
+        1
+        <= sip.register_min_expires_s
+        <= sip.register_default_expires_s
+        <= sip.register_max_expires_s
+    ):
+        raise ConfigError(
+            "sip.register_*_expires_s: must be 1 <= min <= default <= max "
+            f"({sip.register_min_expires_s}, {sip.register_default_expires_s}, "
+            f"{sip.register_max_expires_s})"
+        )
+    if sip.register_nat_ping_s < 0:
+        raise ConfigError("sip.register_nat_ping_s: must be 0 (off) or positive")
     if sip.max_connections_per_source > sip.max_connections:
         raise ConfigError(
             "sip.max_connections_per_source: must not exceed sip.max_connections "

@@ -15,6 +15,7 @@ from tollguard.bench.sippctl import Sipp, free_udp_ports, wait_until_listening
 
 from .harness import (
     PROVIDERS,
+    REGISTER_MIN_EXPIRES_S,
     SESSION_MIN_SE_S,
     SETUP_TIMEOUT_S,
     Switch,
@@ -50,6 +51,8 @@ def switch(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Switch]:
                     # Short session intervals may be asked for (RFC 4028 says 90 s at
                     # least), so that a vanished caller is seen within seconds.
                     "session_min_se_s": SESSION_MIN_SE_S,
+                    # Bindings short enough to watch one expire.
+                    "register_min_expires_s": REGISTER_MIN_EXPIRES_S,
                     **sipp_digest_settings().get("sip", {}),
                 },
                 "cdr": {"flush_interval_s": 0.2},

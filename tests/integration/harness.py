@@ -19,9 +19,10 @@ prefix  providers, in least-cost order                   gateway behaviour
 ======  ===============================================  ================================
 
 Customers: ``trunk`` is recognised by its source address (SIPp bound to 127.0.0.3),
-``retail`` by digest (account ``alice``, MD5 allowed); both sell in EUR. ``yankee`` sells
-in USD (its sell card covers 44 too) and calls from 127.0.0.4: the switch routes it only
-over ``dollar``, and the EUR customers never over ``dollar``, cheapest as it is.
+``retail`` by digest (account ``alice``, MD5 allowed; ``desk1`` is a phone that
+registers); both sell in EUR. ``yankee`` sells in USD (its sell card covers 44 too) and
+calls from 127.0.0.4: the switch routes it only over ``dollar``, and the EUR customers
+never over ``dollar``, cheapest as it is.
 """
 
 from __future__ import annotations
@@ -49,6 +50,8 @@ TRUNK_HOST = "127.0.0.3"  # the ACL customer's address
 USD_HOST = "127.0.0.4"  # the address of the customer selling in USD
 STRANGER_HOST = "127.0.0.2"  # in no ACL
 ALICE = ("alice", "correct-horse-battery")
+PHONE = ("desk1", "staple-battery-horse")  # registers (test_sipp_register.py)
+REGISTER_MIN_EXPIRES_S = 1
 SETUP_TIMEOUT_S = 1.0
 SESSION_MIN_SE_S = 2
 HANGUP_AFTER_MS = 1000
@@ -160,7 +163,10 @@ def build_plan(gateway_ports: Mapping[str, int]) -> dict[str, Any]:
                 "credit": {"mode": "postpaid", "credit_limit": "1000000"},
                 "strategy": "lcr",
                 "numbering": numbering,
-                "accounts": [{"username": ALICE[0], "password": ALICE[1], "allow_md5": True}],
+                "accounts": [
+                    {"username": ALICE[0], "password": ALICE[1], "allow_md5": True},
+                    {"username": PHONE[0], "password": PHONE[1], "allow_md5": True},
+                ],
             },
             {
                 "name": "yankee",

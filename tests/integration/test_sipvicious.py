@@ -33,6 +33,7 @@ EXTENSION = "100"
 SECRET = secrets.token_urlsafe(24)
 MAP_HOST, WAR_HOST, CRACK_HOST = "127.0.0.10", "127.0.0.11", "127.0.0.12"
 DISGUISED_HOST, CONTROL_HOST = "127.0.0.13", "127.0.0.14"
+REGISTER_WAR_HOST, REGISTER_CRACK_HOST = "127.0.0.15", "127.0.0.16"
 PHONE_AGENT = "Yealink SIP-T46S 66.86.0.15"
 
 
@@ -185,3 +186,40 @@ def test_svcrack_in_disguise_is_banned_after_five_guesses(scanned: Switch, tmp_p
         keys={"caller": EXTENSION},
     )  # fmt: skip
     assert result.ok, result.errors
+
+
+def test_svwar_over_register_in_disguise_enumerates_no_extension(
+    scanned: Switch, tmp_path: Path
+) -> None:
+    """svwar's REGISTER mode with a phone's user agent: every extension, real or not,
+    gets the same 401 from the registrar, so svwar finds nothing to tell apart."""
+    out = run(
+        scanned, tmp_path, "svwar", REGISTER_WAR_HOST, "-e", "90-110", "-m", "REGISTER",
+        agent=PHONE_AGENT,
+    )  # fmt: skip
+    assert f"| {EXTENSION} " not in out, out
+    assert "found nothing" in out or "same response" in out.lower(), out
+
+
+def test_svcrack_over_register_in_disguise_is_banned_after_five_guesses(
+    scanned: Switch, tmp_path: Path
+) -> None:
+    """svcrack's default method is REGISTER: the registrar counts its wrong passwords
+    towards the shield's ban exactly as wrong passwords on calls."""
+    words = tmp_path / "words.txt"
+    wrong = [f"reg-guess{n}" for n in range(8)]
+    words.write_text("\n".join(wrong) + "\n")
+    out = run(
+        scanned, tmp_path, "svcrack", REGISTER_CRACK_HOST, "-u", EXTENSION, "-d", str(words),
+        agent=PHONE_AGENT,
+    )  # fmt: skip
+    assert "found nothing" in out, out
+    assert SECRET not in out, out
+    ban = banned(scanned, REGISTER_CRACK_HOST)
+    assert (ban["reason"], ban["mode"]) == ("auth-failures", "refuse"), ban
+    failures = [
+        line
+        for line in scanned.server.log().splitlines()
+        if f"auth failure: ip={REGISTER_CRACK_HOST} " in line
+    ]
+    assert len(failures) == len(wrong), failures

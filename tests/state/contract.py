@@ -2,13 +2,14 @@
 
 An implementation's test module subclasses each contract and says how to make a fresh,
 empty instance (``make``); the memory one is ``test_memory.py``, a shared store (Redis)
-gets its own module with the same three lines each. Nothing here knows which
-implementation it runs against. Times are plain numbers: no clock is read.
+gets its own module with the same three lines each (the registrar's bindings included).
+Nothing here knows which implementation it runs against. Times are plain numbers: no clock is read.
 """
 
 from __future__ import annotations
 
 import ipaddress
+from dataclasses import replace
 from decimal import Decimal
 
 import pytest
@@ -17,6 +18,7 @@ from hypothesis import strategies as st
 
 from tollguard.domain.fraud import Suspension, Suspensions
 from tollguard.domain.limits import Counters, TokenBucket, Window, money_units
+from tollguard.domain.registration import Binding, Bindings
 from tollguard.domain.shield import Ban, BanMode, BanReason, Bans
 
 T0 = 1_800_000_000.0  # some time in 2027, on a whole minute
@@ -263,3 +265,41 @@ class SuspensionsContract:
         s.replace([Suspension("sip-user:bob", "locked", T0)])
         assert s.get("customer:3", T0) is None
         assert s.get("sip-user:bob", T0) is not None
+
+
+def _binding(uri: str, expires_at: float, account_id: int = 1, transport: str = "udp") -> Binding:
+    return Binding(account_id, uri, expires_at, "c1", 1, ("203.0.113.5", 40000), transport, 0)
+
+
+class BindingsContract:
+    def make(self) -> Bindings:
+        raise NotImplementedError
+
+    def test_put_replaces_an_accounts_bindings(self) -> None:
+        store = self.make()
+        a, b = _binding("sip:a@h", T0 + 10), _binding("sip:b@h", T0 + 20)
+        store.put(1, (a, b))
+        assert store.of(1, T0) == (a, b)
+        store.put(1, (b,))
+        assert store.of(1, T0) == (b,)
+        store.put(1, ())
+        assert (store.of(1, T0), len(store)) == ((), 0)
+
+    def test_expired_bindings_are_not_listed_and_expire_removes_them(self) -> None:
+        store = self.make()
+        a = _binding("sip:a@h", T0 + 10)
+        b = _binding("sip:b@h", T0 + 20, account_id=2, transport="tcp")
+        store.put(1, (a,))
+        store.put(2, (b,))
+        assert (sorted(x.contact for x in store.every(T0)), len(store)) == (
+            ["sip:a@h", "sip:b@h"],
+            2,
+        )
+        store.put(1, (replace(a, expires_at=T0 + 100),))  # a refresh outlives b
+        assert store.expire(T0 + 15) == []
+        assert store.expire(T0 + 25) == [b]
+        assert store.of(2, T0) == ()
+        assert store.of(1, T0 + 101) == ()  # expired, not yet swept: not listed
+        assert store.every(T0 + 101) == []
+        assert [x.contact for x in store.expire(T0 + 101)] == ["sip:a@h"]
+        assert len(store) == 0

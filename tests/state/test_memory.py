@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
-from tests.state.contract import BansContract, CountersContract, SuspensionsContract
+from tests.state.contract import (
+    BansContract,
+    BindingsContract,
+    CountersContract,
+    SuspensionsContract,
+)
 from tests.state.reservations_contract import ReservationsContract
 from tollguard.state.memory import (
     MemoryBans,
+    MemoryBindings,
     MemoryCounters,
     MemoryReservations,
     MemorySuspensions,
@@ -30,3 +36,8 @@ class TestMemorySuspensions(SuspensionsContract):
 class TestMemoryReservations(ReservationsContract):
     def make(self) -> MemoryReservations:
         return MemoryReservations()
+
+
+class TestMemoryBindings(BindingsContract):
+    def make(self) -> MemoryBindings:
+        return MemoryBindings()

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import ipaddress
 import itertools
+import socket
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -26,7 +27,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from tollguard.config import CdrSettings, Settings, SipSettings
+from tollguard.config import CdrSettings, MediaSettings, Settings, SipSettings
 from tollguard.domain.cdr import Cdr
 from tollguard.domain.plan import (
     Account,
@@ -52,6 +53,7 @@ REALM = "tollguard"
 PASSWORD = "correct horse"
 TECH_PREFIX = "777"
 TIMEOUT = 10.0
+STARTUP_TIMEOUT = 30.0
 
 _ids = itertools.count(1)
 
@@ -438,7 +440,20 @@ async def _endpoint() -> Peer:
     return peer
 
 
-def make_settings(tmp_path: Path, **sip: object) -> Settings:
+def media_settings(**media: object) -> MediaSettings:
+    """The embedded relay on loopback, its engine in a thread, ports from a free range."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        low = 20000 + probe.getsockname()[1] % 40000 // 2 * 2
+    base = MediaSettings(
+        relay_host="127.0.0.1", relay_process=False, port_min=low, port_max=low + 99
+    )
+    return replace(base, **media)  # type: ignore[arg-type]
+
+
+def make_settings(
+    tmp_path: Path, media: dict[str, object] | None = None, **sip: object
+) -> Settings:
     # A mixed deployment: MD5 offered after SHA-256, for alice only (bob is SHA-256 only).
     base = SipSettings(
         listen=("udp:127.0.0.1:0",),
@@ -453,6 +468,7 @@ def make_settings(tmp_path: Path, **sip: object) -> Settings:
         data_dir=tmp_path,
         sip=replace(base, **sip),  # type: ignore[arg-type]
         cdr=CdrSettings(batch_size=1, flush_interval_s=0.05),
+        media=media_settings(**(media or {})),
     )
 
 
@@ -468,6 +484,7 @@ async def running_switch(
     *,
     billing: dict[str, object] | None = None,
     live_stores: LiveStores | None = None,
+    media: dict[str, object] | None = None,
 ) -> AsyncIterator[Harness]:
     uac, gw1, gw2 = await _endpoint(), await _endpoint(), await _endpoint()
     source = MemorySource(plan_data((gw1.port, gw2.port), **customer), asyncio.get_running_loop())
@@ -480,7 +497,7 @@ async def running_switch(
         lines.extend(items)
         ready.set()
 
-    settings = make_settings(tmp_path, **sip)
+    settings = make_settings(tmp_path, media, **sip)
     if billing:
         settings = replace(settings, billing=replace(settings.billing, **billing))  # type: ignore[arg-type]
     task = asyncio.create_task(
@@ -497,8 +514,18 @@ async def running_switch(
         )
     )
     waiter = asyncio.create_task(ready.wait())
-    async with asyncio.timeout(TIMEOUT):
-        await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+    try:
+        # A generous bound: starting the switch (and the relay's engine) on a shared,
+        # busy machine can take seconds; no test measures it.
+        async with asyncio.timeout(STARTUP_TIMEOUT):
+            await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+    except BaseException:
+        stop.set()
+        task.cancel()
+        for peer in (uac, gw1, gw2):
+            if peer.transport is not None:
+                peer.transport.close()  # no socket left for a later test to trip over
+        raise
     waiter.cancel()
     if task.done():
         task.result()
@@ -527,6 +554,7 @@ def run_scenario(tmp_path: Path) -> Callable[..., None]:
         clock: bool = False,
         billing: dict[str, object] | None = None,
         live_stores: LiveStores | None = None,
+        media: dict[str, object] | None = None,
     ) -> None:
         manual = ManualClock() if clock else None
 
@@ -538,6 +566,7 @@ def run_scenario(tmp_path: Path) -> Callable[..., None]:
                 manual,
                 billing=billing,
                 live_stores=live_stores,
+                media=media,
             ) as harness:
                 await scenario(harness)
 

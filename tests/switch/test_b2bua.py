@@ -622,9 +622,9 @@ def test_max_duration_ends_both_legs(run_scenario: Run) -> None:
     run_scenario(scenario, customer={"max_call_duration_s": 1}, clock=True)
 
 
-def test_options_unknown_method_and_register(run_scenario: Run) -> None:
+def test_options_unknown_method_and_register_challenged(run_scenario: Run) -> None:
     async def scenario(h: Harness) -> None:
-        for method, status in (("OPTIONS", 200), ("FOO", 501), ("REGISTER", 501)):
+        for method, status in (("OPTIONS", 200), ("FOO", 501), ("REGISTER", 401)):
             h.uac.send(
                 request(
                     method,

@@ -141,6 +141,7 @@ def customer_form(**values: Any) -> dict[str, Any]:
         "max_call_duration_s": "7200",
         "national_prefix": "0",
         "international_prefix": "00",
+        "media": "default",
         "accounts-TOTAL_FORMS": "0",
         "accounts-INITIAL_FORMS": "0",
         "acl-TOTAL_FORMS": "0",

@@ -107,6 +107,10 @@ REASONS = {
 }
 
 
+# Scenarios whose requests are REGISTERs (their Request-URI names no user).
+_REGISTERING = frozenset({"uac_register", "uac_register_expect_code"})
+
+
 def status_line(code: int) -> str:
     """The ``-key status`` value that makes ``uas_reject`` answer ``code``."""
     return f"SIP/2.0 {code} {REASONS.get(code, 'Rejected')}"
@@ -309,7 +313,12 @@ class Sipp:
         if log_codes:
             args += ["-trace_logs", "-log_file", str(self.log_path)]
         # Every shipped scenario's key gets a value so any scenario runs with any keys.
-        all_keys = {"caller": "sipp", "expected": "0", "status": status_line(503)}
+        all_keys = {
+            "caller": "sipp",
+            "expected": "0",
+            "status": status_line(503),
+            "rtp_port": "40002",
+        }
         all_keys.update(keys or {})
         for key, value in all_keys.items():
             args += ["-key", key, value]
@@ -317,10 +326,11 @@ class Sipp:
             args += ["-s", service]
         if auth is not None:
             args += ["-au", auth[0], "-ap", auth[1]]
-            if remote is not None and service:
+            if remote is not None and service and path.stem not in _REGISTERING:
                 # SIPp would put sip:host:port in the digest's uri; RFC 3261 section
                 # 22.4 wants the Request-URI, which the shipped callers build like this.
-                # SIPp adds the "sip:" itself.
+                # SIPp adds the "sip:" itself. A REGISTER's Request-URI is the domain
+                # alone (RFC 3261 section 10.2), which is what SIPp puts there anyway.
                 args += ["-auth_uri", f"{service}@{remote[0]}:{remote[1]}"]
         if calls is not None:
             args += ["-m", str(calls)]

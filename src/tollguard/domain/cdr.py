@@ -65,6 +65,18 @@ class Cdr:
     # it saw, ...); the caller was told only the SIP status.
     detail: str = ""
     attempts: tuple[Attempt, ...] = field(default_factory=tuple)
+    # The media backend that carried the call ("bypass", "relay", "rtpengine") and what
+    # it counted: RTP packets, bytes and losses sent by each side, packets dropped
+    # (from strangers, or not RTP), and whether the call ended because its media stopped.
+    media: str = "bypass"
+    caller_rtp_packets: int = 0
+    caller_rtp_bytes: int = 0
+    caller_rtp_lost: int = 0
+    callee_rtp_packets: int = 0
+    callee_rtp_bytes: int = 0
+    callee_rtp_lost: int = 0
+    rtp_dropped: int = 0
+    media_timeout: bool = False
 
 
 class CdrSink(Protocol):

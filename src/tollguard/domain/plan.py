@@ -31,6 +31,15 @@ class SipTransport(StrEnum):
     TLS = "tls"
 
 
+class MediaChoice(StrEnum):
+    """Which media backend a customer's or provider's calls use (``default``: no choice)."""
+
+    DEFAULT = "default"
+    BYPASS = "bypass"
+    RELAY = "relay"
+    RTPENGINE = "rtpengine"
+
+
 class Rounding(StrEnum):
     """How a rate card rounds a charge to its number of decimals."""
 
@@ -134,6 +143,7 @@ class Customer:
     # Provider ids usable by this customer; empty means every enabled provider.
     provider_ids: tuple[int, ...] = ()
     credit: CreditTerms = field(default_factory=CreditTerms)
+    media: MediaChoice = MediaChoice.DEFAULT
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,6 +181,7 @@ class Provider:
     cost_card_id: int | None = None
     priority: int = 100  # lower is tried first under the PRIORITY strategy
     weight: int = 100  # share of calls under the WEIGHT strategy
+    media: MediaChoice = MediaChoice.DEFAULT
 
 
 @dataclass(frozen=True, slots=True)

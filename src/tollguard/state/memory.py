@@ -29,11 +29,13 @@ from tollguard.domain.errors import ReservationExists, ReservationUnknown
 from tollguard.domain.fraud import Suspension
 from tollguard.domain.limits import TokenBucket, Window, refill
 from tollguard.domain.plan import IPNetwork
+from tollguard.domain.registration import Binding
 from tollguard.domain.shield import Ban, BanMode
 
 __all__ = [
     "SETTLED_MEMORY_S",
     "MemoryBans",
+    "MemoryBindings",
     "MemoryCounters",
     "MemoryReservations",
     "MemorySuspensions",
@@ -550,3 +552,53 @@ class MemoryReservations:
                 if self._settled.get((customer_id, key)) == at:
                     del self._settled[customer_id, key]
         return tuple(lapsed)
+
+
+# --- registrar: bindings -------------------------------------------------------------------
+
+
+class MemoryBindings:
+    """:class:`tollguard.domain.registration.Bindings` in a dict, with a heap of expiries.
+
+    Nothing survives a restart: phones register again at their next refresh (at most
+    ``sip.register_max_expires_s`` later; docs/registrar.md).
+    """
+
+    __slots__ = ("_by_account", "_due")
+
+    def __init__(self) -> None:
+        self._by_account: dict[int, tuple[Binding, ...]] = {}
+        # (expiry, account): the soonest expiry an account had when it was written; a
+        # stale entry (the account changed since) is checked and skipped.
+        self._due: list[tuple[float, int]] = []
+
+    def of(self, account_id: int, now: float) -> tuple[Binding, ...]:
+        return tuple(b for b in self._by_account.get(account_id, ()) if b.expires_at > now)
+
+    def put(self, account_id: int, bindings: tuple[Binding, ...]) -> None:
+        if not bindings:
+            self._by_account.pop(account_id, None)
+            return
+        self._by_account[account_id] = bindings
+        heapq.heappush(self._due, (min(b.expires_at for b in bindings), account_id))
+
+    def expire(self, now: float) -> list[Binding]:
+        gone: list[Binding] = []
+        due = self._due
+        while due and due[0][0] <= now:
+            _, account_id = heapq.heappop(due)
+            bindings = self._by_account.get(account_id)
+            if bindings is None:
+                continue
+            kept = tuple(b for b in bindings if b.expires_at > now)
+            if len(kept) == len(bindings):
+                continue  # a stale entry: the account was rewritten since
+            gone.extend(b for b in bindings if b.expires_at <= now)
+            self.put(account_id, kept)
+        return gone
+
+    def every(self, now: float) -> list[Binding]:
+        return [b for bindings in self._by_account.values() for b in bindings if b.expires_at > now]
+
+    def __len__(self) -> int:
+        return sum(len(bindings) for bindings in self._by_account.values())

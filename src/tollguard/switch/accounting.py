@@ -10,11 +10,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Protocol
+from typing import Any, Protocol
 
 from tollguard.domain.cdr import Cdr
 from tollguard.domain.plan import Gateway, Provider, Rate
 from tollguard.domain.rating import rate_call
+from tollguard.media import MediaCounters
 from tollguard.switch.call import Call, GatewayAttempt
 from tollguard.switch.q850 import q850_cause
 
@@ -89,6 +90,7 @@ def build_cdr(call: Call, ended: float, cause: int | None) -> Cdr:
             duration_ms, cost_rate, plan.rate_card(provider.cost_card_id)
         ).amount
     status = call.final_status
+    media = call.media
     return Cdr(
         call_id=call.a.call_id,
         started_at=datetime.fromtimestamp(call.started_at, UTC),
@@ -124,4 +126,19 @@ def build_cdr(call: Call, ended: float, cause: int | None) -> Cdr:
         callee_user_agent=answered.user_agent if answered else "",
         detail=call.detail,
         attempts=tuple(attempt.record for attempt in call.tried if attempt.record is not None),
+        **(_media_fields(media) if media is not None else {}),
     )
+
+
+def _media_fields(media: MediaCounters) -> dict[str, Any]:
+    return {
+        "media": media.backend,
+        "caller_rtp_packets": media.caller_packets,
+        "caller_rtp_bytes": media.caller_bytes,
+        "caller_rtp_lost": media.caller_lost,
+        "callee_rtp_packets": media.callee_packets,
+        "callee_rtp_bytes": media.callee_bytes,
+        "callee_rtp_lost": media.callee_lost,
+        "rtp_dropped": media.dropped,
+        "media_timeout": media.timed_out,
+    }

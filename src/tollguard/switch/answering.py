@@ -20,7 +20,7 @@ from tollguard.sip.message import Request, Response
 from tollguard.switch.attempts import Attempts
 from tollguard.switch.call import Call, CallState, GatewayAttempt
 from tollguard.switch.credit import CallFunds
-from tollguard.switch.media import MediaHooks
+from tollguard.switch.media import REASON_MEDIA_TIMEOUT, MediaHooks
 from tollguard.switch.q850 import REASON_MAX_DURATION, REASON_TIMER_EXPIRY, reasons_of
 from tollguard.switch.retransmit import Retransmitter
 from tollguard.switch.session_timer import SessionTimers
@@ -101,6 +101,7 @@ class CustomerInvite:
         if body:
             content_type = response.content_type
             body = self._media.answer(call, body, content_type)
+        self._media.answered(call)
         extra: tuple[str, ...] = (self._sig.contact(call.a.peer.transport), f"Allow: {ALLOW}")
         session = call.a.session
         if session is not None:
@@ -189,6 +190,12 @@ class CustomerInvite:
         call.duration_timer = None
         if call.state is CallState.ANSWERED:
             self._teardown.hangup(call, HangupSide.SWITCH, reasons=(REASON_MAX_DURATION,))
+
+    def media_over(self, call: Call) -> None:
+        """The media backend saw no RTP for the media timeout: end the call."""
+        if call.state is CallState.ANSWERED:
+            log.info("call %s: media timeout, hanging up", call.a.call_id)
+            self._teardown.hangup(call, HangupSide.SWITCH, reasons=(REASON_MEDIA_TIMEOUT,))
 
     def session_over(self, call: Call, reasons: tuple[str, ...]) -> None:
         """A leg's session timer expired or its refresh failed: end the call."""

@@ -1,4 +1,5 @@
-"""Inbound authentication of initial INVITEs: by source address, else by digest.
+"""Inbound authentication of initial INVITEs (by source address, else by digest) and of
+REGISTERs (by digest only, with the same answers).
 
 A call from an address in a customer's IP ACL (optionally with a tech prefix on the
 called number) belongs to that customer. Anything else must answer a proxy challenge
@@ -92,7 +93,7 @@ def _printable(text: str) -> str:
 
 
 class Authenticator:
-    """Authenticates initial INVITEs against the current plan."""
+    """Authenticates initial INVITEs and REGISTERs against the current plan."""
 
     __slots__ = ("_algorithms", "_nonces", "_offered", "_stand_in", "defer", "guard", "realm")
 
@@ -143,6 +144,32 @@ class Authenticator:
             customer = plan.customer(entry.customer_id)
             if customer is not None and customer.enabled:
                 return Authenticated(customer, None, number)
+        return self.digest(
+            plan,
+            method=method,
+            request_uri=request_uri,
+            called=called,
+            credentials=credentials,
+            source=source,
+            transport=transport,
+            now=now,
+        )
+
+    def digest(
+        self,
+        plan: Plan,
+        *,
+        method: str,
+        request_uri: str,
+        called: str,
+        credentials: tuple[str, ...],
+        source: tuple[str, int],
+        transport: str,
+        now: float,
+    ) -> AuthResult:
+        """Digest authentication alone (no source-address match): INVITEs from outside
+        every IP list, and every REGISTER (:mod:`.registrar`), whose ``credentials`` are
+        its Authorization values and whose challenge goes out in a 401."""
         value = self._ours(credentials)
         if value is None:
             return Challenge(self._challenge(stale=False, source=source[0], now=now))

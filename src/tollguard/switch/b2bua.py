@@ -8,7 +8,8 @@ matched to its call by Call-ID (:mod:`.dialogs`) and handed to the concern it be
 * responses from a gateway to its INVITE to :mod:`.attempts`;
 * in-dialog requests (re-INVITE, UPDATE, INFO) and their responses to :mod:`.relay`;
 * BYE, CANCEL and the switch's own timers to :mod:`.teardown`, which releases what the
-  call held and has :mod:`.accounting` write its CDR.
+  call held and has :mod:`.accounting` write its CDR;
+* REGISTER to :mod:`.registrar`.
 
 What the customer sees of its INVITE (100, relayed 18x, 200, the final failure, resent
 until the ACK) is :mod:`.answering`'s; session timers are :mod:`.session_timer`'s.
@@ -31,11 +32,14 @@ from tollguard.config import Settings
 from tollguard.domain.cdr import HangupSide
 from tollguard.domain.credit import CreditControl
 from tollguard.domain.errors import DomainError
+from tollguard.domain.registration import Bindings
 from tollguard.domain.routing import Plan
+from tollguard.media import MediaRefused
 from tollguard.sip import error_response, read_message
 from tollguard.sip.errors import MessageDropped, RemoteProtocolError, SipError
 from tollguard.sip.grammar import TOKEN_RE
 from tollguard.sip.message import Request, Response
+from tollguard.state.memory import MemoryBindings
 from tollguard.switch.accounting import Accounting, CdrQueue
 from tollguard.switch.admission import Admission, Admitted, Refused, user_part
 from tollguard.switch.answering import CustomerInvite
@@ -47,6 +51,7 @@ from tollguard.switch.dialogs import DialogTable
 from tollguard.switch.guard import Guard
 from tollguard.switch.media import MediaHooks
 from tollguard.switch.q850 import reasons_of
+from tollguard.switch.registrar import Registrar
 from tollguard.switch.relay import RELAYED_METHODS, InDialogRelay
 from tollguard.switch.retransmit import Retransmitter
 from tollguard.switch.session_timer import SessionTimers
@@ -95,6 +100,7 @@ class B2bua:
         media: MediaHooks | None = None,
         guard: Guard | None = None,
         credit: CreditControl | None = None,
+        bindings: Bindings | None = None,
     ) -> None:
         sip = settings.sip
         self._settings = settings
@@ -110,6 +116,7 @@ class B2bua:
         self._authenticator.guard = guard
         self._admission = Admission(self._authenticator, guard)
         self._media = media or MediaHooks()
+        self._bindings: Bindings = bindings if bindings is not None else MemoryBindings()
         self._accounting = Accounting(cdr_writer)
         if guard is not None:
             self._accounting.on_charged = lambda cdr: guard.record_spend(
@@ -129,6 +136,7 @@ class B2bua:
         self._attempts: Attempts
         self._relay: InDialogRelay
         self._teardown: Teardown
+        self._registrar: Registrar
         if scheduler is not None:
             self._assemble(scheduler)
 
@@ -186,8 +194,12 @@ class B2bua:
             funds.on_exhausted = self._credit_exhausted
             self._admission.funds = funds
             self._answering.funds = funds
+        self._media.on_timeout = self._answering.media_over
         self._dialogs.on_forget = self._forgotten
         self._relay = InDialogRelay(self._sig, self._retransmitter, self._media, self._sessions)
+        self._registrar = Registrar(
+            sip, self._sig, self._authenticator, self._bindings, scheduler, self._wall
+        )
 
     def _forgotten(self, call: Call) -> None:
         self._attempts.settle_all(call)
@@ -214,6 +226,11 @@ class B2bua:
         self._connections = connections
         if self._scheduler is None:
             self._assemble(TimerWheel(asyncio.get_running_loop()))
+        self._registrar.connections = connections
+
+    @property
+    def registrar(self) -> Registrar:
+        return self._registrar
 
     @property
     def active_calls(self) -> int:
@@ -309,6 +326,10 @@ class B2bua:
             and self._bad_extension(request, peer)
         ):
             return
+        if method == "REGISTER":
+            # Out of any dialog whatever its Call-ID (RFC 3261 §10.2).
+            self._registrar.register(request, peer, self._plan())
+            return
         entry = self._dialogs.entries.get(request.call_id)
         if entry is not None:
             call, attempt = entry
@@ -325,9 +346,6 @@ class B2bua:
         elif method == "OPTIONS" and to_tag(request) is None:
             extra = (f"Allow: {ALLOW}", "Accept: application/sdp")
             respond(request, peer, 200, extra=extra, to_tag=self._ids.tag())
-        elif method == "REGISTER":
-            # No registrar yet: trunks authenticate per call (ACL or digest).
-            respond(request, peer, 501, to_tag=self._ids.tag())
         elif method in _DIALOG_METHODS or to_tag(request) is not None:
             respond(request, peer, 481, to_tag=self._ids.tag())
         elif method in _NOT_ALLOWED:
@@ -430,9 +448,12 @@ class B2bua:
             call.destination = sell_rate.destination if sell_rate else ""
             call.candidates = verdict.candidates
             call.a.session = self._sessions.for_customer(request)
-            body = request.body
-            if body:
-                call.body = self._media.offer(call, body, call.content_type)
+            try:
+                call.body = self._media.offer(call, request.body, call.content_type)
+            except MediaRefused as exc:
+                log.info("call %s: media refused: %s", call.a.call_id, exc.detail)
+                self._answering.reject(call, exc.status, exc.reason, HangupSide.SWITCH, None, ())
+                return
             # RFC 3261 §17.2.1: a 100 is owed only when no response follows at once.
             # Every refusal goes out in this same step, so only a call about to wait
             # for a gateway gets one (one send less per challenge).
@@ -578,6 +599,7 @@ class B2bua:
         if self._scheduler is None:
             return
         self._dialogs.close()
+        self._registrar.close()
         if isinstance(self._scheduler, TimerWheel):
             self._scheduler.close()
 

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from tollguard.domain.plan import Account, Customer, Rate
     from tollguard.domain.rating import Charge
     from tollguard.domain.routing import Plan, RouteCandidate
+    from tollguard.media import MediaCounters
     from tollguard.switch.retransmit import Outgoing
     from tollguard.switch.timers import Cancellable
 
@@ -276,6 +277,7 @@ class Call:
         "invite_via",
         "last_final",
         "max_forwards",
+        "media",
         "next_candidate",
         "plan",
         "record_due",
@@ -330,6 +332,8 @@ class Call:
         self.final_reason = ""
         self.hangup_side = HangupSide.SWITCH
         self.duration_timer: Cancellable | None = None
+        # What the media backend counted, once the call has ended (for the CDR).
+        self.media: MediaCounters | None = None
 
     @property
     def call_id(self) -> str:

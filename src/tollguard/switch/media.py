@@ -1,40 +1,124 @@
-"""Media hooks: where a call's session descriptions pass through the media backend.
+"""Media hooks: where a call's session descriptions pass through its media backend.
 
-The B2BUA calls these at the offer (the customer's INVITE towards each gateway), the
-answer (a gateway's SDP in a provisional or 2xx towards the customer), every in-dialog
-re-offer and its answer, and at the end of the call. The backend decides what happens to
-the RTP (:mod:`tollguard.media`); with ``bypass`` the bodies pass unchanged.
+The B2BUA calls these at the offer (the customer's INVITE towards the gateways), the
+answer (a gateway's SDP in a provisional or 2xx towards the customer), the moment the
+call is answered, every in-dialog re-offer and its answer, and at the end of the call.
+
+Which backend carries a call (:mod:`tollguard.media`: ``bypass``, ``relay``,
+``rtpengine``) is decided once, at the offer, because every gateway of the route is
+offered the same description: the customer's own choice when it made one; otherwise an
+anchoring backend (``relay`` or ``rtpengine``) that a provider of the call's route asks
+for, the first in route order; otherwise ``bypass`` when a provider of the route asks
+for it; otherwise the switch's default (``media.default``).
+
+A backend that sees an answered call's media stop reports it; the hooks hand the call
+to :attr:`MediaHooks.on_timeout` (the B2BUA ends it with :data:`REASON_MEDIA_TIMEOUT`).
 """
 
 from __future__ import annotations
 
-from tollguard.media import Bypass, MediaBackend
+from collections.abc import Callable, Mapping
+
+from tollguard.domain.plan import MediaChoice
+from tollguard.media import Bypass, MediaBackend, MediaCounters, MediaRefused, Party
 from tollguard.switch.call import Call
 
-__all__ = ["MediaHooks"]
+__all__ = ["REASON_MEDIA_TIMEOUT", "MediaHooks"]
+
+# RFC 3326 Reason of the BYEs that end a call whose media stopped: Q.850 102, "recovery
+# on timer expiry", the cause the session timers use too; the CDR says which timer.
+REASON_MEDIA_TIMEOUT = 'Q.850;cause=102;text="Media timeout"'
 
 
 class MediaHooks:
-    """One backend for every call of this switch process."""
+    """The media backends of this switch process and the calls each one carries."""
 
-    __slots__ = ("_backend",)
+    __slots__ = ("_backends", "_calls", "_default", "on_timeout")
 
-    def __init__(self, backend: MediaBackend | None = None) -> None:
-        self._backend: MediaBackend = backend or Bypass()
+    def __init__(
+        self,
+        backends: Mapping[str, MediaBackend] | None = None,
+        default: str = MediaChoice.BYPASS.value,
+    ) -> None:
+        self._backends: dict[str, MediaBackend] = {MediaChoice.BYPASS.value: Bypass()}
+        self._backends.update(backends or {})
+        self._default = default
+        self._calls: dict[str, tuple[Call, MediaBackend]] = {}
+        self.on_timeout: Callable[[Call], None] = lambda call: None
+        for backend in self._backends.values():
+            backend.on_timeout = self._timed_out
+
+    def choose(self, call: Call) -> str:
+        """The backend name for ``call`` (see the module docstring)."""
+        customer = call.customer
+        if customer is not None and customer.media is not MediaChoice.DEFAULT:
+            return customer.media.value
+        choices = [
+            candidate.provider.media
+            for candidate in call.candidates
+            if candidate.provider.media is not MediaChoice.DEFAULT
+        ]
+        for choice in choices:
+            if choice is not MediaChoice.BYPASS:
+                return choice.value
+        return MediaChoice.BYPASS.value if choices else self._default
 
     def offer(self, call: Call, body: bytes, content_type: str | None) -> bytes:
-        """The customer's offer (a non-empty body), as it goes to the gateways."""
-        return self._backend.offer(call.a.call_id, body, content_type)
+        """The customer's offer, as it goes to the gateways; may raise MediaRefused.
+
+        An INVITE without a body (the offer would come in the gateway's 2xx, RFC 3261
+        §13.2.1) cannot be anchored: a call that must be is refused.
+        """
+        name = self.choose(call)
+        backend = self._backends.get(name)
+        if backend is None:
+            raise MediaRefused(503, "Service Unavailable", f"media backend {name!r} is not set up")
+        if name == MediaChoice.BYPASS.value:
+            return body
+        if not body:
+            raise MediaRefused(
+                488, "Not Acceptable Here", f"an INVITE without SDP cannot be anchored ({name})"
+            )
+        peer = call.a.peer
+        result = backend.offer(
+            call.a.call_id, body, content_type, Party(*peer.address, peer.transport)
+        )
+        self._calls[call.a.call_id] = (call, backend)
+        return result
 
     def answer(self, call: Call, body: bytes, content_type: str | None) -> bytes:
         """A gateway's answer (18x or 2xx, a non-empty body), as it goes to the customer."""
-        return self._backend.answer(call.a.call_id, body, content_type)
+        entry = self._calls.get(call.a.call_id)
+        if entry is None or call.attempt is None:
+            return body
+        peer = call.attempt.leg.peer
+        return entry[1].answer(
+            call.a.call_id, body, content_type, Party(*peer.address, peer.transport)
+        )
+
+    def answered(self, call: Call) -> None:
+        """The call is answered: its media timeout runs from now."""
+        entry = self._calls.get(call.a.call_id)
+        if entry is not None:
+            entry[1].answered(call.a.call_id)
 
     def reoffer(
         self, call: Call, from_customer: bool, body: bytes, content_type: str | None
     ) -> bytes:
         """A body carried by an in-dialog request or its response, as it is relayed."""
-        return self._backend.reoffer(call.a.call_id, from_customer, body, content_type)
+        entry = self._calls.get(call.a.call_id)
+        if entry is None:
+            return body
+        return entry[1].reoffer(call.a.call_id, from_customer, body, content_type)
 
-    def end(self, call: Call) -> None:
-        self._backend.end(call.a.call_id)
+    def end(self, call: Call) -> MediaCounters:
+        """The call is over: its media is released; returns its counters for the CDR."""
+        entry = self._calls.pop(call.a.call_id, None)
+        if entry is None:
+            return MediaCounters(self.choose(call) if call.customer is not None else "bypass")
+        return entry[1].end(call.a.call_id)
+
+    def _timed_out(self, session: str) -> None:
+        entry = self._calls.get(session)
+        if entry is not None:
+            self.on_timeout(entry[0])

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from tollguard.config import Settings
+from tollguard.config import Settings, rtpengine_address
 from tollguard.domain.cdr import CdrSink
 from tollguard.domain.credit import (
     BalanceSource,
@@ -31,6 +31,9 @@ from tollguard.domain.credit import (
 from tollguard.domain.fraud import FraudEventStore, SourceCountries, SuspensionStore
 from tollguard.domain.plan import PlanSource
 from tollguard.domain.shield import BanStore, Shield, policy_from_settings
+from tollguard.media import MediaBackend
+from tollguard.media.relay import EmbeddedRelay
+from tollguard.media.rtpengine import Rtpengine
 from tollguard.state.memory import (
     MemoryBans,
     MemoryCounters,
@@ -42,6 +45,7 @@ from tollguard.switch.b2bua import B2bua
 from tollguard.switch.cdr_writer import CdrWriter
 from tollguard.switch.guard import Guard
 from tollguard.switch.loader import PlanLoader
+from tollguard.switch.media import MediaHooks
 from tollguard.switch.status import StatusPublisher, SwitchCounters
 from tollguard.switch.timers import Scheduler
 from tollguard.transport import StreamLimits, Transports, client_context, server_context
@@ -170,6 +174,19 @@ async def _keep_in_sync(
         await asyncio.to_thread(once)  # what the last second decided
 
 
+def _media_backends(settings: Settings) -> tuple[EmbeddedRelay, Rtpengine | None]:
+    """The embedded relay (always: a customer may be switched to it at any time) and
+    rtpengine when its control address is configured."""
+    media = settings.media
+    listeners = settings.sip.listeners
+    relay = EmbeddedRelay(
+        media, settings.sip.advertised_host, listeners[0].host if listeners else ""
+    )
+    address = rtpengine_address(media)
+    engine = Rtpengine(address, media) if address is not None else None
+    return relay, engine
+
+
 def _settle_heap() -> None:
     """Take what was loaded at start out of the cyclic garbage collector's sight.
 
@@ -234,6 +251,10 @@ async def run_switch(
     writer = CdrWriter(
         cdr_sink, batch_size=settings.cdr.batch_size, flush_interval_s=settings.cdr.flush_interval_s
     )
+    relay, rtpengine = _media_backends(settings)
+    backends: dict[str, MediaBackend] = {"relay": relay}
+    if rtpengine is not None:
+        backends["rtpengine"] = rtpengine
     b2bua = B2bua(
         settings,
         lambda: loader.plan,
@@ -243,6 +264,7 @@ async def run_switch(
         scheduler=scheduler,
         guard=guard,
         credit=funds.control if funds is not None else None,
+        media=MediaHooks(backends, settings.media.default),
     )
     if settle_heap:
         _settle_heap()
@@ -281,6 +303,10 @@ async def run_switch(
             host,
             connections=transports,
         )
+        relay.advertise(host)
+        relay.start()
+        if rtpengine is not None:
+            rtpengine.start()
         for signum in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                 loop.add_signal_handler(signum, stop.set)
@@ -308,6 +334,9 @@ async def run_switch(
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
         b2bua.close()
+        relay.close()
+        if rtpengine is not None:
+            rtpengine.close()
         for signum in installed:
             loop.remove_signal_handler(signum)
         await transports.close()

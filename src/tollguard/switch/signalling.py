@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 
 SendFunction = Callable[[bytes, str, Address, int], None]
 
-ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO"
+ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO, REGISTER"
 
 
 def to_tag(message: Request | Response) -> str | None:

@@ -121,7 +121,7 @@ class Teardown:
             guard = self._admission.guard
             if guard is not None:
                 guard.close_call(call.a.peer.address[0])
-        self._media.end(call)
+        call.media = self._media.end(call)
         if call.settled():
             self._accounting.record(call, ended, cause)
         else:

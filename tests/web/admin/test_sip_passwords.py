@@ -157,6 +157,7 @@ def test_accounts_added_on_the_customer_page_get_passwords_too(client: Client) -
             "max_call_duration_s": "7200",
             "national_prefix": "0",
             "international_prefix": "00",
+            "media": "default",
             "billing_mode": "prepaid",
             "credit_limit": "0",
             "currency": card.currency,

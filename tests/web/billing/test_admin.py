@@ -133,6 +133,7 @@ def test_the_customer_form_refuses_a_currency_its_card_does_not_price_in() -> No
         "max_call_duration_s": "7200",
         "national_prefix": "0",
         "international_prefix": "00",
+        "media": "default",
         "billing_mode": "prepaid",
         "credit_limit": "0",
         "currency": "USD",

@@ -95,7 +95,7 @@ class RateSerializer(RoleFieldLimitsSerializer[Rate]):
 class ProviderSerializer(RoleFieldLimitsSerializer[Provider]):
     class Meta:
         model = Provider
-        fields = ("id", "name", "enabled", "cost_card", "priority", "weight")
+        fields = ("id", "name", "enabled", "cost_card", "priority", "weight", "media")
 
 
 class GatewaySerializer(RoleFieldLimitsSerializer[Gateway]):
@@ -126,6 +126,7 @@ class CustomerSerializer(RoleFieldLimitsSerializer[Customer]):
             "credit_limit",
             "currency",
             "balance",
+            "media",
         )
 
     @extend_schema_field(_MONEY_FIELD)
@@ -296,6 +297,15 @@ class CdrSerializer(serializers.ModelSerializer[Cdr]):
             "callee_user_agent",
             "attempts",
             "detail",
+            "media",
+            "caller_rtp_packets",
+            "caller_rtp_bytes",
+            "caller_rtp_lost",
+            "callee_rtp_packets",
+            "callee_rtp_bytes",
+            "callee_rtp_lost",
+            "rtp_dropped",
+            "media_timeout",
         )
         read_only_fields = fields
 

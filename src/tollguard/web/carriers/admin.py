@@ -66,10 +66,11 @@ class ProviderAdmin(RoleFieldLimits[Provider], admin.ModelAdmin[Provider]):
         "cost_card",
         "priority",
         "weight",
+        "media",
         "gateway_count",
         "enabled_gateway_count",
     )
-    list_filter = ("enabled", "cost_card")
+    list_filter = ("enabled", "cost_card", "media")
     list_select_related = ("cost_card",)
     search_fields = ("name", "gateways__name", "gateways__host")
     ordering = ("priority", "name")

@@ -8,7 +8,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator, RegexVa
 from django.db import models
 
 from tollguard.domain import plan
-from tollguard.domain.plan import SipTransport
+from tollguard.domain.plan import MediaChoice, SipTransport
 from tollguard.web.rating.models import RateCard, RateCardKind
 
 # A gateway's own fields, named and ordered as :class:`tollguard.domain.plan.Gateway`'s
@@ -17,6 +17,14 @@ from tollguard.web.rating.models import RateCard, RateCardKind
 GATEWAY_FIELDS: tuple[str, ...] = tuple(
     f.name for f in fields(plan.Gateway) if f.name not in {"id", "provider_id"}
 )
+
+# The media backend choice, as the admin, the API and plan files offer it.
+MEDIA_CHOICES = [
+    (MediaChoice.DEFAULT.value, "switch default"),
+    (MediaChoice.BYPASS.value, "bypass (direct media)"),
+    (MediaChoice.RELAY.value, "embedded relay"),
+    (MediaChoice.RTPENGINE.value, "rtpengine"),
+]
 
 prefix_validator = RegexValidator(r"^\+?[0-9#*]*$", "Digits, '#', '*' and a leading '+'.")
 
@@ -34,6 +42,15 @@ class Provider(models.Model):
     )
     priority = models.PositiveIntegerField(default=100, help_text="Lower is tried first.")
     weight = models.PositiveIntegerField(default=100, help_text="Share of calls by weight.")
+    media = models.CharField(
+        max_length=9,
+        choices=MEDIA_CHOICES,
+        default=MediaChoice.DEFAULT.value,
+        help_text=(
+            "Media backend for calls routed to this provider, unless the customer chose "
+            "one; an anchoring choice (relay, rtpengine) wins over bypass."
+        ),
+    )
 
     class Meta:
         ordering = ("name",)

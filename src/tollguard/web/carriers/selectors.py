@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tollguard.domain.plan import Gateway, Provider, SipTransport
+from tollguard.domain.plan import Gateway, MediaChoice, Provider, SipTransport
 from tollguard.web.carriers import models
 
 
@@ -15,10 +15,19 @@ def providers() -> tuple[Provider, ...]:
             cost_card_id=cost_card_id,
             priority=priority,
             weight=weight,
+            media=MediaChoice(media),
         )
-        for pk, name, enabled, cost_card_id, priority, weight in models.Provider.objects.order_by(
-            "id"
-        ).values_list("id", "name", "enabled", "cost_card_id", "priority", "weight")
+        for (
+            pk,
+            name,
+            enabled,
+            cost_card_id,
+            priority,
+            weight,
+            media,
+        ) in models.Provider.objects.order_by("id").values_list(
+            "id", "name", "enabled", "cost_card_id", "priority", "weight", "media"
+        )
     )
 
 

@@ -78,6 +78,17 @@ class Cdr(models.Model):
     detail = models.CharField(max_length=255, blank=True)
     # [{"provider_id", "gateway_id", "started_at" (ISO 8601), "sip_code", "reason"}, ...]
     attempts = models.JSONField(default=list, blank=True)
+    # The media backend that carried the call and what it counted (0 under bypass):
+    # RTP each side sent, packets dropped (strangers, not RTP), a media timeout.
+    media = models.CharField(max_length=9, default="bypass")
+    caller_rtp_packets = models.PositiveBigIntegerField(default=0)
+    caller_rtp_bytes = models.PositiveBigIntegerField(default=0)
+    caller_rtp_lost = models.PositiveBigIntegerField(default=0)
+    callee_rtp_packets = models.PositiveBigIntegerField(default=0)
+    callee_rtp_bytes = models.PositiveBigIntegerField(default=0)
+    callee_rtp_lost = models.PositiveBigIntegerField(default=0)
+    rtp_dropped = models.PositiveBigIntegerField(default=0)
+    media_timeout = models.BooleanField(default=False)
 
     class Meta:
         verbose_name = "CDR"

@@ -121,8 +121,16 @@ class CustomerAdmin(RoleFieldLimits[Customer], ShowsNewSipPasswords[Customer]):
         "allow_negative_margin",
         "billing_mode",
         "balance_shown",
+        "media",
     )
-    list_filter = ("enabled", "strategy", "allow_negative_margin", "billing_mode", "sell_card")
+    list_filter = (
+        "enabled",
+        "strategy",
+        "allow_negative_margin",
+        "billing_mode",
+        "sell_card",
+        "media",
+    )
     list_select_related = ("sell_card", "balance")
     search_fields = ("name", "accounts__username")
     ordering = ("name",)
@@ -132,6 +140,7 @@ class CustomerAdmin(RoleFieldLimits[Customer], ShowsNewSipPasswords[Customer]):
     fieldsets = (
         (None, {"fields": ("name", "enabled", "sell_card", "strategy", "providers")}),
         ("Limits", {"fields": ("max_call_duration_s", "allow_negative_margin")}),
+        ("Media", {"fields": ("media",)}),
         (
             "Credit",
             {"fields": ("billing_mode", "credit_limit", "currency", "balance_shown")},

@@ -10,8 +10,8 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
 
-from tollguard.domain.plan import BillingMode, RoutingStrategy
-from tollguard.web.carriers.models import Provider
+from tollguard.domain.plan import BillingMode, MediaChoice, RoutingStrategy
+from tollguard.web.carriers.models import MEDIA_CHOICES, Provider
 from tollguard.web.customers.fields import NetworkField
 from tollguard.web.rating.models import RateCard, RateCardKind, currency_validator
 
@@ -56,6 +56,15 @@ class Customer(models.Model):
         max_length=4, blank=True, default="00", validators=[digits_validator]
     )
     strip_prefix = models.CharField(max_length=16, blank=True, validators=[digits_validator])
+    media = models.CharField(
+        max_length=9,
+        choices=MEDIA_CHOICES,
+        default=MediaChoice.DEFAULT.value,
+        help_text=(
+            "Media backend for this customer's calls; 'switch default' leaves the choice "
+            "to the providers of the route, then to the switch's setting."
+        ),
+    )
     providers = models.ManyToManyField(
         Provider,
         blank=True,

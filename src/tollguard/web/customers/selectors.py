@@ -14,6 +14,7 @@ from tollguard.domain.plan import (
     BillingMode,
     CreditTerms,
     Customer,
+    MediaChoice,
     NumberRules,
     RoutingStrategy,
 )
@@ -56,6 +57,7 @@ def customers() -> tuple[Customer, ...]:
         "billing_mode",
         "credit_limit",
         "currency",
+        "media",
     )
     return tuple(
         Customer(
@@ -76,6 +78,7 @@ def customers() -> tuple[Customer, ...]:
             credit=CreditTerms(
                 mode=BillingMode(billing_mode), credit_limit=credit_limit, currency=currency
             ),
+            media=MediaChoice(media),
         )
         for (
             pk,
@@ -92,6 +95,7 @@ def customers() -> tuple[Customer, ...]:
             billing_mode,
             credit_limit,
             currency,
+            media,
         ) in rows
     )
 

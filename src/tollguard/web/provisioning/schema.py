@@ -30,6 +30,7 @@ from tollguard.domain.plan import (
     BillingMode,
     DestinationMatch,
     FraudAction,
+    MediaChoice,
     Rate,
     Rounding,
     RoutingStrategy,
@@ -330,7 +331,7 @@ def _duplicates(
 
 
 _CARD_KEYS = ("name", "currency", "rounding", "decimals", "kind", "rates", "file")
-_PROVIDER_KEYS = ("name", "enabled", "cost_card", "priority", "weight", "gateways")
+_PROVIDER_KEYS = ("name", "enabled", "cost_card", "priority", "weight", "media", "gateways")
 _GATEWAY_KEYS = GATEWAY_FIELDS
 _CUSTOMER_KEYS = (
     "name",
@@ -339,6 +340,7 @@ _CUSTOMER_KEYS = (
     "strategy",
     "allow_negative_margin",
     "max_call_duration_s",
+    "media",
     "numbering",
     "providers",
     "accounts",
@@ -473,6 +475,7 @@ def _parse_provider(r: _Reader, table: dict[str, Any], where: str) -> ProviderSp
         "enabled": r.get(table, "enabled", where, _boolean, True),
         "priority": r.get(table, "priority", where, _integer(), 100),
         "weight": r.get(table, "weight", where, _integer(), 100),
+        "media": r.get(table, "media", where, _choice(MediaChoice), "default"),
     }
     gateways: list[GatewaySpec] | None = None
     if "gateways" in table:
@@ -514,6 +517,7 @@ def _parse_customer(r: _Reader, table: dict[str, Any], where: str) -> CustomerSp
         "strategy": r.get(table, "strategy", where, _choice(RoutingStrategy), "lcr"),
         "allow_negative_margin": r.get(table, "allow_negative_margin", where, _boolean, False),
         "max_call_duration_s": r.get(table, "max_call_duration_s", where, _integer(1), 7200),
+        "media": r.get(table, "media", where, _choice(MediaChoice), "default"),
     }
     num_where = f"{where}.numbering"
     numbering = r.mapping(table.get("numbering") or {}, num_where, _NUMBERING_KEYS) or {}

@@ -40,6 +40,7 @@ _CUSTOMER_TECHNICAL = frozenset(
         "national_prefix",
         "international_prefix",
         "strip_prefix",
+        "media",
     }
 )
 
@@ -48,7 +49,7 @@ READ_ONLY_FIELDS: Mapping[str, Mapping[str, frozenset[str]]] = {
     "customers.customer": {BILLING: _CUSTOMER_TECHNICAL},
     # Billing holds only the view permission on carriers; should a custom grant give it
     # more, the provider's cost card is still all it may change.
-    "carriers.provider": {BILLING: frozenset({"name", "enabled", "priority", "weight"})},
+    "carriers.provider": {BILLING: frozenset({"name", "enabled", "priority", "weight", "media"})},
 }
 
 _ROLES_ATTRIBUTE = "_tollguard_roles"

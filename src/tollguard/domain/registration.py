@@ -1,0 +1,228 @@
+"""Registrations (RFC 3261 §10): the contacts an account is reachable at, and how a
+REGISTER changes them.
+
+Pure rules over values: the switch parses the REGISTER (its Contacts, Expires, Call-ID,
+CSeq, where it came from), authenticates it, and hands this module a :class:`Register`
+with the account's current bindings; :func:`update` returns the account's new bindings
+or the refusal to answer. Where bindings live is the :class:`Bindings` port
+(``tollguard.state.memory.MemoryBindings`` in one switch process).
+
+The rules, from RFC 3261 §10.3:
+
+* a Contact's own ``expires`` parameter wins over the Expires header, which wins over
+  the configured default; more than the maximum is cut to the maximum; 0 removes the
+  binding; anything between 0 and the minimum refuses the whole request with
+  ``423 Interval Too Brief`` and ``Min-Expires`` (step 7);
+* ``*`` removes every binding, and only with ``Expires: 0`` and no other Contact
+  (otherwise ``400``, step 6);
+* a binding is matched by its contact URI, or by its ``+sip.instance`` when the phone
+  sends one (RFC 5626 §4.2: a phone that comes back from another address behind NAT
+  replaces its binding instead of adding one);
+* a REGISTER with the Call-ID of a binding and a CSeq not above it is out of order and
+  changes nothing (step 7: ``500``, the answer the RFC leaves open);
+* an account holds at most ``max_contacts`` bindings: past that, the ones that expire
+  soonest give way to the new ones (a phone that re-registers from a new NAT port
+  without an instance would otherwise lock itself out until its old binding expires).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+__all__ = [
+    "Binding",
+    "Bindings",
+    "ContactRequest",
+    "Register",
+    "RegisterLimits",
+    "RegisterRefused",
+    "Registered",
+    "update",
+]
+
+# RFC 3261 §20.19: an Expires value is a 32-bit delta; bigger ones mean "as long as
+# possible", which the maximum cuts anyway.
+_EXPIRES_MAX = 2**32 - 1
+
+
+@dataclass(frozen=True, slots=True)
+class RegisterLimits:
+    """How long a binding may last, in seconds, and how many one account may hold."""
+
+    min_expires_s: int = 60
+    max_expires_s: int = 3600
+    default_expires_s: int = 3600
+    max_contacts: int = 10
+
+
+@dataclass(frozen=True, slots=True)
+class Binding:
+    """One contact of an account, and the path its REGISTER came over.
+
+    ``source``, ``transport`` and ``connection`` are where the REGISTER came from: a call
+    to the account goes back there (over that very connection on TCP/TLS), not to the
+    address in the contact URI, which behind NAT is a private one.
+    """
+
+    account_id: int
+    contact: str  # the contact URI as the phone wrote it
+    expires_at: float  # wall-clock seconds
+    call_id: str
+    cseq: int
+    source: tuple[str, int]
+    transport: str
+    connection: int  # the stream connection's id; 0 on UDP
+    instance: str = ""  # RFC 5626 +sip.instance, when the phone sends one
+    user_agent: str = ""
+
+    def expires_in(self, now: float) -> int:
+        """Whole seconds left (what the 200 reports), at least 0."""
+        return max(0, math.ceil(self.expires_at - now))
+
+    def same_contact(self, other: ContactRequest) -> bool:
+        if self.instance and other.instance:
+            return self.instance == other.instance
+        return self.contact == other.uri
+
+
+@dataclass(frozen=True, slots=True)
+class ContactRequest:
+    """One Contact of a REGISTER."""
+
+    uri: str
+    expires: int | None = None  # its ``expires`` parameter, if any
+    instance: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Register:
+    """What a REGISTER asks for; ``contacts`` is empty for a query, ``"*"`` for remove-all."""
+
+    account_id: int
+    contacts: tuple[ContactRequest, ...] | Literal["*"]
+    expires: int | None  # the Expires header, if any
+    call_id: str
+    cseq: int
+    source: tuple[str, int]
+    transport: str
+    connection: int
+    user_agent: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Registered:
+    """The account's bindings after the REGISTER (all of them: the 200 lists them)."""
+
+    bindings: tuple[Binding, ...]
+    added: tuple[Binding, ...] = ()  # new or refreshed
+    # Every binding that left: removed, pushed out, or replaced by its refresh (a
+    # refresh may come over another connection: the old one is no longer needed).
+    removed: tuple[Binding, ...] = ()
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.added or self.removed)
+
+
+@dataclass(frozen=True, slots=True)
+class RegisterRefused:
+    status: int
+    reason: str
+    min_expires: int | None = None  # for 423
+
+
+class Bindings(Protocol):
+    """Where bindings live (process memory now; a shared store later)."""
+
+    def of(self, account_id: int, now: float) -> tuple[Binding, ...]:
+        """The account's bindings that have not expired at ``now``."""
+        ...
+
+    def put(self, account_id: int, bindings: tuple[Binding, ...]) -> None:
+        """Replace the account's bindings (an empty tuple removes them all)."""
+        ...
+
+    def expire(self, now: float) -> list[Binding]:
+        """Remove every binding expired at ``now``; return them."""
+        ...
+
+    def every(self, now: float) -> list[Binding]:
+        """Every binding of every account that has not expired at ``now``."""
+        ...
+
+    def __len__(self) -> int:
+        """Bindings held, expired ones not yet removed included."""
+        ...
+
+
+def update(
+    current: Iterable[Binding], request: Register, limits: RegisterLimits, now: float
+) -> Registered | RegisterRefused:
+    """The account's bindings once ``request`` is applied to ``current`` at ``now``."""
+    current = tuple(current)
+    live = tuple(b for b in current if b.expires_at > now)
+    # Expired bindings leave with any change (their connections are let go).
+    expired = tuple(b for b in current if b.expires_at <= now)
+    expires = request.expires
+    if expires is not None and not 0 <= expires <= _EXPIRES_MAX:
+        return RegisterRefused(400, "Bad Request - malformed Expires")
+    contacts = request.contacts
+    if contacts == "*":
+        if expires != 0:
+            return RegisterRefused(400, "Bad Request - '*' needs Expires: 0")
+        if _out_of_order(live, request):
+            return RegisterRefused(500, "Server Internal Error - CSeq out of order")
+        return Registered((), removed=current)
+    if not contacts:
+        return Registered(live, removed=expired)  # a query
+    if _out_of_order(live, request):
+        return RegisterRefused(500, "Server Internal Error - CSeq out of order")
+    wanted: list[tuple[ContactRequest, int]] = []
+    for contact in contacts:
+        seconds = contact.expires if contact.expires is not None else expires
+        if seconds is None:
+            seconds = limits.default_expires_s
+        if not 0 <= seconds <= _EXPIRES_MAX:
+            return RegisterRefused(400, "Bad Request - malformed expires parameter")
+        if 0 < seconds < limits.min_expires_s:
+            return RegisterRefused(423, "Interval Too Brief", limits.min_expires_s)
+        wanted.append((contact, min(seconds, limits.max_expires_s)))
+    kept = list(live)
+    added: list[Binding] = []
+    removed: list[Binding] = list(expired)
+    for contact, seconds in wanted:
+        for old in [b for b in kept if b.same_contact(contact)]:
+            kept.remove(old)
+            removed.append(old)
+        added = [b for b in added if not b.same_contact(contact)]
+        if seconds == 0:
+            continue
+        binding = Binding(
+            account_id=request.account_id,
+            contact=contact.uri,
+            expires_at=now + seconds,
+            call_id=request.call_id,
+            cseq=request.cseq,
+            source=request.source,
+            transport=request.transport,
+            connection=request.connection,
+            instance=contact.instance,
+            user_agent=request.user_agent,
+        )
+        added.append(binding)
+    room = limits.max_contacts - len(added)
+    if room < 0:
+        return RegisterRefused(403, "Forbidden - too many contacts in one request")
+    if len(kept) > room:
+        kept.sort(key=lambda b: b.expires_at)
+        removed.extend(kept[: len(kept) - room])
+        kept = kept[len(kept) - room :]
+    return Registered((*kept, *added), added=tuple(added), removed=tuple(removed))
+
+
+def _out_of_order(live: tuple[Binding, ...], request: Register) -> bool:
+    # RFC 3261 §10.3 step 7: same Call-ID, CSeq not higher: the update is aborted.
+    return any(b.call_id == request.call_id and request.cseq <= b.cseq for b in live)
