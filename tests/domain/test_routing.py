@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import ipaddress
 import random
-import time
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -521,16 +520,12 @@ def test_build_plan_with_100k_rates_routes_every_prefix() -> None:
         gateways=(Gateway(id=1, provider_id=1, name="g", host="h"),),
         rate_cards=(sell, cost),
     )
-    started = time.perf_counter()
-    plan = build_plan(data)
-    elapsed = time.perf_counter() - started
+    plan = build_plan(data)  # its time is measured by `tollguard bench lcr`, not here
     customer = data.customers[0]
     for rate in sell.rates[:2000]:
         found = plan.sell_rate(customer, rate.prefix + "000", NOW)
         assert found is not None
         assert found.prefix.startswith(rate.prefix)
-    # A generous ceiling so a loaded machine does not fail it; measured ~0.2 s.
-    assert elapsed < 10
 
 
 @given(
