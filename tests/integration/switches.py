@@ -1,21 +1,22 @@
-"""A ``tollguard serve`` of a test module's own, with its plan and SIPp gateways.
+"""A ``tollguard serve`` with its plan and SIPp gateways.
 
 The session switch (``conftest.py``) is shared by the call tests; the shield and fraud
 tests ban addresses, suspend accounts and fill limits, so each of their modules runs a
-switch of its own with :func:`own_switch`.
+switch of its own. Both are started by :func:`own_switch`.
 """
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator, Mapping
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from tollguard.bench.calls import TollguardServer, sipp_digest_settings
 from tollguard.bench.sippctl import LOOPBACK, Sipp, free_udp_ports, wait_until_listening
 
-from .harness import Switch, provisioned_ids
+from .harness import Provider, Switch, provisioned_ids
 
 SCENARIOS = Path(__file__).with_name("sipp")
 
@@ -23,11 +24,12 @@ SCENARIOS = Path(__file__).with_name("sipp")
 @contextlib.contextmanager
 def own_switch(
     root: Path,
-    gateways: Mapping[str, str],
+    gateways: Mapping[str, str] | Mapping[str, Provider],
     plan: Callable[[Mapping[str, int]], dict[str, Any]],
     settings: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> Iterator[Switch]:
-    """Run SIPp gateways (name -> scenario), then a switch loaded with ``plan(ports)``.
+    """Run SIPp gateways (name -> scenario, or a :class:`Provider` with the keys and
+    pause its scenario takes), then a switch loaded with ``plan(ports)``.
 
     ``settings`` override sections of the data directory's settings; SIPp's digest
     (MD5 offered first) and a fast CDR flush are always set.
@@ -36,9 +38,15 @@ def own_switch(
     server: TollguardServer | None = None
     try:
         ports = free_udp_ports(len(gateways) + 1)
-        for (name, scenario), port in zip(gateways.items(), ports, strict=False):
+        for (name, role), port in zip(gateways.items(), ports, strict=False):
+            spec = Provider(role, "", Decimal(0)) if isinstance(role, str) else role
             running[name] = Sipp(
-                scenario, workdir=root / "gateways", name=f"gw-{name}", local_port=port
+                spec.scenario,
+                workdir=root / "gateways",
+                name=f"gw-{name}",
+                local_port=port,
+                keys=spec.keys,
+                pause_ms=spec.pause_ms,
             ).start()
         for name, gateway in running.items():
             assert wait_until_listening(gateway.local_port), f"gateway {name} did not start"
