@@ -253,6 +253,20 @@ class Switch:
         return mine
 
 
+def manage_shell(server: TollguardServer, code: str) -> Any:
+    """Run ``code`` in ``tollguard manage shell`` on the switch's data directory; the
+    JSON its last line prints."""
+    done = subprocess.run(
+        [*server.command, "--data-dir", str(server.data_dir), "manage", "shell", "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 def security_events(server: TollguardServer, event: str) -> list[dict[str, str]]:
     """The stored security events named ``event`` (the switch writes them off its loop)."""
     code = (
@@ -261,14 +275,7 @@ def security_events(server: TollguardServer, event: str) -> list[dict[str, str]]
         f"rows = SecurityEvent.objects.filter(event={event!r}).order_by('at')\n"
         "print(json.dumps(list(rows.values('address', 'user', 'detail'))))\n"
     )
-    done = subprocess.run(
-        [*server.command, "--data-dir", str(server.data_dir), "manage", "shell", "-c", code],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    rows: list[dict[str, str]] = json.loads(done.stdout.strip().splitlines()[-1])
+    rows: list[dict[str, str]] = manage_shell(server, code)
     return rows
 
 
@@ -282,14 +289,7 @@ def provisioned_ids(server: TollguardServer) -> dict[str, dict[str, int]]:
         "'gateways': {g.name: g.pk for g in Gateway.objects.all()},"
         "'customers': {c.name: c.pk for c in Customer.objects.all()}}))\n"
     )
-    done = subprocess.run(
-        [*server.command, "--data-dir", str(server.data_dir), "manage", "shell", "-c", code],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    ids: dict[str, dict[str, int]] = json.loads(done.stdout.strip().splitlines()[-1])
+    ids: dict[str, dict[str, int]] = manage_shell(server, code)
     return ids
 
 
@@ -303,12 +303,5 @@ def call_charges(server: TollguardServer, tag: str) -> list[dict[str, str]]:
         "print(json.dumps([{'call_id': e.call_id, 'amount': str(e.amount),"
         " 'currency': e.customer.currency} for e in rows.select_related('customer')]))\n"
     )
-    done = subprocess.run(
-        [*server.command, "--data-dir", str(server.data_dir), "manage", "shell", "-c", code],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    rows: list[dict[str, str]] = json.loads(done.stdout.strip().splitlines()[-1])
+    rows: list[dict[str, str]] = manage_shell(server, code)
     return rows

@@ -20,8 +20,6 @@ Q.850 cause and the rule in ``detail``: that is what the tests read.
 
 from __future__ import annotations
 
-import json
-import subprocess
 import time
 from collections.abc import Iterator, Mapping
 from decimal import Decimal
@@ -31,7 +29,7 @@ import pytest
 
 from tollguard.bench.sippctl import LOOPBACK
 
-from .harness import Switch, rate
+from .harness import Switch, manage_shell, rate
 from .switches import card, own_switch, provider
 
 pytestmark = pytest.mark.integration
@@ -141,20 +139,12 @@ def pat_calls(switch: Switch, numbers: list[str]) -> list[dict[str, Any]]:
 
 
 def suspensions(switch: Switch) -> list[str]:
-    server = switch.server
     code = (
         "import json\n"
         "from tollguard.web.fraud.models import Suspension\n"
         "print(json.dumps([s.subject for s in Suspension.objects.all()]))\n"
     )
-    done = subprocess.run(
-        [*server.command, "--data-dir", str(server.data_dir), "manage", "shell", "-c", code],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    subjects: list[str] = json.loads(done.stdout.strip().splitlines()[-1])
+    subjects: list[str] = manage_shell(switch.server, code)
     return subjects
 
 

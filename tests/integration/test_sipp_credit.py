@@ -17,8 +17,6 @@ again once a top-up lands, without a restart.
 
 from __future__ import annotations
 
-import json
-import subprocess
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -31,7 +29,7 @@ import pytest
 from tollguard.bench.calls import TollguardServer
 from tollguard.bench.sippctl import LOOPBACK, Sipp, free_udp_ports
 
-from .harness import Switch, number, provisioned_ids
+from .harness import Switch, manage_shell, number, provisioned_ids
 
 pytestmark = pytest.mark.integration
 
@@ -111,23 +109,11 @@ def credit_plan(gateways: Mapping[str, int]) -> dict[str, Any]:
 # --- the ledger, through the product's own services -----------------------------------------
 
 
-def _shell(server: TollguardServer, code: str) -> Any:
-    done = subprocess.run(
-        [*server.command, "--data-dir", str(server.data_dir), "manage", "shell", "-c", code],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    return json.loads(done.stdout.strip().splitlines()[-1])
-
-
 def post(
     server: TollguardServer, customer: str, kind: str, amount: Decimal, *, reference: str = ""
 ) -> None:
     """Post a ledger entry the way the admin and the API do (their ledger service)."""
-    _shell(
+    manage_shell(
         server,
         "import json\n"
         "from decimal import Decimal\n"
@@ -151,7 +137,7 @@ class Ledger:
 
 
 def ledger(server: TollguardServer, customer: str) -> Ledger:
-    raw = _shell(
+    raw = manage_shell(
         server,
         "import json\n"
         "from decimal import Decimal\n"
