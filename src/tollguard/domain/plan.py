@@ -157,6 +157,9 @@ class Account:
     ha1_sha256: str  # hex SHA-256(username:realm:password)
     allow_md5: bool = False
     enabled: bool = True
+    # A short number other accounts of the same customer dial to reach this one
+    # (digits only, unique within the customer); "" for none.
+    extension: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,6 +185,9 @@ class Provider:
     priority: int = 100  # lower is tried first under the PRIORITY strategy
     weight: int = 100  # share of calls under the WEIGHT strategy
     media: MediaChoice = MediaChoice.DEFAULT
+    # The provider's per-minute price for calls it delivers to our DIDs, matched on the
+    # DID number by longest prefix; None: inbound calls cost nothing per minute.
+    inbound_card_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,6 +204,56 @@ class Gateway:
     max_channels: int = 0  # 0: unlimited
 
 
+# -- DIDs: numbers the operator's providers deliver to it (docs/provisioning.md) ---------
+
+
+class DidTarget(StrEnum):
+    """Where an inbound call to a DID goes."""
+
+    ACCOUNT = "account"  # the contacts a registered account of the owner has bound
+    TRUNK = "trunk"  # the owner's SIP trunk: an address, then a failover address
+    DID = "did"  # the same call as if it had been made to another DID
+
+
+@dataclass(frozen=True, slots=True)
+class SipAddress:
+    """A fixed place to send a call to: a customer's trunk."""
+
+    host: str
+    port: int = 5060
+    transport: SipTransport = SipTransport.UDP
+
+
+@dataclass(frozen=True, slots=True)
+class Did:
+    """A number, or an inclusive range ``first``..``last`` of numbers of one length, that
+    a customer owns. Numbers are E.164 digits without "+", as normalisation makes them.
+
+    Exactly the field of ``target`` is set: ``account_id`` (an account of the same
+    customer), ``trunk`` (one or two addresses, tried in order) or ``forward_to`` (a
+    number another DID holds). ``price_per_minute`` and ``monthly_price`` are what the
+    owner pays, in ``currency``.
+    """
+
+    id: int
+    customer_id: int
+    first: str
+    last: str = ""  # "" or equal to first: a single number
+    target: DidTarget = DidTarget.ACCOUNT
+    account_id: int | None = None
+    trunk: tuple[SipAddress, ...] = ()
+    forward_to: str = ""
+    price_per_minute: Decimal = Decimal(0)
+    monthly_price: Decimal = Decimal(0)
+    currency: str = "EUR"
+    enabled: bool = True
+
+    @property
+    def end(self) -> str:
+        """The last number of the range (``first`` for a single number)."""
+        return self.last or self.first
+
+
 @dataclass(frozen=True, slots=True)
 class PlanData:
     """Everything the web layer hands over; the routing module indexes it into a Plan."""
@@ -209,6 +265,7 @@ class PlanData:
     providers: tuple[Provider, ...] = ()
     gateways: tuple[Gateway, ...] = ()
     rate_cards: tuple[RateCard, ...] = ()
+    dids: tuple[Did, ...] = ()
     # FraudPlan is defined below, after the types it holds: hence the lambda.
     fraud: FraudPlan = field(default_factory=lambda: FraudPlan())  # noqa: PLW0108
 

@@ -17,6 +17,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import assert_never
 
+from tollguard.domain.dids import DidIndex, index_dids
 from tollguard.domain.errors import PlanError
 from tollguard.domain.plan import (
     Account,
@@ -99,17 +100,21 @@ class Plan:
     """An immutable, indexed configuration snapshot. Build it with :func:`build_plan`."""
 
     __slots__ = (
+        "_account_ids",
         "_accounts",
         "_acl4",
         "_acl6",
         "_cards",
         "_cost_currency",
         "_customers",
+        "_extensions",
+        "_gateway_sources",
         "_gateways",
         "_indexes",
         "_providers",
         "_providers_by_id",
         "acl",
+        "dids",
         "fraud",
         "version",
     )
@@ -126,6 +131,7 @@ class Plan:
         cards: dict[int, RateCard],
         indexes: dict[int, PrefixIndex[tuple[Rate, ...]]],
         fraud: FraudPlan | None = None,
+        dids: DidIndex | None = None,
     ) -> None:
         self.version = version
         # The fraud rules and the IP lists as given: the switch builds its fraud engine
@@ -134,6 +140,13 @@ class Plan:
         self.acl = acl
         self._customers = customers
         self._accounts = accounts
+        self._account_ids = {account.id: account for account in accounts.values()}
+        self._extensions = {
+            (account.customer_id, account.extension): account
+            for account in accounts.values()
+            if account.extension
+        }
+        self.dids = dids or index_dids((), self._account_ids, customers)
         self._acl4, self._acl6 = _index_acl(acl)
         self._providers_by_id = providers
         # Usable providers in id order: the order ties fall back to.
@@ -141,6 +154,14 @@ class Plan:
             p for _, p in sorted(providers.items()) if p.enabled and p.cost_card_id is not None
         )
         self._gateways = gateways
+        # Gateways whose host is an IP address, by address: the sources a provider's
+        # inbound calls are recognised by (a hostname gateway is never matched).
+        self._gateway_sources: dict[tuple[int, int], Gateway] = {}
+        for group in gateways.values():
+            for gateway in group:
+                source = _address(gateway.host)
+                if source is not None and gateway.enabled:
+                    self._gateway_sources.setdefault(source, gateway)
         self._cards = cards
         self._indexes = indexes
         self._cost_currency = {
@@ -156,6 +177,24 @@ class Plan:
 
     def account_by_username(self, username: str) -> Account | None:
         return self._accounts.get(username)
+
+    def account(self, account_id: int) -> Account | None:
+        return self._account_ids.get(account_id)
+
+    def account_by_extension(self, customer_id: int, extension: str) -> Account | None:
+        """The account of ``customer_id`` that answers to ``extension``, or None."""
+        return self._extensions.get((customer_id, extension))
+
+    def gateway_from(self, ip: str) -> Gateway | None:
+        """The enabled gateway whose host is the address ``ip``: a provider calling in."""
+        source = _address(ip)
+        return self._gateway_sources.get(source) if source is not None else None
+
+    def inbound_rate(self, provider: Provider, number: str, now: datetime) -> Rate | None:
+        """What ``provider`` charges per minute for delivering a call to DID ``number``."""
+        if provider.inbound_card_id is None:
+            return None
+        return self._rate(provider.inbound_card_id, number, now)
 
     def provider(self, provider_id: int) -> Provider | None:
         return self._providers_by_id.get(provider_id)
@@ -403,6 +442,8 @@ def build_plan(data: PlanData) -> Plan:
             raise PlanError(name, f"unknown rate card {provider.cost_card_id}")
         if provider.weight < 0:
             raise PlanError(name, f"negative weight {provider.weight}")
+        if provider.inbound_card_id is not None and provider.inbound_card_id not in cards:
+            raise PlanError(name, f"unknown inbound rate card {provider.inbound_card_id}")
         providers[provider.id] = provider
     for customer in data.customers:
         for provider_id in customer.provider_ids:
@@ -416,6 +457,8 @@ def build_plan(data: PlanData) -> Plan:
             raise PlanError(name, "defined twice")
         if account.customer_id not in customers:
             raise PlanError(name, f"unknown customer {account.customer_id}")
+        if account.extension and not (account.extension.isascii() and account.extension.isdigit()):
+            raise PlanError(name, f"extension {account.extension!r} is not digits")
         accounts[account.username] = account
         account_ids.add(account.id)
     acl_ids: set[int] = set()
@@ -448,6 +491,7 @@ def build_plan(data: PlanData) -> Plan:
         cards=cards,
         indexes={card.id: _index_card(card) for card in cards.values()},
         fraud=data.fraud,
+        dids=index_dids(data.dids, {a.id: a for a in accounts.values()}, customers),
     )
 
 
