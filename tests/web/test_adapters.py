@@ -194,6 +194,94 @@ def test_plan_round_trip_into_domain_types() -> None:
     assert mobile_from.utcoffset() == timedelta(0)
 
 
+def test_dids_extensions_and_inbound_cards_round_trip() -> None:
+    from tollguard.domain.plan import Did, DidTarget, SipAddress
+    from tollguard.domain.routing import build_plan
+    from tollguard.web.customers.models import Did as DidRow
+
+    inbound = factories.rate_card("inbound", kind="cost")
+    factories.rate(inbound, "44", "0.002")
+    provider = factories.provider(inbound_card=inbound)
+    factories.gateway(provider)
+    customer = factories.customer(currency="GBP")
+    account = factories.account(customer, "alice", "secret")
+    account.extension = "201"
+    account.save()
+    one = DidRow.objects.create(
+        customer=customer, first="442071234567", account=account, price_per_minute="0.01"
+    )
+    block = DidRow.objects.create(
+        customer=customer,
+        first="442079990000",
+        last="442079990999",
+        target="trunk",
+        trunk_host="198.51.100.7",
+        trunk_port=5070,
+        trunk_transport="tcp",
+        failover_host="198.51.100.8",
+        monthly_price="12.5",
+        # Fields of other targets are kept in the row but never reach the plan.
+        forward_to="442071234567",
+    )
+    forward = DidRow.objects.create(
+        customer=customer, first="442070000001", target="did", forward_to="442071234567"
+    )
+
+    data = DbPlanSource().load()
+
+    assert data.accounts[0].extension == "201"
+    assert data.providers[0].inbound_card_id == inbound.pk
+    assert data.dids == (
+        Did(
+            one.pk,
+            customer.pk,
+            "442071234567",
+            account_id=account.pk,
+            price_per_minute=Decimal("0.01"),
+            currency="GBP",
+        ),
+        Did(
+            block.pk,
+            customer.pk,
+            "442079990000",
+            "442079990999",
+            target=DidTarget.TRUNK,
+            trunk=(
+                SipAddress("198.51.100.7", 5070, SipTransport.TCP),
+                SipAddress("198.51.100.8", 5060, SipTransport.UDP),
+            ),
+            monthly_price=Decimal("12.5"),
+            currency="GBP",
+        ),
+        Did(
+            forward.pk,
+            customer.pk,
+            "442070000001",
+            target=DidTarget.DID,
+            forward_to="442071234567",
+            currency="GBP",
+        ),
+    )
+    plan = build_plan(data)
+    assert [d.id for d in plan.dids.resolve("442070000001")] == [forward.pk, one.pk]
+    assert plan.dids.lookup("442079990123") == data.dids[1]
+    assert plan.gateway_from("192.0.2.10") is not None
+
+
+def test_a_did_change_moves_the_configuration_version() -> None:
+    from tollguard.web.customers.models import Did as DidRow
+
+    customer = factories.customer()
+    before = DbPlanSource().current_version()
+    row = DidRow.objects.create(
+        customer=customer, first="33140000000", target="trunk", trunk_host="h"
+    )
+    assert DbPlanSource().current_version() > before
+    middle = DbPlanSource().current_version()
+    row.delete()
+    assert DbPlanSource().current_version() > middle
+
+
 def test_plan_retries_when_the_version_moves(monkeypatch: pytest.MonkeyPatch) -> None:
     calls = iter([1, 2, 2, 2])
     monkeypatch.setattr(adapters, "config_version", lambda: next(calls))

@@ -88,6 +88,7 @@ class DbPlanSource:
                     customers=customers.customers(),
                     accounts=customers.accounts(),
                     acl=customers.acl(),
+                    dids=customers.dids(),
                     fraud=fraud.fraud_plan(),
                 )
                 if config_version() == version:

@@ -75,7 +75,7 @@ class ProviderAdmin(RoleFieldLimits[Provider], admin.ModelAdmin[Provider]):
     search_fields = ("name", "gateways__name", "gateways__host")
     ordering = ("priority", "name")
     form = ProviderForm
-    autocomplete_fields = ("cost_card",)
+    autocomplete_fields = ("cost_card", "inbound_card")
     inlines = (GatewayInline,)
 
     class Media:

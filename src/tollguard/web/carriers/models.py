@@ -40,6 +40,15 @@ class Provider(models.Model):
         related_name="providers",
         limit_choices_to={"kind": RateCardKind.COST},
     )
+    inbound_card = models.ForeignKey(
+        RateCard,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="inbound_providers",
+        limit_choices_to={"kind": RateCardKind.COST},
+        help_text="What the provider charges per minute for calls to our DIDs (by prefix).",
+    )
     priority = models.PositiveIntegerField(default=100, help_text="Lower is tried first.")
     weight = models.PositiveIntegerField(default=100, help_text="Share of calls by weight.")
     media = models.CharField(

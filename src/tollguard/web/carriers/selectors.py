@@ -16,6 +16,7 @@ def providers() -> tuple[Provider, ...]:
             priority=priority,
             weight=weight,
             media=MediaChoice(media),
+            inbound_card_id=inbound_card_id,
         )
         for (
             pk,
@@ -25,8 +26,16 @@ def providers() -> tuple[Provider, ...]:
             priority,
             weight,
             media,
+            inbound_card_id,
         ) in models.Provider.objects.order_by("id").values_list(
-            "id", "name", "enabled", "cost_card_id", "priority", "weight", "media"
+            "id",
+            "name",
+            "enabled",
+            "cost_card_id",
+            "priority",
+            "weight",
+            "media",
+            "inbound_card_id",
         )
     )
 

@@ -14,7 +14,7 @@ class CustomersConfig(AppConfig):
         # Models and signal wiring can only be imported once the app registry is ready.
         from tollguard.web.core.services import track_config_changes
         from tollguard.web.customers import checks
-        from tollguard.web.customers.models import Account, AclEntry, Customer
+        from tollguard.web.customers.models import Account, AclEntry, Customer, Did
 
-        track_config_changes(Customer, Account, AclEntry)
+        track_config_changes(Customer, Account, AclEntry, Did)
         checks.register()

@@ -10,7 +10,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
 
-from tollguard.domain.plan import BillingMode, MediaChoice, RoutingStrategy
+from tollguard.domain.plan import BillingMode, DidTarget, MediaChoice, RoutingStrategy, SipTransport
 from tollguard.web.carriers.models import MEDIA_CHOICES, Provider
 from tollguard.web.customers.fields import NetworkField
 from tollguard.web.rating.models import RateCard, RateCardKind, currency_validator
@@ -161,9 +161,23 @@ class Account(models.Model):
         ),
     )
     enabled = models.BooleanField(default=True)
+    extension = models.CharField(
+        max_length=16,
+        blank=True,
+        validators=[digits_validator],
+        help_text="A short number the customer's other accounts dial to reach this one.",
+    )
 
     class Meta:
         ordering = ("username",)
+        constraints = [
+            models.UniqueConstraint(
+                fields=["customer", "extension"],
+                condition=~models.Q(extension=""),
+                name="customers_account_extension_unique",
+                violation_error_message="Another account of this customer has this extension.",
+            )
+        ]
 
     def __str__(self) -> str:
         return self.username
@@ -199,3 +213,81 @@ class AclEntry(models.Model):
     def __str__(self) -> str:
         suffix = f" #{self.tech_prefix}" if self.tech_prefix else ""
         return f"{self.network}{suffix}"
+
+
+TRANSPORT_CHOICES = [(t.value, t.value.upper()) for t in SipTransport]
+
+
+class Did(models.Model):
+    """A number, or a range of numbers, a customer owns, and where its calls go.
+
+    Mirrors :class:`tollguard.domain.plan.Did`; :func:`tollguard.domain.dids.index_dids`
+    is the one set of rules (overlaps, forwards, targets) the admin, the API and
+    ``tollguard load`` are checked against when the plan is built.
+    """
+
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="dids")
+    first = models.CharField(
+        "number",
+        max_length=20,
+        validators=[digits_validator],
+        help_text="E.164 digits without '+', e.g. 442071234567; the first of a range.",
+    )
+    last = models.CharField(
+        "last number",
+        max_length=20,
+        blank=True,
+        validators=[digits_validator],
+        help_text="For a range: its last number, as long as the first. Empty: one number.",
+    )
+    target = models.CharField(
+        max_length=8,
+        choices=[(t.value, t.value) for t in DidTarget],
+        default=DidTarget.ACCOUNT.value,
+        help_text="Ring a registered account, send to the customer's SIP trunk, or "
+        "forward to another DID.",
+    )
+    account = models.ForeignKey(
+        Account, on_delete=models.PROTECT, null=True, blank=True, related_name="dids"
+    )
+    trunk_host = models.CharField(max_length=255, blank=True)
+    trunk_port = models.PositiveIntegerField(default=5060)
+    trunk_transport = models.CharField(
+        max_length=3, choices=TRANSPORT_CHOICES, default=SipTransport.UDP.value
+    )
+    failover_host = models.CharField(
+        max_length=255, blank=True, help_text="Tried when the trunk does not answer."
+    )
+    failover_port = models.PositiveIntegerField(default=5060)
+    failover_transport = models.CharField(
+        max_length=3, choices=TRANSPORT_CHOICES, default=SipTransport.UDP.value
+    )
+    forward_to = models.CharField(
+        max_length=20, blank=True, validators=[digits_validator], help_text="A DID number."
+    )
+    price_per_minute = models.DecimalField(
+        max_digits=16,
+        decimal_places=6,
+        default=Decimal(0),
+        validators=[MinValueValidator(Decimal(0))],
+        help_text="What the customer pays per minute of inbound call, in its currency.",
+    )
+    monthly_price = models.DecimalField(
+        max_digits=16,
+        decimal_places=6,
+        default=Decimal(0),
+        validators=[MinValueValidator(Decimal(0))],
+        help_text="What the customer pays each month for the number(s).",
+    )
+    enabled = models.BooleanField(default=True)
+
+    class Meta:
+        verbose_name = "DID"
+        verbose_name_plural = "DIDs"
+        ordering = ("first",)
+        constraints = [models.UniqueConstraint(fields=["first"], name="customers_did_first_unique")]
+
+    def __str__(self) -> str:
+        if self.last and self.last != self.first:
+            return f"{self.first}-{self.last}"
+        return self.first

@@ -14,9 +14,13 @@ from tollguard.domain.plan import (
     BillingMode,
     CreditTerms,
     Customer,
+    Did,
+    DidTarget,
     MediaChoice,
     NumberRules,
     RoutingStrategy,
+    SipAddress,
+    SipTransport,
 )
 from tollguard.web.carriers.models import Provider
 from tollguard.web.customers import models
@@ -102,9 +106,87 @@ def customers() -> tuple[Customer, ...]:
 
 def accounts() -> tuple[Account, ...]:
     rows = models.Account.objects.order_by("id").values_list(
-        "id", "customer_id", "username", "ha1_md5", "ha1_sha256", "allow_md5", "enabled"
+        "id",
+        "customer_id",
+        "username",
+        "ha1_md5",
+        "ha1_sha256",
+        "allow_md5",
+        "enabled",
+        "extension",
     )
     return tuple(Account(*row) for row in rows)
+
+
+def dids() -> tuple[Did, ...]:
+    """Every DID with its owner's currency (what its prices are in)."""
+    rows = models.Did.objects.order_by("id").values_list(
+        "id",
+        "customer_id",
+        "first",
+        "last",
+        "target",
+        "account_id",
+        "trunk_host",
+        "trunk_port",
+        "trunk_transport",
+        "failover_host",
+        "failover_port",
+        "failover_transport",
+        "forward_to",
+        "price_per_minute",
+        "monthly_price",
+        "customer__currency",
+        "enabled",
+    )
+    found = []
+    for (
+        pk,
+        customer_id,
+        first,
+        last,
+        target,
+        account_id,
+        trunk_host,
+        trunk_port,
+        trunk_transport,
+        failover_host,
+        failover_port,
+        failover_transport,
+        forward_to,
+        price_per_minute,
+        monthly_price,
+        currency,
+        enabled,
+    ) in rows:
+        kind = DidTarget(target)
+        trunk: tuple[SipAddress, ...] = ()
+        if kind is DidTarget.TRUNK:
+            trunk = tuple(
+                SipAddress(host, port, SipTransport(transport))
+                for host, port, transport in (
+                    (trunk_host, trunk_port, trunk_transport),
+                    (failover_host, failover_port, failover_transport),
+                )
+                if host
+            )
+        found.append(
+            Did(
+                id=pk,
+                customer_id=customer_id,
+                first=first,
+                last=last,
+                target=kind,
+                account_id=account_id if kind is DidTarget.ACCOUNT else None,
+                trunk=trunk,
+                forward_to=forward_to if kind is DidTarget.DID else "",
+                price_per_minute=price_per_minute,
+                monthly_price=monthly_price,
+                currency=currency,
+                enabled=enabled,
+            )
+        )
+    return tuple(found)
 
 
 def acl() -> tuple[AclEntry, ...]:
