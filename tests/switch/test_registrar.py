@@ -675,3 +675,52 @@ def test_a_forged_answer_to_a_ping_keeps_nobody_alive(run_scenario: Run) -> None
         stranger.transport.close()
 
     run_scenario(scenario, clock=True)
+
+
+class StunPeer(Peer):
+    """A UDP phone that also keeps the STUN answers it gets."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stun: list[bytes] = []
+
+    def datagram_received(self, data: bytes, addr: tuple[str | int, ...]) -> None:
+        if data[:1] in (b"\x00", b"\x01"):
+            self.stun.append(data)
+            return
+        super().datagram_received(data, addr)
+
+
+STUN_REQUEST = bytes.fromhex("000100002112a442b7e7a701bc34d686fa87dfae")
+
+
+def test_stun_keep_alives_are_answered_for_registered_phones_only(run_scenario: Run) -> None:
+    """RFC 5626 §4.4.2: a phone registered over UDP sends STUN Binding requests to the
+    SIP port and learns its public address; a stranger's get no answer (the port is no
+    reflector), nor do the phone's once its binding is gone."""
+
+    async def scenario(h: Harness) -> None:
+        loop = asyncio.get_running_loop()
+        _, phone_peer = await loop.create_datagram_endpoint(StunPeer, local_addr=("127.0.0.1", 0))
+        _, stranger = await loop.create_datagram_endpoint(StunPeer, local_addr=("127.0.0.9", 0))
+        phone = Phone(h, phone_peer)
+        stranger.send(STUN_REQUEST, h.switch)
+        phone_peer.send(STUN_REQUEST, h.switch)  # not registered yet
+        assert _bound(await phone.register((f"<{A}>",), "600")) == {A: 600}
+        assert phone_peer.stun == []
+        phone_peer.send(STUN_REQUEST, h.switch)
+        await _processed_register(h, phone)
+        (answer,) = phone_peer.stun
+        assert answer[:2] == b"\x01\x01" and answer[8:20] == STUN_REQUEST[8:20]
+        port = phone_peer.port ^ 0x2112
+        # XOR-MAPPED-ADDRESS: IPv4, the phone's port and 127.0.0.1, each XOR the cookie.
+        assert answer[-8:] == bytes([0, 1]) + port.to_bytes(2) + bytes.fromhex("5e12a443")
+        assert _bound(await phone.register(("*",), "0")) == {}
+        phone_peer.send(STUN_REQUEST, h.switch)
+        await _processed_register(h, phone)
+        assert (len(phone_peer.stun), stranger.stun) == (1, [])
+        for peer in (phone_peer, stranger):
+            assert peer.transport is not None
+            peer.transport.close()
+
+    run_scenario(scenario)

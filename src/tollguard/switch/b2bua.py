@@ -39,6 +39,7 @@ from tollguard.sip import error_response, read_message
 from tollguard.sip.errors import MessageDropped, RemoteProtocolError, SipError
 from tollguard.sip.grammar import TOKEN_RE
 from tollguard.sip.message import Request, Response
+from tollguard.sip.stun import is_stun
 from tollguard.state.memory import MemoryBindings
 from tollguard.switch.accounting import Accounting, CdrQueue
 from tollguard.switch.admission import Admission, Admitted, Refused, user_part
@@ -258,6 +259,9 @@ class B2bua:
         """Handle one framed message from the transports (never raises)."""
         guard = self._guard
         if guard is not None and not guard.datagram(source[0], len(data)):
+            return
+        if transport == "udp" and is_stun(data):
+            self._registrar.stun(data, source)  # a phone's keep-alive (RFC 5626 §4.4.2)
             return
         try:
             message = read_message(data)

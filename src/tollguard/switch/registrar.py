@@ -26,8 +26,10 @@ Via) binds a *flow*; the 200 says ``Require: outbound`` (§6). Through another p
 (more than one Via; the switch does not take Path) outbound cannot apply: a phone that
 said ``Supported: outbound`` gets ``439 First Hop Lacks Outbound Support``, any other
 has its reg-id ignored (§6). The phone's keep-alives are the transports' business: a
-CRLFCRLF on a stream is answered with CRLF (RFC 5626 §4.4.1); STUN over UDP is not
-served, the OPTIONS pings keep those NAT bindings open instead (docs/registrar.md).
+CRLFCRLF on a stream is answered with CRLF (RFC 5626 §4.4.1), and a STUN Binding
+request on the UDP port (§4.4.2) from an address that holds a UDP binding gets its
+answer (:mod:`tollguard.sip.stun`); from anyone else it is dropped, so that the port
+reflects nothing to strangers.
 
 REGISTER has no dialog: the switch answers each one statelessly and keeps its final
 answer for 64*T1 (the life of a non-INVITE server transaction, RFC 3261 §17.2.2), so a
@@ -60,6 +62,7 @@ from tollguard.domain.routing import Plan
 from tollguard.sip.errors import SipError
 from tollguard.sip.headers import parse_contacts
 from tollguard.sip.message import Request, Response
+from tollguard.sip.stun import binding_response
 from tollguard.sip.uri import SipUri
 from tollguard.switch.admission import user_part
 from tollguard.switch.auth import Authenticated, Authenticator, Challenge
@@ -177,6 +180,7 @@ class Registrar:
         "_scheduler",
         "_sig",
         "_sweep",
+        "_udp_sources",
         "_wall",
         "connections",
     )
@@ -206,6 +210,8 @@ class Registrar:
         self._pings = NatPings(sip.register_nat_ping_failures)
         # TCP/TLS connection id -> the accounts with a binding over it (maybe stale).
         self._by_connection: dict[int, set[int]] = {}
+        # Addresses with UDP bindings, and how many: who may have its STUN answered.
+        self._udp_sources: dict[tuple[str, int], int] = {}
         # The transports, once bound: stream connections with a binding stay open.
         self.connections: Transports | None = None
 
@@ -353,6 +359,17 @@ class Registrar:
     # -- connections and expiry --------------------------------------------------------
 
     def _repin(self, added: tuple[Binding, ...], removed: tuple[Binding, ...]) -> None:
+        sources = self._udp_sources
+        for binding in added:
+            if binding.transport == "udp":
+                sources[binding.source] = sources.get(binding.source, 0) + 1
+        for binding in removed:
+            if binding.transport == "udp":
+                left = sources.get(binding.source, 0) - 1
+                if left > 0:
+                    sources[binding.source] = left
+                else:
+                    sources.pop(binding.source, None)
         connections = self.connections
         if connections is None:
             return
@@ -430,6 +447,16 @@ class Registrar:
             ).encode()
             sig.out(data, Peer(binding.source, "udp"))
         self._arm()
+
+    def stun(self, data: bytes, source: tuple[str, int]) -> None:
+        """A STUN keep-alive on the UDP port: answered for a registered phone only."""
+        if source not in self._udp_sources:
+            if log.isEnabledFor(logging.DEBUG):
+                log.debug("stun from %s:%d dropped: no binding from there", *source)
+            return
+        answer = binding_response(data, source)
+        if answer is not None:
+            self._sig.out(answer, Peer(source, "udp"))
 
     def response(self, response: Response, source: tuple[str, int]) -> None:
         """A response that matched no call: maybe a phone's answer to a ping. Any final
