@@ -370,6 +370,7 @@ class StreamPhone:
         self.reader: asyncio.StreamReader
         self.writer: asyncio.StreamWriter
         self.local_port = 0
+        self.sent = b""
 
     async def open(self) -> StreamPhone:
         self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
@@ -401,7 +402,12 @@ class StreamPhone:
                 self.challenge, self.user, PASSWORD, "REGISTER", uri, "cn", self.nc
             )
             head.append(f"Authorization: {value}")
-        self.writer.write(("\r\n".join(head) + "\r\nContent-Length: 0\r\n\r\n").encode())
+        self.sent = ("\r\n".join(head) + "\r\nContent-Length: 0\r\n\r\n").encode()
+        return await self.replay(self.sent)
+
+    async def replay(self, data: bytes) -> Response:
+        """Send ``data`` as it is over this connection; the response."""
+        self.writer.write(data)
         await self.writer.drain()
         response = parse_message(await asyncio.wait_for(self.reader.readuntil(b"\r\n\r\n"), 5))
         assert isinstance(response, Response)
@@ -724,3 +730,23 @@ def test_stun_keep_alives_are_answered_for_registered_phones_only(run_scenario: 
             peer.transport.close()
 
     run_scenario(scenario)
+
+
+def test_a_replayed_register_moves_no_flow(run_scenario: Run) -> None:
+    """A REGISTER captured off the wire (credentials and all) and replayed over the
+    attacker's own connection: its nonce count is used, so it is only challenged again;
+    alice's flow stays on her connection, and closing the attacker's takes nothing."""
+
+    async def scenario(h: Harness) -> None:
+        alice = await StreamPhone(h).open()
+        assert _flows(await alice.register(f"Contact: {alice.flow(1)}")) == [(1, INSTANCE)]
+        captured = alice.sent
+        attacker = await StreamPhone(h).open()
+        replayed = await attacker.replay(captured)
+        assert replayed.status == 401
+        attacker.close()
+        await asyncio.sleep(0.2)
+        assert _flows(await alice.register()) == [(1, INSTANCE)]
+        alice.close()
+
+    run_scenario(scenario, sip=TCP_LISTEN)
