@@ -58,7 +58,8 @@ def binding_response(data: bytes, source: tuple[str, int]) -> bytes | None:
     port = source[1] ^ (MAGIC_COOKIE >> 16)
     # RFC 5389 §15.2: the address XORed with the cookie (and, for IPv6, the transaction id).
     mask = struct.pack("!I", MAGIC_COOKIE) + (transaction if address.version == 6 else b"")
-    packed = bytes(a ^ b for a, b in zip(address.packed, mask, strict=False))
+    size = len(mask)
+    packed = (int.from_bytes(address.packed) ^ int.from_bytes(mask)).to_bytes(size)
     family = 0x01 if address.version == 4 else 0x02
     value = struct.pack("!BBH", 0, family, port) + packed
     attributes = struct.pack("!HH", _XOR_MAPPED_ADDRESS, len(value)) + value
