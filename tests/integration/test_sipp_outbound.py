@@ -27,7 +27,7 @@ SILENT_PHONE = ("quiet1", "horse-staple-battery")
 ANSWERING_PHONE = ("loud1", "staple-horse-battery")
 INSTANCE = "00000000-0000-1000-8000-00a0c91e6bf6"
 PING_S = 1
-PING_FAILURES = 2
+PING_FAILURES = 3
 
 
 def phones_plan(_ports: Mapping[str, int]) -> dict[str, Any]:
@@ -57,7 +57,7 @@ def _free_tcp_port() -> int:
 
 @pytest.fixture(scope="module")
 def phones(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Switch, int]]:
-    """The switch on UDP and TCP, pinging every second and giving up after two misses."""
+    """The switch on UDP and TCP, pinging every second and giving up after three misses."""
     root = tmp_path_factory.mktemp("sipp-outbound")
     (udp_port,) = free_udp_ports(1)
     tcp_port = _free_tcp_port()
@@ -122,7 +122,7 @@ def test_two_flows_over_tcp_and_each_goes_with_its_connection(
     keys = {"instance": INSTANCE}
     first = _phone(
         switch, "uac_register_flow", FLOW_PHONE, "flow-1", keys={**keys, "reg_id": "1"},
-        pause_ms=4000, remote_port=tcp_port, extra_args=("-t", "t1"),
+        pause_ms=10_000, remote_port=tcp_port, extra_args=("-t", "t1"),
     )  # fmt: skip
     second = _phone(
         switch, "uac_register_flow", FLOW_PHONE, "flow-2", keys={**keys, "reg_id": "2"},
@@ -159,7 +159,7 @@ def test_a_phone_that_stops_answering_pings_loses_its_binding(
 ) -> None:
     """Two phones register over UDP and stay; the switch pings each every second. The
     one that answers (an out-of-call scenario returns 200 to each OPTIONS) keeps its
-    binding; the one that drops the pings loses it after two unanswered in a row."""
+    binding; the one that drops the pings loses it after three unanswered in a row."""
     switch, _ = phones
     silent = _phone(switch, "uac_register_hold", SILENT_PHONE, "silent", pause_ms=60_000)
     answering = _phone(
