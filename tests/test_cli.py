@@ -7,6 +7,7 @@ import re
 import stat
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -205,3 +206,29 @@ def test_demo_places_calls_that_fail_over_and_are_rated(tmp_path: Path) -> None:
     assert "5 calls completed, 0 failed" in result.stdout
     # Every call went to the answering carrier after the cheap one's 503.
     assert result.stdout.count("backupcarrier") == 5
+
+
+def test_status_shows_the_running_switchs_calls_and_registrations(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    stopped = tollguard("status", data_dir=data, check=False)
+    assert (stopped.returncode, stopped.stderr) == (
+        1,
+        "tollguard status: the switch is not running\n",
+    )
+    path = config.load(data).switch_status_path
+    path.parent.mkdir(parents=True)
+    document = {
+        "pid": 4242, "active_calls": 3, "calls_total": 120, "calls_per_second": 1.5,
+        "handler_errors": 0, "bindings": 12, "registered_accounts": 9,
+        "started_at": 0.0, "updated_at": time.time(), "interval_s": 1.0,
+    }  # fmt: skip
+    path.write_text(json.dumps(document))
+    shown = tollguard("status", data_dir=data).stdout
+    assert "calls: 3 in progress, 120 since start, 1.50/s" in shown
+    assert "registrations: 12 bindings, 9 accounts registered" in shown
+    assert json.loads(tollguard("status", "--json", data_dir=data).stdout)["bindings"] == 12
+    # A switch that stopped without removing its document (killed) is not "running".
+    path.write_text(json.dumps(document | {"updated_at": time.time() - 3600}))
+    stale = tollguard("status", data_dir=data, check=False)
+    assert stale.returncode == 1
+    assert re.search(r"has not reported for 36\d\d s; it is probably stopped", stale.stderr)

@@ -167,6 +167,10 @@ def test_database_tls_settings_are_checked(tmp_path: Path, text: str, message: s
         ),
         ("register_min_expires_s = 0", r"sip\.register_\*_expires_s: must be 1 <= min"),
         ("register_nat_ping_s = -1", r"sip\.register_nat_ping_s: must be 0 \(off\) or positive"),
+        (
+            "register_nat_ping_failures = -1",
+            r"sip\.register_nat_ping_failures: must be 0 \(never\) or positive",
+        ),
     ],
     ids=[
         "idle",
@@ -179,6 +183,7 @@ def test_database_tls_settings_are_checked(tmp_path: Path, text: str, message: s
         "register-order",
         "register-min",
         "nat-ping",
+        "nat-ping-failures",
     ],
 )
 def test_connection_and_nonce_limits_are_checked(tmp_path: Path, text: str, message: str) -> None:

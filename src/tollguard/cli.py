@@ -15,6 +15,7 @@ import json
 import os
 import signal
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
@@ -429,6 +430,30 @@ def cmd_check(args: argparse.Namespace) -> int:
     return status
 
 
+def cmd_status(args: argparse.Namespace) -> int:
+    from tollguard.switch.status import read_status
+
+    settings = _settings(args)
+    document, why = read_status(settings.switch_status_path, time.time())
+    if document is None:
+        print(f"tollguard status: {why}", file=sys.stderr)
+        return EXIT_FAILURE
+    if args.json:
+        print(json.dumps(document, sort_keys=True))
+        return 0
+    print(f"switch: running, pid {document['pid']}")
+    print(
+        f"calls: {document['active_calls']} in progress, {document['calls_total']} since "
+        f"start, {document['calls_per_second']:.2f}/s"
+    )
+    print(
+        f"registrations: {document['bindings']} bindings, "
+        f"{document['registered_accounts']} accounts registered"
+    )
+    print(f"handler errors: {document['handler_errors']} (anything but 0: see the switch's log)")
+    return 0
+
+
 def cmd_manage(args: argparse.Namespace) -> int:
     settings = _settings(args)
     _require_initialised(settings)
@@ -583,6 +608,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("check", help="configuration and security self-check")
     p.set_defaults(func=cmd_check)
+
+    p = sub.add_parser("status", help="the running switch: calls, registrations, errors")
+    p.add_argument("--json", action="store_true", help="the switch's status document as JSON")
+    p.set_defaults(func=cmd_status)
 
     p = sub.add_parser("manage", help="Django management commands")
     p.add_argument("args", nargs=argparse.REMAINDER)

@@ -91,6 +91,10 @@ class SipSettings:
     # Every this many seconds each phone registered over UDP gets an OPTIONS from the
     # switch, whose answer keeps the phone's NAT binding open for calls to come in; 0: none.
     register_nat_ping_s: float = 25.0
+    # A binding whose pings go unanswered this many times in a row is removed (the phone
+    # is gone: calls go to its other bindings); any answer starts the count again. 0:
+    # never removed for silence.
+    register_nat_ping_failures: int = 3
     # RFC 3261 timers, in seconds.
     t1: float = 0.5
     t2: float = 4.0
@@ -551,6 +555,8 @@ def _check_sip_limits(sip: SipSettings) -> None:
         )
     if sip.register_nat_ping_s < 0:
         raise ConfigError("sip.register_nat_ping_s: must be 0 (off) or positive")
+    if sip.register_nat_ping_failures < 0:
+        raise ConfigError("sip.register_nat_ping_failures: must be 0 (never) or positive")
     if sip.max_connections_per_source > sip.max_connections:
         raise ConfigError(
             "sip.max_connections_per_source: must not exceed sip.max_connections "

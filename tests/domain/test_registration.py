@@ -9,6 +9,7 @@ import pytest
 from tollguard.domain.registration import (
     Binding,
     ContactRequest,
+    NatPings,
     Register,
     Registered,
     RegisterLimits,
@@ -149,3 +150,136 @@ def test_expired_bindings_leave_with_the_next_change() -> None:
     expired = _binding("sip:old@h", -1)
     outcome = _ok(update((expired,), _register(), LIMITS, NOW))
     assert (outcome.bindings, outcome.removed) == ((), (expired,))
+
+
+# -- RFC 5626 flows ------------------------------------------------------------------------
+
+PHONE = "<urn:uuid:00000000-0000-1000-8000-000a95a0e128>"
+
+
+def _flow(reg_id: int, connection: int, left: float = 100, instance: str = PHONE) -> Binding:
+    return Binding(
+        1, f"sip:a@10.0.0.1:{5060 + reg_id};transport=tcp", NOW + left, "c1", 1,
+        ("203.0.113.5", 40000 + connection), "tcp", connection, instance, reg_id=reg_id,
+    )  # fmt: skip
+
+
+def _register_flow(*contacts: ContactRequest, connection: int, call_id: str = "c2") -> Register:
+    return Register(
+        1, contacts, None, call_id, 1, ("203.0.113.5", 40000 + connection), "tcp", connection
+    )
+
+
+def test_two_flows_of_one_phone_are_two_bindings() -> None:
+    first = _flow(1, connection=7)
+    second = ContactRequest("sip:a@10.0.0.1:5062;transport=tcp", 600, PHONE, reg_id=2)
+    outcome = _ok(update((first,), _register_flow(second, connection=8), LIMITS, NOW))
+    assert [(b.reg_id, b.connection) for b in outcome.bindings] == [(1, 7), (2, 8)]
+    assert outcome.removed == ()
+
+
+def test_a_flow_registered_again_replaces_the_old_one_and_its_connection() -> None:
+    old = _flow(1, connection=7)
+    other = _flow(2, connection=8)
+    again = ContactRequest("sip:a@10.0.0.1:5061;transport=tcp", 600, PHONE, reg_id=1)
+    outcome = _ok(update((old, other), _register_flow(again, connection=9), LIMITS, NOW))
+    assert sorted((b.reg_id, b.connection) for b in outcome.bindings) == [(1, 9), (2, 8)]
+    assert outcome.removed == (old,)  # the pin of connection 7 is let go
+
+
+def test_a_flow_removed_alone_leaves_the_other() -> None:
+    flows = (_flow(1, connection=7), _flow(2, connection=8))
+    gone = ContactRequest("sip:a@10.0.0.1:5061;transport=tcp", 0, PHONE, reg_id=1)
+    outcome = _ok(update(flows, _register_flow(gone, connection=7), LIMITS, NOW))
+    assert [b.reg_id for b in outcome.bindings] == [2]
+
+
+def test_an_instance_without_reg_id_stands_for_all_its_flows() -> None:
+    flows = (_flow(1, connection=7), _flow(2, connection=8))
+    plain = ContactRequest("sip:a@10.0.0.1:5070", 600, PHONE)
+    outcome = _ok(update(flows, _register_flow(plain, connection=0), LIMITS, NOW))
+    assert [(b.reg_id, b.contact) for b in outcome.bindings] == [(0, "sip:a@10.0.0.1:5070")]
+    assert set(outcome.removed) == set(flows)
+
+
+def test_another_instance_with_the_same_reg_id_is_another_phone() -> None:
+    mine = _flow(1, connection=7)
+    theirs = ContactRequest("sip:a@10.0.0.2:5061", 600, "<urn:uuid:other>", reg_id=1)
+    outcome = _ok(update((mine,), _register_flow(theirs, connection=8), LIMITS, NOW))
+    assert len(outcome.bindings) == 2
+
+
+def test_a_flow_must_be_bound_alone() -> None:
+    """RFC 5626 §6: one flow per REGISTER; removing others alongside is allowed."""
+    flow = ContactRequest("sip:a@10.0.0.1:5061", 600, PHONE, reg_id=1)
+    refused = update((), _register_flow(flow, ContactRequest("sip:b@h", 600), connection=7),
+                     LIMITS, NOW)  # fmt: skip
+    assert refused == RegisterRefused(400, "Bad Request - a flow (reg-id) must be bound alone")
+    removing = ContactRequest("sip:b@h", 0)
+    assert _ok(update((), _register_flow(flow, removing, connection=7), LIMITS, NOW)).added
+
+
+# -- NAT pings -----------------------------------------------------------------------------
+
+
+def _udp(uri: str, host: str = "203.0.113.5") -> Binding:
+    return Binding(1, uri, NOW + 600, "c1", 1, (host, 40000), "udp", 0)
+
+
+class _Tokens:
+    def __init__(self) -> None:
+        self.n = 0
+
+    def __call__(self) -> str:
+        self.n += 1
+        return f"ping{self.n}"
+
+
+def test_a_binding_that_answers_no_ping_is_given_up_after_the_last_allowed() -> None:
+    pings, tokens = NatPings(failures=3), _Tokens()
+    phone = _udp("sip:a@h")
+    for missed in range(3):
+        sent, silent = pings.round((phone,), tokens)
+        assert ([b for b, _ in sent], silent) == ([phone], [])
+        assert pings.missed(phone) == missed
+    # The third ping went unanswered too: given up, and not pinged again.
+    assert pings.round((phone,), tokens) == ([], [phone])
+    assert pings.missed(phone) == 0
+
+
+def test_any_answer_from_the_pinged_host_starts_the_count_again() -> None:
+    pings, tokens = NatPings(failures=2), _Tokens()
+    phone = _udp("sip:a@h")
+    pings.round((phone,), tokens)
+    (_, token), *_ = pings.round((phone,), tokens)[0]
+    assert pings.missed(phone) == 1
+    assert not pings.answered(token, "198.51.100.9")  # a stranger's answer counts for nothing
+    assert not pings.answered("guessed", "203.0.113.5")
+    assert pings.answered(token, "203.0.113.5")
+    assert not pings.answered(token, "203.0.113.5")  # once
+    assert pings.missed(phone) == 0
+    assert pings.round((phone,), tokens)[1] == []
+    assert pings.round((phone,), tokens)[1] == []  # one miss since the answer: not yet
+    assert pings.round((phone,), tokens)[1] == [phone]
+
+
+def test_a_register_counts_as_an_answer() -> None:
+    pings, tokens = NatPings(failures=2), _Tokens()
+    phone = _udp("sip:a@h")
+    pings.round((phone,), tokens)
+    pings.round((phone,), tokens)
+    pings.heard_from(phone)
+    assert pings.missed(phone) == 0
+    assert pings.round((phone,), tokens)[1] == []
+
+
+def test_no_failure_limit_never_gives_up_and_gone_bindings_are_forgotten() -> None:
+    pings, tokens = NatPings(failures=0), _Tokens()
+    a, b = _udp("sip:a@h"), _udp("sip:b@h")
+    for _ in range(10):
+        assert pings.round((a, b), tokens)[1] == []
+    assert pings.missed(a) == 9
+    pings.round((a,), tokens)  # b is no longer bound
+    assert pings.missed(b) == 0
+    pings.round((), tokens)
+    assert pings.missed(a) == 0

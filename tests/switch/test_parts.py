@@ -519,7 +519,7 @@ def test_settling_the_heap_hides_what_was_loaded_from_the_collector() -> None:
 
 
 def test_the_status_document_carries_counters_and_the_rate(tmp_path: Path) -> None:
-    counters = iter([SwitchCounters(3, 100), SwitchCounters(1, 150, 2)])
+    counters = iter([SwitchCounters(3, 100), SwitchCounters(1, 150, 2, 7, 5)])
     clock = iter([1000.0, 1010.0, 1012.0])  # start, first and second document
     publisher = StatusPublisher(
         tmp_path / "run" / "switch-status.json",
@@ -537,6 +537,8 @@ def test_the_status_document_carries_counters_and_the_rate(tmp_path: Path) -> No
     second = json.loads(publisher.path.read_text())
     assert second["calls_per_second"] == 25.0  # 50 calls in 2 s
     assert (first["handler_errors"], second["handler_errors"]) == (0, 2)
+    assert (first["bindings"], first["registered_accounts"]) == (0, 0)
+    assert (second["bindings"], second["registered_accounts"]) == (7, 5)
     assert [p.name for p in publisher.path.parent.iterdir()] == ["switch-status.json"]
     publisher.remove()
     assert not publisher.path.exists()

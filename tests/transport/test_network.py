@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import ipaddress
+import logging
 import math
 import resource
 import socket
@@ -673,6 +674,42 @@ def test_a_pinned_connection_outlives_the_idle_timeout() -> None:
         await server.close()
 
     _run(main)
+
+
+def test_close_listeners_hear_of_every_closed_connection(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The registrar drops a flow's bindings when its connection closes: each listener
+    is told the connection's id, a failing listener is logged and does not stop the
+    others or the bookkeeping; CRLFCRLF keep-alives get their CRLF (RFC 5626 §4.4.1)."""
+
+    async def main() -> None:
+        inbox = Inbox()
+        server = Transports(inbox)
+        closed: list[int] = []
+
+        def broken(connection: int) -> None:
+            raise RuntimeError("listener bug")
+
+        server.on_close(broken)
+        server.on_close(closed.append)
+        (listener,) = await server.start([Addr("tcp", "127.0.0.1", 0)])
+        reader, writer = await _open(listener.port)
+        writer.write(MESSAGE)
+        *_, connection = await inbox.next()
+        assert server.is_open(connection)
+        writer.write(b"\r\n\r\n")
+        async with asyncio.timeout(3):
+            assert await reader.readexactly(2) == b"\r\n"
+        writer.close()
+        await _eventually(lambda: closed == [connection])
+        assert not server.is_open(connection)
+        assert server.inbound_connections == 0
+        await server.close()
+
+    with caplog.at_level(logging.ERROR, "tollguard.transport.network"):
+        _run(main)
+    assert "close listener failed for connection" in caplog.text
 
 
 def test_pinning_an_unknown_connection_does_nothing() -> None:

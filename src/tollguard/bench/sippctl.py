@@ -107,8 +107,9 @@ REASONS = {
 }
 
 
-# Scenarios whose requests are REGISTERs (their Request-URI names no user).
-_REGISTERING = frozenset({"uac_register", "uac_register_expect_code"})
+# Scenarios whose requests are REGISTERs (their Request-URI names no user): the shipped
+# ones and any other whose name starts with "uac_register".
+_REGISTERING = "uac_register"
 
 
 def status_line(code: int) -> str:
@@ -326,7 +327,7 @@ class Sipp:
             args += ["-s", service]
         if auth is not None:
             args += ["-au", auth[0], "-ap", auth[1]]
-            if remote is not None and service and path.stem not in _REGISTERING:
+            if remote is not None and service and not path.stem.startswith(_REGISTERING):
                 # SIPp would put sip:host:port in the digest's uri; RFC 3261 section
                 # 22.4 wants the Request-URI, which the shipped callers build like this.
                 # SIPp adds the "sip:" itself. A REGISTER's Request-URI is the domain

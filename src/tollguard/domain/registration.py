@@ -18,6 +18,12 @@ The rules, from RFC 3261 §10.3:
 * a binding is matched by its contact URI, or by its ``+sip.instance`` when the phone
   sends one (RFC 5626 §4.2: a phone that comes back from another address behind NAT
   replaces its binding instead of adding one);
+* with ``+sip.instance`` and ``reg-id`` (RFC 5626 outbound, which the switch applies when
+  it is the phone's first hop) a binding is one *flow*: the path its REGISTER came over.
+  It is matched by the instance and the reg-id, so one phone may hold several flows
+  (reg-id 1 over one connection, 2 over another) and a new REGISTER of the same flow
+  replaces the old one (§6). A REGISTER that binds a flow binds nothing else (more than
+  one Contact with a non-zero expiry, one of them with a reg-id: ``400``, §6);
 * a REGISTER with the Call-ID of a binding and a CSeq not above it is out of order and
   changes nothing (step 7: ``500``, the answer the RFC leaves open);
 * an account holds at most ``max_contacts`` bindings: past that, the ones that expire
@@ -28,14 +34,16 @@ The rules, from RFC 3261 §10.3:
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
 __all__ = [
     "Binding",
+    "BindingKey",
     "Bindings",
     "ContactRequest",
+    "NatPings",
     "Register",
     "RegisterLimits",
     "RegisterRefused",
@@ -65,6 +73,12 @@ class Binding:
     ``source``, ``transport`` and ``connection`` are where the REGISTER came from: a call
     to the account goes back there (over that very connection on TCP/TLS), not to the
     address in the contact URI, which behind NAT is a private one.
+
+    ``reg_id`` is set (1 or more) when the binding is an RFC 5626 flow: then the phone
+    may hold other flows of the same ``instance`` (one per reg-id), and a request to the
+    phone goes over one of them (§5.2: the most recently registered first, the others
+    if it fails). A flow over TCP/TLS ends with its connection: the switch removes the
+    binding when the connection closes.
     """
 
     account_id: int
@@ -77,6 +91,12 @@ class Binding:
     connection: int  # the stream connection's id; 0 on UDP
     instance: str = ""  # RFC 5626 +sip.instance, when the phone sends one
     user_agent: str = ""
+    reg_id: int = 0  # RFC 5626 reg-id of an outbound flow; 0: not a flow
+
+    @property
+    def key(self) -> BindingKey:
+        """What identifies this binding of its account: the instance (and flow) or the URI."""
+        return (self.account_id, self.instance or self.contact, self.reg_id)
 
     def expires_in(self, now: float) -> int:
         """Whole seconds left (what the 200 reports), at least 0."""
@@ -84,8 +104,16 @@ class Binding:
 
     def same_contact(self, other: ContactRequest) -> bool:
         if self.instance and other.instance:
-            return self.instance == other.instance
+            # Two flows of one instance are two bindings (RFC 5626 §6); a registration
+            # without a reg-id stands for the whole instance.
+            return self.instance == other.instance and (
+                not self.reg_id or not other.reg_id or self.reg_id == other.reg_id
+            )
         return self.contact == other.uri
+
+
+# (account id, instance or contact URI, reg-id): a binding's identity within the store.
+BindingKey = tuple[int, str, int]
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +123,7 @@ class ContactRequest:
     uri: str
     expires: int | None = None  # its ``expires`` parameter, if any
     instance: str = ""
+    reg_id: int = 0  # RFC 5626 reg-id, when outbound applies (with an instance only)
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,6 +219,10 @@ def update(
         if 0 < seconds < limits.min_expires_s:
             return RegisterRefused(423, "Interval Too Brief", limits.min_expires_s)
         wanted.append((contact, min(seconds, limits.max_expires_s)))
+    binding_now = [contact for contact, seconds in wanted if seconds]
+    if len(binding_now) > 1 and any(contact.reg_id for contact in binding_now):
+        # RFC 5626 §6: a REGISTER registers one flow (and may remove others).
+        return RegisterRefused(400, "Bad Request - a flow (reg-id) must be bound alone")
     kept = list(live)
     added: list[Binding] = []
     removed: list[Binding] = list(expired)
@@ -211,6 +244,7 @@ def update(
             connection=request.connection,
             instance=contact.instance,
             user_agent=request.user_agent,
+            reg_id=contact.reg_id,
         )
         added.append(binding)
     room = limits.max_contacts - len(added)
@@ -226,3 +260,78 @@ def update(
 def _out_of_order(live: tuple[Binding, ...], request: Register) -> bool:
     # RFC 3261 §10.3 step 7: same Call-ID, CSeq not higher: the update is aborted.
     return any(b.call_id == request.call_id and request.cseq <= b.cseq for b in live)
+
+
+class NatPings:
+    """Which bindings answer the switch's keep-alive pings, and which have gone silent.
+
+    No clock and no I/O: each :meth:`round` (one per ping interval) says which bindings
+    to ping now, each with the token that identifies the ping (its Call-ID), and which
+    bindings left their last ``failures`` pings in a row unanswered: a ping counts as
+    missed when the next round comes without an answer to it. :meth:`answered` takes
+    the answer to a ping; :meth:`heard_from` a REGISTER of the binding. Either starts
+    the count again. ``failures`` 0: nobody is ever given up on.
+
+    It holds one entry per binding pinged in the last round, no more.
+    """
+
+    __slots__ = ("_missed", "_tokens", "_waiting", "failures")
+
+    def __init__(self, failures: int) -> None:
+        self.failures = failures
+        self._waiting: dict[BindingKey, str] = {}  # the unanswered ping of each binding
+        self._tokens: dict[str, tuple[BindingKey, str]] = {}  # token -> binding, host
+        self._missed: dict[BindingKey, int] = {}
+
+    def round(
+        self, bindings: Iterable[Binding], token: Callable[[], str]
+    ) -> tuple[list[tuple[Binding, str]], list[Binding]]:
+        """``(bindings to ping now with their tokens, bindings to give up on)``."""
+        live = {binding.key: binding for binding in bindings}
+        for gone in [key for key in self._missed if key not in live]:
+            del self._missed[gone]
+        to_ping: list[tuple[Binding, str]] = []
+        silent: list[Binding] = []
+        waiting = self._waiting
+        self._waiting = {}
+        for key, binding in live.items():
+            unanswered = waiting.pop(key, None)
+            if unanswered is not None:
+                self._tokens.pop(unanswered, None)
+                missed = self._missed.get(key, 0) + 1
+                if self.failures and missed >= self.failures:
+                    self._missed.pop(key, None)
+                    silent.append(binding)
+                    continue
+                self._missed[key] = missed
+            sent = token()
+            self._waiting[key] = sent
+            self._tokens[sent] = (key, binding.source[0])
+            to_ping.append((binding, sent))
+        for stale in waiting.values():  # bindings gone since the last round
+            self._tokens.pop(stale, None)
+        return to_ping, silent
+
+    def answered(self, token: str, host: str) -> bool:
+        """A response to the ping ``token`` came from ``host``; False when it is no ping
+        of ours, or came from elsewhere than the address pinged."""
+        entry = self._tokens.get(token)
+        if entry is None or entry[1] != host:
+            return False
+        del self._tokens[token]
+        key = entry[0]
+        self._waiting.pop(key, None)
+        self._missed.pop(key, None)
+        return True
+
+    def heard_from(self, binding: Binding) -> None:
+        """The phone registered (or refreshed) this binding: it is alive."""
+        key = binding.key
+        self._missed.pop(key, None)
+        unanswered = self._waiting.pop(key, None)
+        if unanswered is not None:
+            self._tokens.pop(unanswered, None)
+
+    def missed(self, binding: Binding) -> int:
+        """Pings in a row ``binding`` has left unanswered so far."""
+        return self._missed.get(binding.key, 0)

@@ -39,6 +39,7 @@ from tollguard.sip import error_response, read_message
 from tollguard.sip.errors import MessageDropped, RemoteProtocolError, SipError
 from tollguard.sip.grammar import TOKEN_RE
 from tollguard.sip.message import Request, Response
+from tollguard.sip.stun import is_stun
 from tollguard.state.memory import MemoryBindings
 from tollguard.switch.accounting import Accounting, CdrQueue
 from tollguard.switch.admission import Admission, Admitted, Refused, user_part
@@ -79,8 +80,10 @@ _DIALOG_METHODS = frozenset({"BYE", "CANCEL", "UPDATE", "INFO", "PRACK"})
 # Methods the switch knows but does not serve outside a dialog: 405 with Allow (RFC 3261
 # §8.2.1); anything else unknown gets 501 (RFC 3261 §8.2.1 too).
 _NOT_ALLOWED = frozenset({"SUBSCRIBE", "NOTIFY", "REFER", "MESSAGE", "PUBLISH"})
-# Option tags the switch honours in a Require (RFC 3261 §8.2.2.3).
+# Option tags the switch honours in a Require (RFC 3261 §8.2.2.3); a REGISTER may also
+# require RFC 5626 outbound, which the registrar applies.
 _SUPPORTED = frozenset({"timer"})
+_SUPPORTED_REGISTER = _SUPPORTED | {"outbound"}
 # Distinct (source, transport, connection) peers remembered by on_message.
 _PEERS_MAX = 4096
 
@@ -226,7 +229,7 @@ class B2bua:
         self._connections = connections
         if self._scheduler is None:
             self._assemble(TimerWheel(asyncio.get_running_loop()))
-        self._registrar.connections = connections
+        self._registrar.attach(connections)
 
     @property
     def registrar(self) -> Registrar:
@@ -257,6 +260,9 @@ class B2bua:
         guard = self._guard
         if guard is not None and not guard.datagram(source[0], len(data)):
             return
+        if transport == "udp" and is_stun(data):
+            self._registrar.stun(data, source)  # a phone's keep-alive (RFC 5626 §4.4.2)
+            return
         try:
             message = read_message(data)
         except RemoteProtocolError as exc:
@@ -272,7 +278,7 @@ class B2bua:
                     return
                 self._on_request(message, self._peer(source, transport, connection))
             else:
-                self._on_response(message)
+                self._on_response(message, source)
         except (SipError, DomainError) as exc:
             # A header the receive boundary does not check was unusable: the peer's
             # fault. The call's own timers clean up after it.
@@ -367,16 +373,18 @@ class B2bua:
         if not tags or len(tags) != len(required):
             self._sig.respond(request, peer, 400, "Bad Request - malformed Require", to_tag=tag)
             return True
-        unsupported = [option for option in tags if option not in _SUPPORTED]
+        supported = _SUPPORTED_REGISTER if request.method == "REGISTER" else _SUPPORTED
+        unsupported = [option for option in tags if option not in supported]
         if not unsupported:
             return False
         extra = (f"Unsupported: {', '.join(unsupported)}",)
         self._sig.respond(request, peer, 420, extra=extra, to_tag=tag)
         return True
 
-    def _on_response(self, response: Response) -> None:
+    def _on_response(self, response: Response, source: Address) -> None:
         entry = self._dialogs.entries.get(response.call_id)
         if entry is None:
+            self._registrar.response(response, source)  # a phone's answer to a ping?
             return
         call, attempt = entry
         cseq = response.cseq

@@ -315,10 +315,14 @@ async def run_switch(
         log.info("switch ready: %s", ", ".join(lines))
         if on_ready is not None:
             on_ready(lines)
-        status = StatusPublisher(
-            settings.switch_status_path,
-            lambda: SwitchCounters(b2bua.active_calls, b2bua.calls_total, b2bua.handler_errors),
-        )
+
+        def counters() -> SwitchCounters:
+            bindings, accounts = b2bua.registrar.registered()
+            return SwitchCounters(
+                b2bua.active_calls, b2bua.calls_total, b2bua.handler_errors, bindings, accounts
+            )
+
+        status = StatusPublisher(settings.switch_status_path, counters)
         publishing = asyncio.create_task(status.run(stop))
         syncing = asyncio.create_task(_keep_in_sync(sync, guard, funds, stop))
         await loader.run(stop)

@@ -4,8 +4,8 @@ The dashboard runs in another process and must not ask the switch anything on th
 path, so the switch writes a small JSON document (``Settings.switch_status_path``) every
 ``interval_s``: calls in progress, calls since start, the call rate over the last
 interval, how many messages failed on a bug of the switch (``handler_errors``, logged
-with their Call-ID; anything but 0 deserves a look), its process id and the time it was
-written. Each write goes to a temporary
+with their Call-ID; anything but 0 deserves a look), the registrar's bindings and the
+accounts that hold them, its process id and the time it was written. Each write goes to a temporary
 file renamed over the old one, so a reader sees a whole document or the previous one.
 A reader treats a document older than a few intervals as "switch not running"; the
 switch removes it when it stops.
@@ -23,15 +23,21 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
 
-__all__ = ["StatusPublisher", "SwitchCounters"]
+__all__ = ["STALE_INTERVALS", "StatusPublisher", "SwitchCounters", "read_status"]
 
 log = logging.getLogger(__name__)
+
+# A document older than this many of the switch's intervals is stale: the switch stopped.
+STALE_INTERVALS = 5
+_COUNTS = ("active_calls", "calls_total", "handler_errors", "bindings", "registered_accounts")
 
 
 class SwitchCounters(NamedTuple):
     active_calls: int  # calls in progress
     calls_total: int  # calls since start
     handler_errors: int = 0  # messages whose handling failed on a bug
+    bindings: int = 0  # registrations: contacts bound now
+    registered_accounts: int = 0  # accounts with at least one binding
 
 
 Counters = Callable[[], SwitchCounters]
@@ -58,17 +64,20 @@ class StatusPublisher:
     def document(self) -> dict[str, object]:
         """The status now; the rate is over the time since the previous document."""
         now = self._clock()
-        active, total, errors = self._counters()
+        counters = self._counters()
+        total = counters.calls_total
         rate = 0.0
         if self._last is not None and now > self._last[0]:
             rate = (total - self._last[1]) / (now - self._last[0])
         self._last = (now, total)
         return {
             "pid": os.getpid(),
-            "active_calls": active,
+            "active_calls": counters.active_calls,
             "calls_total": total,
             "calls_per_second": round(rate, 2),
-            "handler_errors": errors,
+            "handler_errors": counters.handler_errors,
+            "bindings": counters.bindings,
+            "registered_accounts": counters.registered_accounts,
             "started_at": self._started,
             "updated_at": now,
             "interval_s": self._interval,
@@ -101,3 +110,26 @@ class StatusPublisher:
                     await asyncio.wait_for(stop.wait(), self._interval)
         finally:
             self.remove()
+
+
+def read_status(path: Path, now: float) -> tuple[dict[str, object] | None, str]:
+    """The running switch's document at ``path``, or None and why there is none (not
+    running, stale, unreadable). Counts a switch of an older release did not write are
+    0."""
+    try:
+        document = json.loads(path.read_text())
+        if not isinstance(document, dict):
+            raise TypeError("not a JSON object")
+        updated = float(document["updated_at"])
+        interval = float(document.get("interval_s", 1.0))
+        for name in _COUNTS:
+            document[name] = int(document.get(name, 0))
+        document["calls_per_second"] = float(document.get("calls_per_second", 0.0))
+    except FileNotFoundError:
+        return None, "the switch is not running"
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        return None, f"the switch's status {path} cannot be read ({exc})"
+    age = now - updated
+    if age > STALE_INTERVALS * interval:
+        return None, f"the switch has not reported for {age:.0f} s; it is probably stopped"
+    return document, ""

@@ -503,6 +503,8 @@ class Transports:
         self._tasks: set[asyncio.Task[None]] = set()
         self._tls_sockets: list[socket.socket] = []
         self._loop: asyncio.AbstractEventLoop | None = None
+        # Told the id of each TCP/TLS connection that closes (a flow ends with it).
+        self._close_listeners: list[Callable[[int], None]] = []
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
@@ -600,6 +602,16 @@ class Transports:
     def pinned(self, connection_id: int) -> bool:
         stream = self._connections.get(connection_id)
         return stream is not None and stream.pins > 0
+
+    def is_open(self, connection_id: int) -> bool:
+        """Whether the TCP/TLS connection ``connection_id`` is up (ids are never reused)."""
+        stream = self._connections.get(connection_id)
+        return stream is not None and not stream.closed
+
+    def on_close(self, listener: Callable[[int], None]) -> None:
+        """Call ``listener(connection_id)`` whenever a TCP/TLS connection closes, for
+        whatever reason (the peer, idleness, a limit, shutdown)."""
+        self._close_listeners.append(listener)
 
     @property
     def inbound_connections(self) -> int:
@@ -758,7 +770,14 @@ class Transports:
             raise
 
     def _unregister(self, protocol: _StreamProtocol) -> None:
-        self._connections.pop(protocol.connection_id, None)
+        known = self._connections.pop(protocol.connection_id, None) is not None
+        if known:
+            for listener in self._close_listeners:
+                try:
+                    listener(protocol.connection_id)
+                except Exception:
+                    # A listener's bug must not leave the connection half counted.
+                    log.exception("close listener failed for connection %d", protocol.connection_id)
         if self._by_peer.get(protocol.key) is protocol:
             del self._by_peer[protocol.key]
         if not protocol.registered:

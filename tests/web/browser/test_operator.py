@@ -5,14 +5,17 @@ could not be read (the browser's own /favicon.ico request saved the session with
 job's old state), security events that never reached the dashboard, and sell, cost and
 margin of two currencies added together. Then the pages: styled error pages, the CDR
 list's columns, breadcrumbs, the admin's home page, the gateway table at 1366 px, the
-API documentation's introduction, confirmations in the portal.
+API documentation's introduction, confirmations in the portal; and the running switch's
+registrations on the dashboard.
 
 Every page is checked for console errors and CSP violations by the ``page`` fixture.
 """
 
 from __future__ import annotations
 
+import json
 import re
+import time
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -284,4 +287,34 @@ def test_portal_resets_and_revocations_ask_first(
     with page.expect_navigation():
         page.click("button:has-text('Revoke nightly export')")
     assert "revoked" in page.locator("table tbody tr").first.inner_text()
+    assert problems.unexpected() == []
+
+
+def test_the_dashboard_shows_the_running_switchs_registrations(
+    page: Page, served: ServedApp, problems: PageProblems
+) -> None:
+    """The switch's status document (as a running switch writes it every second) reaches
+    the Registrations tile: bindings, and the accounts that hold them."""
+    status = served.data_dir / "run" / "switch-status.json"
+    status.parent.mkdir(exist_ok=True)
+    document = {
+        "pid": 4242, "active_calls": 2, "calls_total": 50, "calls_per_second": 0.5,
+        "handler_errors": 0, "bindings": 12, "registered_accounts": 9, "started_at": 0.0,
+        # Fresh for as long as the test may take on a busy machine.
+        "updated_at": time.time() + 600, "interval_s": 1.0,
+    }  # fmt: skip
+    status.write_text(json.dumps(document))
+    try:
+        staff_sign_in(page, served, "operator-six")
+        page.goto(f"{served.admin_url}cdr/cdr/dashboard/")
+        page.wait_for_selector("[data-field=bindings]:has-text('12')")
+        note = page.locator("[data-field=registrations_note]").inner_text()
+        assert note == "phones registered now, for 9 accounts"
+        assert page.locator("[data-field=live]").inner_text() == "2"
+    finally:
+        status.unlink()
+    # Without a running switch the tile says so instead of showing a stale figure.
+    page.reload()
+    page.wait_for_selector("[data-field=registrations_note]:has-text('running switch only')")
+    assert page.locator("[data-field=bindings]").inner_text() == "\u2013"  # a dash
     assert problems.unexpected() == []

@@ -162,9 +162,12 @@ def test_live_state_from_a_fresh_status(tmp_path: Path) -> None:
         "active_calls": 7,
         "calls_per_second": "12.50",
         "handler_errors": 0,  # a switch that does not report them has none to show
+        "bindings": 0,
+        "registered_accounts": 0,
     }
-    path = status_file(tmp_path, handler_errors=3)
-    assert selectors.live_state(path, now=1002.0)["handler_errors"] == 3
+    path = status_file(tmp_path, handler_errors=3, bindings=12, registered_accounts=9)
+    state = selectors.live_state(path, now=1002.0)
+    assert (state["handler_errors"], state["bindings"], state["registered_accounts"]) == (3, 12, 9)
 
 
 @pytest.mark.parametrize(
@@ -174,8 +177,9 @@ def test_live_state_from_a_fresh_status(tmp_path: Path) -> None:
         ({}, 1010.0, "has not reported for 10 s"),
         ("{broken", 1000.0, "cannot be read"),
         ({"active_calls": "many"}, 1000.0, "cannot be read"),
+        ({"bindings": "lots"}, 1000.0, "cannot be read"),
     ],
-    ids=["missing", "stale", "corrupt", "wrong-type"],
+    ids=["missing", "stale", "corrupt", "wrong-type", "wrong-bindings"],
 )
 def test_live_state_says_why_it_is_missing(
     tmp_path: Path, contents: Any, now: float, note: str
@@ -198,7 +202,7 @@ def test_the_current_dashboard_shows_the_switchs_live_state(
 ) -> None:
     data_dir = tmp_path / "data"
     deployment = dataclasses.replace(settings.TOLLGUARD, data_dir=data_dir)
-    status_file(tmp_path, updated_at=time.time())
+    status_file(tmp_path, updated_at=time.time(), bindings=4, registered_accounts=3)
     (data_dir / "run").mkdir(parents=True)
     (tmp_path / "switch-status.json").rename(deployment.switch_status_path)
     with override_settings(TOLLGUARD=deployment):
@@ -206,6 +210,7 @@ def test_the_current_dashboard_shows_the_switchs_live_state(
     assert live["available"] is True
     assert live["active_calls"] == 7
     assert live["calls_per_second"] == "12.50"
+    assert (live["bindings"], live["registered_accounts"]) == (4, 3)
     assert "calls_last_minute" in live
 
 

@@ -384,6 +384,8 @@ def live_state(path: Path, now: float) -> dict[str, Any]:
         active = int(status["active_calls"])
         rate = float(status["calls_per_second"])
         errors = int(status.get("handler_errors", 0))
+        bindings = int(status.get("bindings", 0))
+        accounts = int(status.get("registered_accounts", 0))
     except FileNotFoundError:
         return {"available": False, "note": "The switch is not running."}
     except (OSError, ValueError, KeyError, TypeError) as exc:
@@ -399,6 +401,8 @@ def live_state(path: Path, now: float) -> dict[str, Any]:
         "active_calls": active,
         "calls_per_second": f"{rate:.2f}",
         "handler_errors": errors,
+        "bindings": bindings,
+        "registered_accounts": accounts,
     }
 
 

@@ -125,9 +125,14 @@
         note += "; " + data.live.handler_errors + " messages failed on a switch error (see its log)";
       }
       field("live_note", note);
+      field("bindings", String(data.live.bindings));
+      field("registrations_note", "phones registered now, for " +
+        data.live.registered_accounts + " accounts");
     } else {
       field("live", String(data.live.calls_last_minute));
       field("live_note", data.live.note + " Shown: calls ended in the last minute.");
+      field("bindings", "–");
+      field("registrations_note", "known to the running switch only");
     }
     if (data.fraud && data.fraud.available) {
       field("fraud_open", String(data.fraud.open_events));
