@@ -200,24 +200,26 @@ def post_call_charges(cdrs: Sequence[DomainCdr], now: datetime | None = None) ->
         running = {pk: row.amount for pk, row in balances.items()}
         opening = dict(running)
         insert = row_insert(LedgerEntry, transaction.get_connection())
-        rows = []
+        values = []
         for charge in charges:
             after = running[charge.customer_id] - charge.amount
             running[charge.customer_id] = after
-            values = {
-                "customer_id": charge.customer_id,
-                "created_at": now,
-                "kind": EntryKind.CALL.value,
-                "amount": -charge.amount,
-                "balance_after": after,
-                "reason": "",
-                "reference": "",
-                "call_id": charge.call_id[:255],
-                "created_by_id": None,
-                "created_by_name": "",
-                "funds_version": None,
-            }
-            rows.append(insert.row([values[name] for name in insert.columns]))
+            values.append(
+                {
+                    "customer_id": charge.customer_id,
+                    "created_at": now,
+                    "kind": EntryKind.CALL.value,
+                    "amount": -charge.amount,
+                    "balance_after": after,
+                    "reason": "",
+                    "reference": "",
+                    "call_id": charge.call_id[:255],
+                    "created_by_id": None,
+                    "created_by_name": "",
+                    "funds_version": None,
+                }
+            )
+        rows = insert.rows([entry[name] for name in insert.columns] for entry in values)
         insert.run(transaction.get_connection(), rows)
         for pk, amount in running.items():
             Balance.objects.filter(pk=pk).update(amount=amount, updated_at=now)

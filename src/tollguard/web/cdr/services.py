@@ -63,6 +63,6 @@ def write_cdrs(cdrs: Sequence[DomainCdr]) -> int:
         connection = transaction.get_connection()
         insert = cdr_insert(connection)
         readers = _readers(insert.columns)
-        rows = [insert.row([read(cdr) for read in readers]) for cdr in cdrs]
+        rows = insert.rows([read(cdr) for read in readers] for cdr in cdrs)
         insert.run(connection, rows)
     return len(rows)
