@@ -1,7 +1,8 @@
 """Session fixture: a real ``tollguard serve`` between SIPp callers and SIPp gateways.
 
 See ``harness.py`` for the plan. Every subprocess is killed on the way out, also when a
-test fails; the switch is stopped with SIGTERM so it flushes its CDRs.
+test fails; the switch is stopped with SIGTERM so it flushes its CDRs. The shells that
+read the data directories (``harness.DjangoShell``) are stopped at the session's end.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from .harness import (
     SETUP_TIMEOUT_S,
     Switch,
     build_plan,
+    close_shells,
 )
 from .switches import own_switch
 
@@ -36,3 +38,9 @@ def switch(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Switch]:
     }
     with own_switch(root, PROVIDERS, build_plan, settings) as running:
         yield running
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _shells() -> Iterator[None]:
+    yield
+    close_shells()
