@@ -1,6 +1,6 @@
 """Plan, gateways and helpers for the SIPp tests through a real ``tollguard serve``.
 
-The session fixture (``conftest.py``) runs one switch: a fresh data directory
+The shared fixture ``switch`` (``conftest.py``) runs one switch: a fresh data directory
 (``tollguard init``), this plan loaded with ``tollguard load``, its gateways SIPp UAS
 processes on ports chosen at run time, then ``tollguard serve --no-web``.
 
@@ -374,7 +374,7 @@ def close_shell(server: TollguardServer) -> None:
 
 
 def close_shells() -> None:
-    """Stop every shell (the session's end)."""
+    """Stop every shell (when the integration tests are done)."""
     while _shells:
         _shells.popitem()[1].close()
 
