@@ -5,12 +5,11 @@ a health check that fails slow data generation). On a shared or loaded machine t
 fails tests whose behaviour is right, and tests assert behaviour, never time: both are
 off for every property test. Each test still sets its own number of examples.
 
-With pytest-xdist (``scripts/test`` runs ``-n auto``), each test module goes whole to one
-worker, so a module's fixtures start once. The modules of each directory in
-``SERIAL_DIRS`` go together to one worker, one after the other, before anything else:
-the SIPp suites start real switches and flood them, and the browser tests share one
-served app; they are the longest units of work, and two of them at once on a small
-machine would only slow each other down.
+With pytest-xdist (``scripts/test`` runs ``-n auto``), tests are handed to the workers
+one at a time, except the units of ``SERIAL_UNITS``: each goes whole to one worker, one
+test after another, before anything else. The SIPp suites start real switches and
+flood them, and the browser tests share one served app; they are the longest units of
+work, and two of them at once on a small machine would only slow each other down.
 """
 
 from __future__ import annotations
@@ -28,13 +27,18 @@ settings.register_profile(
 settings.load_profile("tollguard")
 
 # Node ids start with the path from the repository root.
-SERIAL_DIRS = ("tests/integration/", "tests/web/browser/")
+SERIAL_UNITS = {
+    "sipp": ("tests/integration/", "tests/bench/"),
+    "browser": ("tests/web/browser/",),
+}
 
 
 def work_unit(nodeid: str) -> str:
-    """The unit a test is scheduled in: its serial directory, or else its module."""
-    module = nodeid.split("::", 1)[0]
-    return next((d for d in SERIAL_DIRS if module.startswith(d)), module)
+    """The unit a test is scheduled in: the name of its serial unit, or its own id."""
+    for unit, dirs in SERIAL_UNITS.items():
+        if nodeid.startswith(dirs):
+            return unit
+    return nodeid
 
 
 @pytest.hookimpl(tryfirst=True, optionalhook=True)
@@ -58,7 +62,7 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
         def _assign_work_unit(self, node: Any) -> None:
             # The serial units go out first (the workers' collections keep their order:
             # work is sent as indexes into them).
-            for unit in SERIAL_DIRS:
+            for unit in SERIAL_UNITS:
                 if unit in self.workqueue:
                     self.workqueue.move_to_end(unit, last=False)
                     break
