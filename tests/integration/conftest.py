@@ -1,7 +1,10 @@
-"""Session fixture: a real ``tollguard serve`` between SIPp callers and SIPp gateways.
+"""The shared switch: a real ``tollguard serve`` between SIPp callers and SIPp gateways.
 
-See ``harness.py`` for the plan. Every subprocess is killed on the way out, also when a
-test fails; the switch is stopped with SIGTERM so it flushes its CDRs.
+See ``harness.py`` for the plan. It lives for the tests of this package (not the whole
+session: its gateways and the switch would idle through the rest of the run). Every
+subprocess is killed on the way out, also when a test fails; the switch is stopped with
+SIGTERM so it flushes its CDRs. The shells that read the data directories
+(``harness.DjangoShell``) are stopped then too.
 """
 
 from __future__ import annotations
@@ -17,11 +20,12 @@ from .harness import (
     SETUP_TIMEOUT_S,
     Switch,
     build_plan,
+    close_shells,
 )
 from .switches import own_switch
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def switch(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Switch]:
     root = tmp_path_factory.mktemp("sipp-calls")
     settings = {
@@ -36,3 +40,9 @@ def switch(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Switch]:
     }
     with own_switch(root, PROVIDERS, build_plan, settings) as running:
         yield running
+
+
+@pytest.fixture(scope="package", autouse=True)
+def _shells() -> Iterator[None]:
+    yield
+    close_shells()

@@ -1,6 +1,6 @@
 """Plan, gateways and helpers for the SIPp tests through a real ``tollguard serve``.
 
-The session fixture (``conftest.py``) runs one switch: a fresh data directory
+The shared fixture ``switch`` (``conftest.py``) runs one switch: a fresh data directory
 (``tollguard init``), this plan loaded with ``tollguard load``, its gateways SIPp UAS
 processes on ports chosen at run time, then ``tollguard serve --no-web``.
 
@@ -27,9 +27,12 @@ never over ``dollar``, cheapest as it is.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
+import queue
 import subprocess
+import threading
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -244,27 +247,175 @@ class Switch:
         deadline = time.monotonic() + timeout_s
         mine: list[dict[str, Any]] = []
         while time.monotonic() < deadline:
-            mine = [c for c in self.server.cdrs() if f"-{tag}@" in str(c.get("call_id", ""))]
+            mine = self.tagged_cdrs(tag)
             if len(mine) >= count:
                 # Let a late duplicate show up before the test counts them.
                 time.sleep(0.3)
-                return [c for c in self.server.cdrs() if f"-{tag}@" in str(c.get("call_id", ""))]
-            time.sleep(0.5)
+                return self.tagged_cdrs(tag)
+            time.sleep(0.1)
         return mine
+
+    def tagged_cdrs(self, tag: str) -> list[dict[str, Any]]:
+        """The CDRs of the calls tagged ``tag`` written so far."""
+        return [c for c in export_cdrs(self.server) if f"-{tag}@" in str(c.get("call_id", ""))]
+
+
+# --- the data directory's database, read and written through the product's own code -----
+
+# Runs inside ``tollguard manage shell``: each line on stdin is a JSON request
+# ``{"code": ...}``; the code runs in a fresh namespace with its stdout captured, and
+# one line ``<MARK>{"ok": ..., "out": ..., "error": ...}`` answers it.
+_SHELL_MARK = "tollguard-test-shell:"
+_SHELL_LOOP = f"""
+import contextlib, io, json, sys, traceback
+_answer = sys.stdout
+for _line in sys.stdin:
+    _out, _error = io.StringIO(), None
+    try:
+        with contextlib.redirect_stdout(_out):
+            exec(json.loads(_line)["code"], {{"__name__": "__test_shell__"}})
+    except BaseException:
+        _error = traceback.format_exc()
+    _answer.write({_SHELL_MARK!r} + json.dumps(
+        {{"ok": _error is None, "out": _out.getvalue(), "error": _error}}) + "\\n")
+    _answer.flush()
+"""
+
+
+class DjangoShell:
+    """One ``tollguard manage shell`` on a data directory, kept running between reads.
+
+    Starting Django costs a second or more; a test that polls the database would pay it
+    on every read. This process pays it once: :meth:`run` sends it code, which runs in a
+    fresh namespace (as ``manage shell -c`` would) and sees every commit the switch has
+    made (SQLite in WAL mode, autocommit: no read holds an old snapshot).
+    """
+
+    def __init__(self, server: TollguardServer) -> None:
+        self.data_dir = server.data_dir
+        self.log_path = server.data_dir.parent / f"{server.data_dir.name}-shell.log"
+        with self.log_path.open("ab") as log:
+            self._process = subprocess.Popen(
+                [*server.command, "--data-dir", str(server.data_dir), "manage", "shell",
+                 "-c", _SHELL_LOOP],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, text=True,
+            )  # fmt: skip
+        self._lines: queue.Queue[str | None] = queue.Queue()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self._process.stdout is not None
+        for line in self._process.stdout:
+            self._lines.put(line)
+        self._lines.put(None)
+
+    def running(self) -> bool:
+        return self._process.poll() is None
+
+    def run(self, code: str, timeout_s: float = 60) -> str:
+        """Everything ``code`` printed; an AssertionError with the traceback if it raised."""
+        assert self._process.stdin is not None
+        try:
+            self._process.stdin.write(json.dumps({"code": code}) + "\n")
+            self._process.stdin.flush()
+        except OSError as exc:
+            raise AssertionError(f"the shell on {self.data_dir} is gone: {self.log()}") from exc
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                line = self._lines.get(timeout=max(deadline - time.monotonic(), 0.001))
+            except queue.Empty:
+                self.close()
+                raise AssertionError(f"no answer in {timeout_s} s: {self.log()}") from None
+            if line is None:
+                raise AssertionError(f"the shell on {self.data_dir} exited: {self.log()}")
+            if line.startswith(_SHELL_MARK):
+                break
+        answer = json.loads(line[len(_SHELL_MARK) :])
+        assert answer["ok"], answer["error"][-3000:]
+        out: str = answer["out"]
+        return out
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")[-3000:]
+
+    def close(self) -> None:
+        if self._process.stdin is not None:
+            with contextlib.suppress(OSError):
+                self._process.stdin.close()
+        try:
+            self._process.wait(10)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait()
+        # The reader sees the end of the pipe once the process is gone.
+        self._reader.join(10)
+        if self._process.stdout is not None:
+            self._process.stdout.close()
+
+
+_shells: dict[Path, DjangoShell] = {}
+
+
+def django_shell(server: TollguardServer) -> DjangoShell:
+    """The running shell on ``server``'s data directory, started on first use."""
+    shell = _shells.get(server.data_dir)
+    if shell is None or not shell.running():
+        shell = _shells[server.data_dir] = DjangoShell(server)
+    return shell
+
+
+def close_shell(server: TollguardServer) -> None:
+    """Stop the shell on ``server``'s data directory, if one runs."""
+    shell = _shells.pop(server.data_dir, None)
+    if shell is not None:
+        shell.close()
+
+
+def close_shells() -> None:
+    """Stop every shell (when the integration tests are done)."""
+    while _shells:
+        _shells.popitem()[1].close()
 
 
 def manage_shell(server: TollguardServer, code: str) -> Any:
     """Run ``code`` in ``tollguard manage shell`` on the switch's data directory; the
-    JSON its last line prints."""
-    done = subprocess.run(
-        [*server.command, "--data-dir", str(server.data_dir), "manage", "shell", "-c", code],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
+    JSON its last line prints. The shell is started once and kept (:class:`DjangoShell`)."""
+    out = django_shell(server).run(code)
+    lines = out.strip().splitlines()
+    assert lines, f"the code printed nothing: {code}"
+    return json.loads(lines[-1])
+
+
+def export_cdrs(server: TollguardServer) -> list[dict[str, Any]]:
+    """Every CDR as ``tollguard cdr export --format json`` prints it (the same function
+    writes them), read through the running shell."""
+    code = (
+        "import io\n"
+        "from tollguard.web import adapters\n"
+        "out = io.StringIO()\n"
+        "adapters.export_cdrs('json', None, None, out)\n"
+        "print(out.getvalue())\n"
     )
-    assert done.returncode == 0, done.stderr[-3000:]
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    exported = json.loads(django_shell(server).run(code) or "[]")
+    assert isinstance(exported, list), exported
+    return exported
+
+
+def list_bans(server: TollguardServer) -> list[dict[str, Any]]:
+    """The active bans with the fields ``tollguard bans list --json`` prints, read
+    through the running shell."""
+    code = (
+        "import json\n"
+        "from django.utils import timezone\n"
+        "from tollguard.web.fraud.models import SipBan\n"
+        "rows = SipBan.objects.order_by('network').exclude(expires_at__lte=timezone.now())\n"
+        "print(json.dumps([{'network': r.network, 'reason': r.reason, 'mode': r.mode,"
+        " 'offences': r.offences, 'note': r.note} for r in rows]))\n"
+    )
+    listed: list[dict[str, Any]] = manage_shell(server, code)
+    return listed
 
 
 def security_events(server: TollguardServer, event: str) -> list[dict[str, str]]:

@@ -16,7 +16,7 @@ from typing import Any
 from tollguard.bench.calls import TollguardServer, sipp_digest_settings
 from tollguard.bench.sippctl import LOOPBACK, Sipp, free_udp_ports, wait_until_listening
 
-from .harness import Provider, Switch, provisioned_ids
+from .harness import Provider, Switch, close_shell, django_shell, provisioned_ids
 
 SCENARIOS = Path(__file__).with_name("sipp")
 
@@ -59,8 +59,10 @@ def own_switch(
         server = TollguardServer(root / "data", sip_port=ports[-1], settings=overrides)
         server.init()
         server.load(plan({name: gw.local_port for name, gw in running.items()}))
-        ids = provisioned_ids(server)
+        # The shell that reads the database starts while the switch does.
+        django_shell(server)
         server.start()
+        ids = provisioned_ids(server)
         yield Switch(
             server=server,
             workdir=root / "callers",
@@ -72,6 +74,7 @@ def own_switch(
     finally:
         if server is not None:
             server.stop()
+            close_shell(server)
         for gateway in running.values():
             gateway.kill()
 

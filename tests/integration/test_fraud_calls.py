@@ -29,7 +29,7 @@ import pytest
 
 from tollguard.bench.sippctl import LOOPBACK
 
-from .harness import Switch, manage_shell, rate
+from .harness import Switch, export_cdrs, manage_shell, rate
 from .switches import card, own_switch, provider
 
 pytestmark = pytest.mark.integration
@@ -111,13 +111,13 @@ def cdrs_by_tag(switch: Switch, tags: list[str], timeout_s: float = 20) -> list[
     deadline = time.monotonic() + timeout_s
     while True:
         found: dict[str, list[dict[str, Any]]] = {tag: [] for tag in tags}
-        for cdr in switch.server.cdrs():
+        for cdr in export_cdrs(switch.server):
             tag = str(cdr.get("call_id", "")).partition("-")[2].partition("@")[0]
             if tag in found:
                 found[tag].append(cdr)
         if all(found.values()) or time.monotonic() > deadline:
             break
-        time.sleep(0.5)
+        time.sleep(0.1)
     assert all(len(mine) == 1 for mine in found.values()), found
     return [found[tag][0] for tag in tags]
 
@@ -173,7 +173,7 @@ def test_premium_burst_is_blocked_and_the_account_suspended(fraud_switch: Switch
     subject = f"account:{cdr['account_id']}"
     deadline = time.monotonic() + 15
     while subject not in suspensions(switch) and time.monotonic() < deadline:
-        time.sleep(0.5)
+        time.sleep(0.1)
     assert subject in suspensions(switch)
 
 

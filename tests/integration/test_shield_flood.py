@@ -13,8 +13,6 @@ with an ordinary phone's User-Agent: the shield must stop it by its rate.
 
 from __future__ import annotations
 
-import json
-import subprocess
 import time
 from collections.abc import Iterator, Mapping
 from decimal import Decimal
@@ -26,7 +24,7 @@ import pytest
 from tollguard.bench.calls import process_tree_cpu
 from tollguard.bench.sippctl import LOOPBACK, Sipp, free_udp_ports
 
-from .harness import ALICE, STRANGER_HOST, TRUNK_HOST, Switch, number, rate
+from .harness import ALICE, STRANGER_HOST, TRUNK_HOST, Switch, list_bans, number, rate
 from .switches import SCENARIOS, card, own_switch, provider
 
 pytestmark = pytest.mark.integration
@@ -66,16 +64,8 @@ def flood_switch(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Switch]:
 
 
 def bans(switch: Switch) -> list[dict[str, Any]]:
-    server = switch.server
-    done = subprocess.run(
-        [*server.command, "--data-dir", str(server.data_dir), "bans", "list", "--json"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    listed: list[dict[str, Any]] = json.loads(done.stdout)
-    return listed
+    """The active bans, as ``tollguard bans list --json`` lists them."""
+    return list_bans(switch.server)
 
 
 def wait_for_ban(switch: Switch, address: str, timeout_s: float = 15) -> dict[str, Any]:
@@ -85,7 +75,7 @@ def wait_for_ban(switch: Switch, address: str, timeout_s: float = 15) -> dict[st
         for ban in bans(switch):
             if ban["network"] in {address, f"{address}/32"}:
                 return ban
-        time.sleep(0.5)
+        time.sleep(0.1)
     raise AssertionError(f"{address} never appeared in tollguard bans list: {bans(switch)}")
 
 

@@ -29,7 +29,7 @@ import pytest
 from tollguard.bench.calls import TollguardServer
 from tollguard.bench.sippctl import LOOPBACK, Sipp, free_udp_ports
 
-from .harness import Switch, manage_shell, number, provisioned_ids
+from .harness import Switch, close_shell, export_cdrs, manage_shell, number, provisioned_ids
 
 pytestmark = pytest.mark.integration
 
@@ -195,6 +195,7 @@ def credit(switch: Switch, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         )
     finally:
         server.stop()
+        close_shell(server)
 
 
 def spend_everything(credit: Switch, customer: str, host: str, floor: Decimal) -> Ledger:
@@ -338,7 +339,7 @@ def test_charges_and_cdrs_agree_after_a_graceful_stop_under_load(
             pytest.fail("the caller never had 40 calls going")
         assert server.stop() == 0, server.log()[-2000:]
         seen = caller.stop()
-        cdrs = [c for c in server.cdrs() if "-loaded@" in c["call_id"]]
+        cdrs = [c for c in export_cdrs(server) if "-loaded@" in c["call_id"]]
         after = ledger(server, "loaded")
     finally:
         server.stop()
@@ -377,3 +378,4 @@ def test_charges_and_cdrs_agree_after_a_graceful_stop_under_load(
     finally:
         server.stop()
     assert ledger(server, "loaded").balance == 0
+    close_shell(server)

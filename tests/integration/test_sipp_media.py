@@ -38,7 +38,7 @@ from tollguard.bench.sippctl import (
     wait_until_listening,
 )
 
-from .harness import number, rate
+from .harness import close_shell, export_cdrs, number, rate
 
 pytestmark = pytest.mark.integration
 
@@ -118,10 +118,10 @@ class MediaSwitch:
     def cdr(self, tag: str, timeout_s: float = 20) -> dict[str, Any]:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            mine = [c for c in self.server.cdrs() if f"-{tag}@" in str(c.get("call_id", ""))]
+            mine = [c for c in export_cdrs(self.server) if f"-{tag}@" in str(c.get("call_id", ""))]
             if mine:
                 return mine[0]
-            time.sleep(0.5)
+            time.sleep(0.1)
         raise AssertionError(f"no CDR for {tag}: {self.server.log()[-3000:]}")
 
 
@@ -196,6 +196,7 @@ def media_switch(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MediaSwit
     finally:
         if server is not None:
             server.stop()
+            close_shell(server)
         if gateway is not None:
             gateway.kill()
         engine.stop()

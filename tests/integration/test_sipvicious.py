@@ -9,7 +9,6 @@ request unanswered and bans the address, so they find nothing.
 
 from __future__ import annotations
 
-import json
 import os
 import secrets
 import subprocess
@@ -24,7 +23,7 @@ import pytest
 
 from tollguard.bench.sippctl import LOOPBACK
 
-from .harness import Switch, rate
+from .harness import Switch, list_bans, rate
 from .switches import card, own_switch, provider
 
 pytestmark = pytest.mark.integration
@@ -105,22 +104,14 @@ def run(switch: Switch, home: Path, name: str, host: str, *args: str, agent: str
 
 
 def banned(switch: Switch, address: str, timeout_s: float = 15) -> dict[str, Any]:
-    server = switch.server
     deadline = time.monotonic() + timeout_s
     listed: list[dict[str, Any]] = []
     while time.monotonic() < deadline:
-        done = subprocess.run(
-            [*server.command, "--data-dir", str(server.data_dir), "bans", "list", "--json"],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=True,
-        )
-        listed = json.loads(done.stdout)
+        listed = list_bans(switch.server)
         for ban in listed:
             if ban["network"] in {address, f"{address}/32"}:
                 return ban
-        time.sleep(0.5)
+        time.sleep(0.1)
     raise AssertionError(f"{address} is not banned: {listed}")
 
 
