@@ -291,3 +291,11 @@ class Did(models.Model):
         if self.last and self.last != self.first:
             return f"{self.first}-{self.last}"
         return self.first
+
+    def clean(self) -> None:
+        super().clean()
+        # The table's rules (tollguard.domain.dids) read every DID through the selectors,
+        # which import this module: hence the import here.
+        from tollguard.web.customers import dids
+
+        dids.clean(self)
