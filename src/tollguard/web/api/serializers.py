@@ -486,11 +486,12 @@ class DidSerializer(RoleFieldLimitsSerializer[Did]):
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         candidate = Did(pk=self.instance.pk) if self.instance is not None else Did()
         for name in DID_FIELDS[1:]:
-            field = Did._meta.get_field(name)
+            # A foreign key is copied by its id: no query for an unchanged owner.
+            attname = f"{name}_id" if name in {"customer", "account"} else name
             if name in attrs:
-                setattr(candidate, field.name, attrs[name])
+                setattr(candidate, name, attrs[name])
             elif self.instance is not None:
-                setattr(candidate, field.attname, getattr(self.instance, field.attname))
+                setattr(candidate, attname, getattr(self.instance, attname))
         errors = did_errors(candidate)
         if errors:
             raise serializers.ValidationError(errors)
