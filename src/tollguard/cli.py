@@ -292,12 +292,16 @@ def serve(settings: config.Settings, *, web: bool = True) -> int:
     from tollguard.transport import loop_factory
     from tollguard.web import adapters
     from tollguard.web.billing.alerts import AlertSender
+    from tollguard.web.billing.did_fees import DidFeeCharger
     from tollguard.web.fraud.stores import DbBanStore, DbFraudEventStore, DbSuspensionStore
 
     web_process = processes.start_web(settings) if web else None
     # Low-balance alerts go out from a thread of this process, off the call path.
     alerts = AlertSender(settings.billing.alert_interval_s)
     alerts.start()
+    # DIDs' monthly fees: charged at start and every hour, once per DID and month.
+    did_fees = DidFeeCharger()
+    did_fees.start()
     if web_process is not None:
         print(
             f"web listening on https://{settings.web.listen_host}:{settings.web.listen_port}/",
@@ -339,6 +343,7 @@ def serve(settings: config.Settings, *, web: bool = True) -> int:
             runner.run(main())
     finally:
         alerts.stop()
+        did_fees.stop()
         if web_process is not None:
             processes.stop_web(web_process)
     print("tollguard stopped", flush=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from tollguard.web.carriers.models import Gateway, Provider
-from tollguard.web.customers.models import Account, AclEntry, Customer
+from tollguard.web.customers.models import Account, AclEntry, Customer, Did
 from tollguard.web.customers.services import ha1_digests
 from tollguard.web.rating.models import Rate, RateCard
 
@@ -43,3 +43,11 @@ def account(
 
 def acl(customer: Customer, network: str, tech_prefix: str = "") -> AclEntry:
     return AclEntry.objects.create(customer=customer, network=network, tech_prefix=tech_prefix)
+
+
+def did(customer: Customer, first: str, **values: object) -> Did:
+    """A DID, checked as the admin checks one (``full_clean``), then saved."""
+    row = Did(customer=customer, first=first, **values)
+    row.full_clean()
+    row.save()
+    return row

@@ -37,7 +37,7 @@ from tollguard.web.billing import services as billing_services
 from tollguard.web.billing.models import EntryKind, LedgerEntry
 from tollguard.web.carriers.models import Gateway, Provider
 from tollguard.web.cdr.models import Cdr
-from tollguard.web.customers.models import Account, AclEntry, Customer
+from tollguard.web.customers.models import Account, AclEntry, Customer, Did
 from tollguard.web.fraud.models import SipBan
 from tollguard.web.portal.models import CustomerUser
 from tollguard.web.rating.models import Rate, RateCard
@@ -193,6 +193,8 @@ DECLARED: dict[str, Rule] = {
     "api:account-detail": Api(Account, detail=True),
     "api:aclentry-list": Api(AclEntry),
     "api:aclentry-detail": Api(AclEntry, detail=True),
+    "api:did-list": Api(Did),
+    "api:did-detail": Api(Did, detail=True),
     "api:provider-list": Api(Provider, customer_reads=False),
     "api:provider-detail": Api(Provider, detail=True, customer_reads=False),
     "api:gateway-list": Api(Gateway, customer_reads=False),
@@ -221,6 +223,7 @@ DECLARED: dict[str, Rule] = {
     "portal:ledger_export": Portal(),
     "portal:rate_card": Portal(),
     "portal:accounts": Portal(),
+    "portal:numbers": Portal(),
     # GET asks to confirm, POST resets: both 404 for another customer's account.
     "portal:account_reset": Portal(customer=404, methods=("GET", "POST")),
     "portal:api_keys": Portal(),
@@ -502,6 +505,7 @@ def make_world() -> tuple[World, list[Persona]]:
     key_b = people.key(user_b, "read:cdr").key
     session_b = UserSession.objects.create(user=user_b, session_key="walk-session-of-b")
     SipBan.objects.create(network="203.0.113.200", reason="operator")
+    Did.objects.create(customer=base.b, first="1212555", account=base.account_b)
     if apps.is_installed("django_otp.plugins.otp_totp"):
         device_model = apps.get_model("otp_totp", "TOTPDevice")
         device_model.objects.create(user=people.user("other-staff", is_staff=True), name="phone")

@@ -94,7 +94,8 @@ def test_example_plan_loads_and_is_idempotent() -> None:
     report = load_plan_file(EXAMPLE, realm=REALM)
     assert report.changed
     assert report.config_version == before + 1 == config_version()
-    assert report.counts["rates"].created == 6
+    assert report.counts["rates"].created == 7
+    assert report.counts["dids"].created == 3
     assert report.counts["gateways"].created == 2
     assert report.counts["accounts"].created == 2
     assert report.counts["fraud"].created == 2
@@ -113,7 +114,8 @@ def test_example_plan_loads_and_is_idempotent() -> None:
 
     again = load_plan_file(EXAMPLE, realm=REALM)
     assert not again.changed
-    assert again.counts["rates"].unchanged == 6
+    assert again.counts["rates"].unchanged == 7
+    assert again.counts["dids"].unchanged == 3
     assert again.counts["fraud"].unchanged == 2
     assert config_version() == before + 1
     assert "no change" in again.summary()
@@ -247,6 +249,7 @@ def test_prune_deletes_what_the_file_does_not_declare(tmp_path: Path) -> None:
         "acl": 1,
         "fraud": 0,
         "alerts": 0,
+        "dids": 0,
     }
     assert config_version() == before + 1
 

@@ -30,6 +30,7 @@ STAFF_USERS = (
     "operator-five",
     "operator-six",
     "operator-seven",
+    "operator-eight",
 )
 LOCKED_USER = "operator-locked"
 PASSWORD = "correct horse battery staple 42"
@@ -44,7 +45,7 @@ def main(data_dir: Path) -> dict[str, object]:
 
     from tollguard.web.carriers.models import Gateway, Provider
     from tollguard.web.cdr.models import Cdr
-    from tollguard.web.customers.models import Customer
+    from tollguard.web.customers.models import Account, Customer, Did
     from tollguard.web.portal.models import CustomerUser
     from tollguard.web.rating.models import RateCard
 
@@ -89,7 +90,20 @@ def main(data_dir: Path) -> dict[str, object]:
                 hangup_side="caller",
             )
             cdr_ids.append(cdr.pk)
-        made[name] = {"user": f"{name}-user", "customer": customer.pk, "cdrs": cdr_ids}
+        # A number of its own, ringing a SIP account of its own (the Numbers page).
+        phone = Account.objects.create(
+            customer=customer, username=f"{name}-phone", ha1_sha256="0" * 64, extension="201"
+        )
+        number = f"44207{100000 + len(made)}"
+        did = Did(customer=customer, first=number, account=phone, monthly_price=Decimal(2))
+        did.full_clean()
+        did.save()
+        made[name] = {
+            "user": f"{name}-user",
+            "customer": customer.pk,
+            "cdrs": cdr_ids,
+            "number": number,
+        }
 
     made["import_card"] = RateCard.objects.create(name="import-target").pk
     cards = {

@@ -121,6 +121,7 @@ def test_every_admin_page_loads_without_console_errors_or_csp_violations(
                 to_visit.append(link)
     assert len(visited) >= 20
     assert any(path.endswith("/cdr/cdr/") for path in visited)
+    assert any(path.endswith("/customers/did/") for path in visited)
     assert any(path.endswith("/add/") for path in visited)
     assert problems.unexpected() == []
 
@@ -171,6 +172,33 @@ def test_repeated_failures_lock_the_user_out_even_with_the_right_password(
     assert problems.unexpected() == []
 
 
+def test_operator_finds_a_did_by_number_and_edits_it_with_search_boxes(
+    page: Page, served: ServedApp, problems: PageProblems
+) -> None:
+    alpha: dict[str, Any] = served.seed["alpha"]  # type: ignore[assignment]
+    bravo: dict[str, Any] = served.seed["bravo"]  # type: ignore[assignment]
+    staff_sign_in(page, served, "operator-eight")
+    page.goto(f"{served.admin_url}customers/did/")
+    listing = page.inner_text("#result_list")
+    assert alpha["number"] in listing and bravo["number"] in listing
+    page.fill("#searchbar", alpha["number"])
+    with page.expect_navigation():
+        page.press("#searchbar", "Enter")
+    listing = page.inner_text("#result_list")
+    assert alpha["number"] in listing and "account alpha-phone" in listing
+    assert bravo["number"] not in listing
+    with page.expect_navigation():
+        page.click(f"#result_list a:text('{alpha['number']}')")
+    # The customer and the account are select2 search boxes, not number fields.
+    assert page.locator(".field-customer .select2-container").count() == 1
+    assert page.locator(".field-account .select2-container").count() == 1
+    page.fill("input[name=monthly_price]", "3.50")
+    with page.expect_navigation():
+        page.click("input[name=_save]")
+    assert "was changed successfully" in page.inner_text(".messagelist")
+    assert problems.unexpected() == []
+
+
 def test_customer_sees_only_its_own_cdrs(
     page: Page, served: ServedApp, problems: PageProblems
 ) -> None:
@@ -184,11 +212,23 @@ def test_customer_sees_only_its_own_cdrs(
     assert urlsplit(page.url).path == "/portal/"
 
     # Every portal page, and the API's documentation (Swagger UI, served locally).
-    for path in ("/portal/", "/portal/accounts/", "/portal/api-keys/", "/api/v1/docs/"):
+    for path in (
+        "/portal/",
+        "/portal/accounts/",
+        "/portal/numbers/",
+        "/portal/api-keys/",
+        "/api/v1/docs/",
+    ):
         response = page.goto(f"{served.base_url}{path}")
         assert response is not None and response.status == 200, path
         page.wait_for_load_state("networkidle")
     assert page.locator(".swagger-ui").count() == 1
+
+    # The Numbers page: alpha's number, never bravo's.
+    page.goto(f"{served.base_url}/portal/numbers/")
+    numbers = page.inner_text("table")
+    assert f"+{alpha['number']}" in numbers and "SIP account alpha-phone" in numbers
+    assert bravo["number"] not in page.inner_text("body")
 
     # Asking for the other customer's rows in the query string changes nothing.
     page.goto(f"{served.base_url}/portal/cdrs/?customer={bravo['customer']}")

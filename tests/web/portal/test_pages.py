@@ -23,7 +23,14 @@ from tollguard.web.customers.services import ha1_digests
 
 from ..api import people
 
-PAGES = ["/portal/", "/portal/cdrs/", "/portal/accounts/", "/portal/api-keys/", "/portal/password/"]
+PAGES = [
+    "/portal/",
+    "/portal/cdrs/",
+    "/portal/accounts/",
+    "/portal/numbers/",
+    "/portal/api-keys/",
+    "/portal/password/",
+]
 
 
 @pytest.fixture

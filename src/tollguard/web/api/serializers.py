@@ -25,8 +25,9 @@ from tollguard.web.billing.models import POSTED_BY_HAND, LedgerEntry
 from tollguard.web.carriers.models import GATEWAY_FIELDS, Gateway, Provider
 from tollguard.web.cdr.models import Cdr
 from tollguard.web.customers import services as customer_services
+from tollguard.web.customers.dids import did_errors
 from tollguard.web.customers.fields import parse_network
-from tollguard.web.customers.models import Account, AclEntry, Customer, credit_terms_errors
+from tollguard.web.customers.models import Account, AclEntry, Customer, Did, credit_terms_errors
 from tollguard.web.fraud.models import SipBan
 from tollguard.web.rating.models import RATE_FIELDS, Rate, RateCard, currency_change_error
 from tollguard.web.security.field_access import read_only_fields
@@ -95,7 +96,16 @@ class RateSerializer(RoleFieldLimitsSerializer[Rate]):
 class ProviderSerializer(RoleFieldLimitsSerializer[Provider]):
     class Meta:
         model = Provider
-        fields = ("id", "name", "enabled", "cost_card", "priority", "weight", "media")
+        fields = (
+            "id",
+            "name",
+            "enabled",
+            "cost_card",
+            "inbound_card",
+            "priority",
+            "weight",
+            "media",
+        )
 
 
 class GatewaySerializer(RoleFieldLimitsSerializer[Gateway]):
@@ -189,7 +199,7 @@ class AccountSerializer(RoleFieldLimitsSerializer[Account]):
 
     class Meta:
         model = Account
-        fields = ("id", "customer", "username", "allow_md5", "enabled", "password")
+        fields = ("id", "customer", "username", "extension", "allow_md5", "enabled", "password")
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         password = attrs.get("password")
@@ -444,3 +454,54 @@ class SipBanSerializer(serializers.ModelSerializer[SipBan]):
             return str(parse_ban_network(value))
         except ValueError as exc:
             raise serializers.ValidationError(str(exc)) from exc
+
+
+DID_FIELDS = (
+    "id",
+    "customer",
+    "first",
+    "last",
+    "target",
+    "account",
+    "trunk_host",
+    "trunk_port",
+    "trunk_transport",
+    "failover_host",
+    "failover_port",
+    "failover_transport",
+    "forward_to",
+    "price_per_minute",
+    "monthly_price",
+    "enabled",
+)
+
+
+class DidSerializer(RoleFieldLimitsSerializer[Did]):
+    """A DID, checked as the admin checks one: by the switch's DID table rules."""
+
+    class Meta:
+        model = Did
+        fields = DID_FIELDS
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        candidate = Did(pk=self.instance.pk) if self.instance is not None else Did()
+        for name in DID_FIELDS[1:]:
+            # A foreign key is copied by its id: no query for an unchanged owner.
+            attname = f"{name}_id" if name in {"customer", "account"} else name
+            if name in attrs:
+                setattr(candidate, name, attrs[name])
+            elif self.instance is not None:
+                setattr(candidate, attname, getattr(self.instance, attname))
+        errors = did_errors(candidate)
+        if errors:
+            raise serializers.ValidationError(errors)
+        return attrs
+
+
+class DidViewSerializer(serializers.ModelSerializer[Did]):
+    """What a customer sees of its own DIDs (read only)."""
+
+    class Meta:
+        model = Did
+        fields = DID_FIELDS
+        read_only_fields = fields

@@ -39,7 +39,8 @@ from tollguard.web.billing.errors import DuplicateReference
 from tollguard.web.billing.models import LedgerEntry
 from tollguard.web.carriers.models import Gateway, Provider
 from tollguard.web.cdr.models import Cdr
-from tollguard.web.customers.models import Account, AclEntry, Customer
+from tollguard.web.customers.dids import delete_errors
+from tollguard.web.customers.models import Account, AclEntry, Customer, Did
 from tollguard.web.fraud import services as fraud_services
 from tollguard.web.fraud.models import SipBan
 from tollguard.web.rating.models import Rate, RateCard
@@ -114,6 +115,21 @@ class AclEntryViewSet(ProvisioningViewSet[AclEntry]):
     queryset = AclEntry.objects.all()
     serializer_class = s.AclEntrySerializer
     customer_lookup = "customer"
+
+
+class DidViewSet(ProvisioningViewSet[Did]):
+    """DIDs: operators manage them; a customer's key reads its own."""
+
+    permission_model = Did
+    queryset = Did.objects.all()
+    serializer_class = s.DidSerializer
+    customer_serializer_class = s.DidViewSerializer
+    customer_lookup = "customer"
+
+    def perform_destroy(self, instance: Did) -> None:
+        if problems := delete_errors([instance]):
+            raise Conflict(f"{instance} is still forwarded to: {'; '.join(problems)}.")
+        super().perform_destroy(instance)
 
 
 class ProviderViewSet(ProvisioningViewSet[Provider]):

@@ -231,3 +231,29 @@ class AlertDelivery(models.Model):
 
     def __str__(self) -> str:
         return f"{self.channel} alert {self.event_id}"
+
+
+class DidFee(models.Model):
+    """One DID's monthly fee for one calendar month, and the ledger entry that charged it.
+
+    The unique (DID, month) pair is what makes the fee post once: a second run, or a
+    second process running at the same moment, fails to insert it and rolls its entry
+    back. The DID is kept by id and number, not by foreign key: the record outlives it.
+    """
+
+    did_id = models.BigIntegerField()
+    number = models.CharField(max_length=41)  # "first" or "first-last", as charged
+    month = models.DateField(help_text="The first day of the month charged.")
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="+")
+    entry = models.OneToOneField(LedgerEntry, on_delete=models.PROTECT, related_name="did_fee")
+
+    class Meta:
+        verbose_name = "DID fee"
+        verbose_name_plural = "DID fees"
+        ordering = ("-month", "number")
+        constraints = [
+            models.UniqueConstraint(fields=["did_id", "month"], name="billing_did_fee_once")
+        ]
+
+    def __str__(self) -> str:
+        return f"DID {self.number} for {self.month:%Y-%m}"

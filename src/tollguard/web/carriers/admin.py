@@ -64,6 +64,7 @@ class ProviderAdmin(RoleFieldLimits[Provider], admin.ModelAdmin[Provider]):
         "name",
         "enabled",
         "cost_card",
+        "inbound_card",
         "priority",
         "weight",
         "media",
@@ -71,7 +72,7 @@ class ProviderAdmin(RoleFieldLimits[Provider], admin.ModelAdmin[Provider]):
         "enabled_gateway_count",
     )
     list_filter = ("enabled", "cost_card", "media")
-    list_select_related = ("cost_card",)
+    list_select_related = ("cost_card", "inbound_card")
     search_fields = ("name", "gateways__name", "gateways__host")
     ordering = ("priority", "name")
     form = ProviderForm

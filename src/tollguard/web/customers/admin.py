@@ -25,8 +25,9 @@ from django.utils.cache import add_never_cache_headers
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
+from tollguard.web.customers.dids import delete_errors
 from tollguard.web.customers.forms import AccountForm, CustomerForm
-from tollguard.web.customers.models import Account, AclEntry, Customer
+from tollguard.web.customers.models import Account, AclEntry, Customer, Did
 from tollguard.web.customers.services import (
     SIP_PASSWORD_ALPHABET,
     SIP_PASSWORD_LENGTH,
@@ -41,6 +42,7 @@ __all__ = [
     "AccountAdmin",
     "AclEntryAdmin",
     "CustomerAdmin",
+    "DidAdmin",
     "generate_sip_password",
 ]
 
@@ -100,7 +102,7 @@ class AccountInline(RoleFieldLimits[Account], admin.TabularInline[Account, Custo
     model = Account
     form = AccountForm
     extra = 0
-    fields = ("username", "sip_password", "allow_md5", "enabled")
+    fields = ("username", "sip_password", "extension", "allow_md5", "enabled")
     show_change_link = True
 
 
@@ -199,10 +201,10 @@ class CustomerAdmin(RoleFieldLimits[Customer], ShowsNewSipPasswords[Customer]):
 
 @admin.register(Account)
 class AccountAdmin(RoleFieldLimits[Account], ShowsNewSipPasswords[Account]):
-    list_display = ("username", "customer", "allow_md5", "enabled")
+    list_display = ("username", "customer", "extension", "allow_md5", "enabled")
     list_filter = ("enabled", "allow_md5", "customer")
     list_select_related = ("customer",)
-    search_fields = ("username", "customer__name")
+    search_fields = ("username", "customer__name", "extension")
     ordering = ("username",)
     autocomplete_fields = ("customer",)
     form = AccountForm
@@ -239,3 +241,59 @@ class AclEntryAdmin(RoleFieldLimits[AclEntry], admin.ModelAdmin[AclEntry]):
     search_fields = ("network", "tech_prefix", "customer__name")
     ordering = ("customer__name", "network")
     autocomplete_fields = ("customer",)
+
+
+@admin.register(Did)
+class DidAdmin(RoleFieldLimits[Did], admin.ModelAdmin[Did]):
+    """DIDs: checked on save by the switch's DID table rules (``Did.clean``); a DID that
+    another forwards to is protected from deletion, as a foreign key would be."""
+
+    list_display = (
+        "number",
+        "customer",
+        "target",
+        "destination",
+        "price_per_minute",
+        "monthly_price",
+        "enabled",
+    )
+    list_filter = ("enabled", "target", "customer")
+    list_select_related = ("customer", "account")
+    search_fields = ("first", "last", "forward_to", "customer__name", "account__username")
+    ordering = ("first",)
+    autocomplete_fields = ("customer", "account")
+    fieldsets = (
+        (None, {"fields": ("customer", "first", "last", "enabled")}),
+        ("Target", {"fields": ("target", "account", "forward_to")}),
+        (
+            "Trunk",
+            {
+                "fields": (
+                    ("trunk_host", "trunk_port", "trunk_transport"),
+                    ("failover_host", "failover_port", "failover_transport"),
+                )
+            },
+        ),
+        ("Prices (in the customer's currency)", {"fields": ("price_per_minute", "monthly_price")}),
+    )
+
+    @admin.display(description="number", ordering="first")
+    def number(self, obj: Did) -> str:
+        return str(obj)
+
+    @admin.display(description="goes to")
+    def destination(self, obj: Did) -> str:
+        if obj.target == "account":
+            return f"account {obj.account}"
+        if obj.target == "did":
+            return f"DID {obj.forward_to}"
+        failover = f", then {obj.failover_host}:{obj.failover_port}" if obj.failover_host else ""
+        return f"{obj.trunk_host}:{obj.trunk_port} ({obj.trunk_transport}){failover}"
+
+    def get_deleted_objects(
+        self, objs: Any, request: HttpRequest
+    ) -> tuple[list[Any], dict[str, int], set[str], list[Any]]:
+        # The confirmation page lists DIDs that forward to the ones deleted as
+        # protected, and Django then refuses the deletion.
+        deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
+        return deleted, counts, perms_needed, [*protected, *delete_errors(objs)]

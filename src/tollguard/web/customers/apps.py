@@ -13,8 +13,9 @@ class CustomersConfig(AppConfig):
     def ready(self) -> None:
         # Models and signal wiring can only be imported once the app registry is ready.
         from tollguard.web.core.services import track_config_changes
-        from tollguard.web.customers import checks
+        from tollguard.web.customers import checks, dids
         from tollguard.web.customers.models import Account, AclEntry, Customer, Did
 
         track_config_changes(Customer, Account, AclEntry, Did)
+        Did.table_rules = dids.clean
         checks.register()

@@ -37,7 +37,7 @@ class AccountForm(forms.ModelForm[Account]):
 
     class Meta:
         model = Account
-        fields = ("customer", "username", "sip_password", "allow_md5", "enabled")
+        fields = ("customer", "username", "sip_password", "extension", "allow_md5", "enabled")
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from decimal import Decimal
-from typing import Any
+from typing import Any, ClassVar
 
 from django.apps import apps
-from django.core.exceptions import ValidationError
+from django.core.exceptions import ImproperlyConfigured, ValidationError
 from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
 
@@ -291,3 +292,13 @@ class Did(models.Model):
         if self.last and self.last != self.first:
             return f"{self.first}-{self.last}"
         return self.first
+
+    # The DID table's rules (tollguard.web.customers.dids.clean), installed by the app's
+    # ready(): they read every DID through the selectors, which import this module.
+    table_rules: ClassVar[Callable[[Did], None] | None] = None
+
+    def clean(self) -> None:
+        super().clean()
+        if Did.table_rules is None:
+            raise ImproperlyConfigured("the customers app is not ready: no DID table rules")
+        Did.table_rules(self)

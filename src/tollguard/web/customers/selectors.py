@@ -118,75 +118,65 @@ def accounts() -> tuple[Account, ...]:
     return tuple(Account(*row) for row in rows)
 
 
+DID_COLUMNS = (
+    "id",
+    "customer_id",
+    "first",
+    "last",
+    "target",
+    "account_id",
+    "trunk_host",
+    "trunk_port",
+    "trunk_transport",
+    "failover_host",
+    "failover_port",
+    "failover_transport",
+    "forward_to",
+    "price_per_minute",
+    "monthly_price",
+    "enabled",
+)
+
+
 def dids() -> tuple[Did, ...]:
     """Every DID with its owner's currency (what its prices are in)."""
-    rows = models.Did.objects.order_by("id").values_list(
-        "id",
-        "customer_id",
-        "first",
-        "last",
-        "target",
-        "account_id",
-        "trunk_host",
-        "trunk_port",
-        "trunk_transport",
-        "failover_host",
-        "failover_port",
-        "failover_transport",
-        "forward_to",
-        "price_per_minute",
-        "monthly_price",
-        "customer__currency",
-        "enabled",
+    rows = models.Did.objects.order_by("id").values_list(*DID_COLUMNS, "customer__currency")
+    return tuple(
+        did_value(dict(zip(DID_COLUMNS, row[:-1], strict=True)), currency=row[-1]) for row in rows
     )
-    found = []
-    for (
-        pk,
-        customer_id,
-        first,
-        last,
-        target,
-        account_id,
-        trunk_host,
-        trunk_port,
-        trunk_transport,
-        failover_host,
-        failover_port,
-        failover_transport,
-        forward_to,
-        price_per_minute,
-        monthly_price,
-        currency,
-        enabled,
-    ) in rows:
-        kind = DidTarget(target)
-        trunk: tuple[SipAddress, ...] = ()
-        if kind is DidTarget.TRUNK:
-            trunk = tuple(
-                SipAddress(host, port, SipTransport(transport))
-                for host, port, transport in (
-                    (trunk_host, trunk_port, trunk_transport),
-                    (failover_host, failover_port, failover_transport),
-                )
-                if host
+
+
+def did_value(row: dict[str, Any], *, currency: str = "EUR") -> Did:
+    """One DID as the domain sees it, from the values of :data:`DID_COLUMNS` (a row, or a
+    model not yet saved: :func:`tollguard.web.customers.dids.did_errors` checks those).
+
+    Only the fields of the DID's target are carried over; the others are left empty.
+    """
+    kind = DidTarget(row["target"])
+    trunk: tuple[SipAddress, ...] = ()
+    if kind is DidTarget.TRUNK:
+        trunk = tuple(
+            SipAddress(host, port, SipTransport(transport))
+            for host, port, transport in (
+                (row["trunk_host"], row["trunk_port"], row["trunk_transport"]),
+                (row["failover_host"], row["failover_port"], row["failover_transport"]),
             )
-        found.append(
-            Did(
-                id=pk,
-                customer_id=customer_id,
-                first=first,
-                last=last,
-                target=kind,
-                account_id=account_id if kind is DidTarget.ACCOUNT else None,
-                trunk=trunk,
-                forward_to=forward_to if kind is DidTarget.DID else "",
-                price_per_minute=price_per_minute,
-                monthly_price=monthly_price,
-                currency=currency,
-                enabled=enabled,
-            )
+            if host
         )
-    return tuple(found)
+    return Did(
+        id=row["id"],
+        customer_id=row["customer_id"],
+        first=row["first"],
+        last=row["last"],
+        target=kind,
+        account_id=row["account_id"] if kind is DidTarget.ACCOUNT else None,
+        trunk=trunk,
+        forward_to=row["forward_to"] if kind is DidTarget.DID else "",
+        price_per_minute=row["price_per_minute"],
+        monthly_price=row["monthly_price"],
+        currency=currency,
+        enabled=row["enabled"],
+    )
 
 
 def acl() -> tuple[AclEntry, ...]:

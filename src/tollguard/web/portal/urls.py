@@ -18,6 +18,7 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("ledger/export.csv", views.ledger_export, name="ledger_export"),
     path("rate-card.csv", views.rate_card, name="rate_card"),
     path("accounts/", views.account_list, name="accounts"),
+    path("numbers/", views.did_list, name="numbers"),
     path("accounts/<int:pk>/reset/", views.account_reset, name="account_reset"),
     path("api-keys/", views.api_key_list, name="api_keys"),
     path("api-keys/<int:pk>/revoke/", views.api_key_revoke, name="api_key_revoke"),

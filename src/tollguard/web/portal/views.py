@@ -38,7 +38,7 @@ from tollguard.web.api.keys import create_api_key, revoke_api_key
 from tollguard.web.api.models import ApiKey
 from tollguard.web.cdr.models import Cdr
 from tollguard.web.core.csvout import CSV_CONTENT_TYPE
-from tollguard.web.customers.models import Account, Customer
+from tollguard.web.customers.models import Account, Customer, Did
 from tollguard.web.customers.selectors import customer_of
 from tollguard.web.portal import exports, selectors, services
 from tollguard.web.portal.forms import ApiKeyForm, CdrFilterForm, older_than
@@ -220,6 +220,14 @@ def rate_card(request: HttpRequest, customer: Customer) -> HttpResponseBase:
 def account_list(request: HttpRequest, customer: Customer) -> HttpResponse:
     accounts = Account.objects.filter(customer=customer).order_by("username")
     return render(request, "portal/accounts.html", {"customer": customer, "accounts": accounts})
+
+
+@customer_required
+@require_GET
+def did_list(request: HttpRequest, customer: Customer) -> HttpResponse:
+    """The customer's own numbers, where their calls go, and what they cost."""
+    dids = Did.objects.filter(customer=customer).select_related("account").order_by("first")
+    return render(request, "portal/numbers.html", {"customer": customer, "dids": dids})
 
 
 @customer_required

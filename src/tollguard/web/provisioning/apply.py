@@ -7,6 +7,7 @@ Every object is found by its natural key (names, usernames, ``network`` +
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from django.db import models
@@ -14,7 +15,7 @@ from django.db import models
 from tollguard.domain.plan import Rate
 from tollguard.web.billing.models import BalanceAlerts
 from tollguard.web.carriers.models import Gateway, Provider
-from tollguard.web.customers.models import Account, AclEntry, Customer
+from tollguard.web.customers.models import Account, AclEntry, Customer, Did
 from tollguard.web.customers.services import ha1_digests
 from tollguard.web.fraud.models import DestinationRule, FraudPolicy, GatewayLimits, QuietHours
 from tollguard.web.provisioning.report import Counts, Outcome
@@ -26,14 +27,30 @@ from tollguard.web.rating.models import RateCard
 __all__ = ["apply"]
 
 
+def _full_clean(obj: models.Model) -> None:
+    obj.full_clean()
+
+
+def _row_clean(obj: models.Model) -> None:
+    """The row's own checks, without ``clean()``'s look at the other rows: a DID is
+    checked against the whole table once every DID of the file is in
+    (:func:`tollguard.web.provisioning.load`), so that the file's order does not matter."""
+    obj.clean_fields()
+    obj.validate_unique()
+    obj.validate_constraints()
+
+
 def _upsert(
-    model: type[models.Model], lookup: dict[str, Any], values: dict[str, Any]
+    model: type[models.Model],
+    lookup: dict[str, Any],
+    values: dict[str, Any],
+    check: Callable[[models.Model], None] = _full_clean,
 ) -> tuple[Any, Outcome]:
     """Create or update the row found by ``lookup``; validated like an admin form save."""
     obj = model._default_manager.filter(**lookup).first()
     if obj is None:
         obj = model(**lookup, **values)
-        obj.full_clean()
+        check(obj)
         obj.save()
         return obj, "created"
     changed = [name for name, value in values.items() if getattr(obj, name) != value]
@@ -41,7 +58,7 @@ def _upsert(
         return obj, "unchanged"
     for name in changed:
         setattr(obj, name, values[name])
-    obj.full_clean()
+    check(obj)
     obj.save(update_fields=changed)
     return obj, "updated"
 
@@ -76,7 +93,11 @@ def apply(plan: PlanSpec, realm: str, counts: dict[str, Counts]) -> None:
         provider, outcome = _upsert(
             Provider,
             {"name": pspec.name},
-            {"cost_card_id": card_id(pspec.cost_card), **pspec.values},
+            {
+                "cost_card_id": card_id(pspec.cost_card),
+                "inbound_card_id": card_id(pspec.inbound_card),
+                **pspec.values,
+            },
         )
         counts["providers"].add(outcome)
         providers[pspec.name] = provider
@@ -119,6 +140,7 @@ def apply(plan: PlanSpec, realm: str, counts: dict[str, Counts]) -> None:
                 "customer_id": customer.pk,
                 "allow_md5": aspec.allow_md5,
                 "enabled": aspec.enabled,
+                "extension": aspec.extension,
             }
             if aspec.password is not None:
                 values["ha1_md5"], values["ha1_sha256"] = ha1_digests(
@@ -153,6 +175,27 @@ def apply(plan: PlanSpec, realm: str, counts: dict[str, Counts]) -> None:
 
     if plan.prune:
         _prune(plan, counts)
+    # After the prune, so that a DID of the file may take a number a pruned one held.
+    _apply_dids(plan, counts["dids"])
+
+
+def _apply_dids(plan: PlanSpec, counts: Counts) -> None:
+    customers = dict(
+        Customer.objects.filter(name__in={d.customer for d in plan.dids}).values_list("name", "pk")
+    )
+    accounts = dict(
+        Account.objects.filter(
+            username__in={d.account for d in plan.dids if d.account}
+        ).values_list("username", "pk")
+    )
+    for spec in plan.dids:
+        values = {
+            "customer_id": customers[spec.customer],
+            "account_id": accounts[spec.account] if spec.account else None,
+            **spec.values,
+        }
+        _, outcome = _upsert(Did, {"first": spec.first}, values, _row_clean)
+        counts.add(outcome)
 
 
 def _apply_fraud(spec: FraudSpec, owner: dict[str, Any]) -> Outcome:
@@ -209,6 +252,8 @@ def _prune(plan: PlanSpec, counts: dict[str, Counts]) -> None:
             queryset.delete()
             counts[kind].deleted += removed
 
+    # DIDs first: they hold accounts, which may not be deleted under them.
+    delete(Did.objects.exclude(first__in={d.first for d in plan.dids}), "dids")
     customer_names = {c.name for c in plan.customers}
     usernames = {a.username for c in plan.customers for a in c.accounts or ()}
     acl_keys = {(e.network, e.tech_prefix) for c in plan.customers for e in c.acl or ()}

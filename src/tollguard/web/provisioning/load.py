@@ -11,7 +11,9 @@ from django.db import IntegrityError, transaction
 
 from tollguard.web.core.selectors import config_version
 from tollguard.web.core.services import config_batch
+from tollguard.web.customers.dids import field_of, table_error
 from tollguard.web.customers.selectors import currency_mismatches
+from tollguard.web.customers.selectors import dids as dids_selector
 from tollguard.web.provisioning import apply, schema, validation
 from tollguard.web.provisioning.errors import PlanApplyError, PlanFileError
 from tollguard.web.provisioning.report import KINDS, Counts, LoadReport
@@ -49,6 +51,27 @@ def _check_currencies(plan: schema.PlanSpec, path: Path) -> list[str]:
     return warnings
 
 
+def _check_did_table(plan: schema.PlanSpec, path: Path) -> None:
+    """After the changes, inside the load's transaction: the DID table the switch would
+    load (the file's DIDs and the database's others) obeys the DID rules (overlaps,
+    forwards, account owners); an error names the file's entry when it is one."""
+    problem = table_error(dids_selector())
+    if problem is None:
+        return
+    entries = {f"DID {spec.first}": spec for spec in plan.dids}
+    first = problem.entry.removeprefix("DID ").split("-")[0]
+    spec = entries.get(f"DID {first}")
+    if spec is None:
+        raise PlanFileError(path, [f"dids: {problem}"])
+    field = {
+        "first": "number" if not spec.values["last"] else "first",
+        "forward_to": "forward",
+        "trunk_host": "trunk",
+    }.get(field_of(problem), field_of(problem))
+    suffix = f".{field}" if field in {*schema.DID_FILE_KEYS, "number"} else ""
+    raise PlanFileError(path, [f"{spec.where}{suffix}: {problem.message}"])
+
+
 def load_plan_file(path: Path | str, *, realm: str, dry_run: bool = False) -> LoadReport:
     """Validate and apply the plan file at ``path``; see the module docstring.
 
@@ -79,6 +102,7 @@ def load_plan_file(path: Path | str, *, realm: str, dry_run: bool = False) -> Lo
     with transaction.atomic():
         validation.check_references(plan, errors)
         validation.check_credit(plan, errors)
+        validation.check_dids(plan, errors)
         if errors:
             raise PlanFileError(path, errors)
         before = config_version()
@@ -88,6 +112,7 @@ def load_plan_file(path: Path | str, *, realm: str, dry_run: bool = False) -> Lo
                 apply.apply(plan, realm, counts)
         except (ValidationError, IntegrityError) as exc:
             raise PlanApplyError(path, [f"(database): {_describe(exc)}"]) from exc
+        _check_did_table(plan, path)
         warnings = _check_currencies(plan, path)
         version = config_version()
         if dry_run:

@@ -19,6 +19,7 @@ KINDS = (
     "acl",
     "fraud",
     "alerts",
+    "dids",
 )
 Outcome = Literal["created", "updated", "unchanged"]
 

@@ -49,12 +49,14 @@ from tollguard.web.rating.rate_rows import (
 )
 
 __all__ = [
+    "DID_FILE_KEYS",
     "AccountSpec",
     "AclSpec",
     "AlertsSpec",
     "CardSpec",
     "CreditSpec",
     "CustomerSpec",
+    "DidSpec",
     "FraudSpec",
     "GatewaySpec",
     "PlanSpec",
@@ -111,6 +113,7 @@ class ProviderSpec:
     cost_card: str | None
     values: dict[str, Any]
     gateways: tuple[GatewaySpec, ...] | None
+    inbound_card: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +127,7 @@ class AccountSpec:
     enabled: bool
     credentials_given: bool  # a password or a digest key is present, even if invalid
     fraud: FraudSpec | None = None
+    extension: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,11 +166,24 @@ class CustomerSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class DidSpec:
+    """A DID: ``values`` are the model's fields but its customer and account, which are
+    named (``customer``, ``account``) and looked up when applied."""
+
+    where: str
+    first: str
+    customer: str
+    account: str | None
+    values: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
 class PlanSpec:
     prune: bool
     rate_cards: tuple[CardSpec, ...]
     providers: tuple[ProviderSpec, ...]
     customers: tuple[CustomerSpec, ...]
+    dids: tuple[DidSpec, ...] = ()
 
 
 _MISSING: Any = object()
@@ -331,7 +348,16 @@ def _duplicates(
 
 
 _CARD_KEYS = ("name", "currency", "rounding", "decimals", "kind", "rates", "file")
-_PROVIDER_KEYS = ("name", "enabled", "cost_card", "priority", "weight", "media", "gateways")
+_PROVIDER_KEYS = (
+    "name",
+    "enabled",
+    "cost_card",
+    "inbound_card",
+    "priority",
+    "weight",
+    "media",
+    "gateways",
+)
 _GATEWAY_KEYS = GATEWAY_FIELDS
 _CUSTOMER_KEYS = (
     "name",
@@ -360,15 +386,37 @@ _ACCOUNT_KEYS = (
     "allow_md5",
     "enabled",
     "fraud",
+    "extension",
 )
 _DIGIT_STRING = _text(_DIGITS, "a string of digits", 16)
+DID_FILE_KEYS = _DID_KEYS = (
+    "number",
+    "first",
+    "last",
+    "customer",
+    "account",
+    "trunk",
+    "failover",
+    "forward",
+    "price_per_minute",
+    "monthly_price",
+    "enabled",
+)
+_E164 = re.compile(r"[0-9]{1,20}")
+# host[:port][;transport=udp|tcp|tls]; an IPv6 address in brackets.
+_SIP_ADDRESS = re.compile(
+    r"(?P<host>\[[0-9A-Fa-f:.]{2,45}\]|[A-Za-z0-9.\-]{1,253})"
+    r"(?::(?P<port>[0-9]{1,5}))?(?:;transport=(?P<transport>udp|tcp|tls))?"
+)
 
 
 def parse(raw: Any, base: Path, errors: list[str]) -> PlanSpec:
     """The plan in ``raw`` (parsed YAML); problems go to ``errors``, in file order."""
     r = _Reader(errors)
     top = r.mapping(
-        raw if raw is not None else {}, "(file)", ("prune", "rate_cards", "providers", "customers")
+        raw if raw is not None else {},
+        "(file)",
+        ("prune", "rate_cards", "providers", "customers", "dids"),
     )
     if top is None:
         return PlanSpec(False, (), (), ())
@@ -431,7 +479,24 @@ def parse(raw: Any, base: Path, errors: list[str]) -> PlanSpec:
         errors,
         lambda key: repr(key[0]) + (f" with tech_prefix {key[1]!r}" if key[1] else ""),
     )
-    return PlanSpec(prune, tuple(cards), tuple(providers), tuple(customers))
+    # An extension is unique within its customer.
+    for customer in customers:
+        _duplicates(
+            ((account.where, account.extension or None) for account in customer.accounts or ()),
+            "extension",
+            errors,
+            repr,
+        )
+
+    dids: list[DidSpec] = []
+    for i, entry in enumerate(r.items(top, "dids", "(file)") or ()):
+        label = "number" if isinstance(entry, dict) and "number" in entry else "first"
+        where = _label("dids", i, entry, label)
+        table = r.mapping(entry, where, _DID_KEYS)
+        if table is not None and (did := _parse_did(r, table, where)) is not None:
+            dids.append(did)
+    _duplicates(((did.where, did.first) for did in dids), "number", errors, repr)
+    return PlanSpec(prune, tuple(cards), tuple(providers), tuple(customers), tuple(dids))
 
 
 def _parse_card(r: _Reader, table: dict[str, Any], where: str, base: Path) -> CardSpec:
@@ -471,6 +536,7 @@ def _parse_card(r: _Reader, table: dict[str, Any], where: str, base: Path) -> Ca
 def _parse_provider(r: _Reader, table: dict[str, Any], where: str) -> ProviderSpec:
     name = r.get(table, "name", where, _name)
     cost_card = r.get(table, "cost_card", where, _name, None)
+    inbound_card = r.get(table, "inbound_card", where, _name, None)
     values = {
         "enabled": r.get(table, "enabled", where, _boolean, True),
         "priority": r.get(table, "priority", where, _integer(), 100),
@@ -485,7 +551,12 @@ def _parse_provider(r: _Reader, table: dict[str, Any], where: str) -> ProviderSp
             if (gw := r.mapping(item, gw_where, (*_GATEWAY_KEYS, "limits"))) is not None:
                 gateways.append(_parse_gateway(r, gw, gw_where))
     return ProviderSpec(
-        where, name, cost_card, values, tuple(gateways) if gateways is not None else None
+        where,
+        name,
+        cost_card,
+        values,
+        tuple(gateways) if gateways is not None else None,
+        inbound_card,
     )
 
 
@@ -653,6 +724,7 @@ def _parse_account(r: _Reader, acc: dict[str, Any], where: str) -> AccountSpec:
     )
     allow_md5 = r.get(acc, "allow_md5", where, _boolean, False)
     enabled = r.get(acc, "enabled", where, _boolean, True)
+    extension = r.get(acc, "extension", where, _DIGIT_STRING, "")
     if password is not None and (ha1_md5 is not None or ha1_sha256 is not None):
         r.error(where, "give either 'password' or HA1 digests, not both")
     elif password == "":
@@ -664,8 +736,88 @@ def _parse_account(r: _Reader, acc: dict[str, Any], where: str) -> AccountSpec:
     given = any(key in acc for key in ("password", "ha1_md5", "ha1_sha256"))
     fraud = _parse_fraud(r, acc["fraud"], f"{where}.fraud") if "fraud" in acc else None
     return AccountSpec(
-        where, username, password, ha1_md5, ha1_sha256, allow_md5, enabled, given, fraud
+        where,
+        username,
+        password,
+        ha1_md5,
+        ha1_sha256,
+        allow_md5,
+        enabled,
+        given,
+        fraud,
+        extension or "",
     )
+
+
+def _sip_address(value: Any) -> tuple[str, int, str]:
+    """``host[:port][;transport=tcp]`` as (host, port, transport); an IPv6 host in brackets."""
+    text: str = _text(max_length=300)(value)
+    match = _SIP_ADDRESS.fullmatch(text)
+    if match is None:
+        raise InvalidValue(f"{text!r} is not host[:port][;transport=udp|tcp|tls]")
+    port = int(match["port"] or 5060)
+    if not 1 <= port <= 65535:
+        raise InvalidValue(f"port {port} is not between 1 and 65535")
+    return match["host"].strip("[]"), port, match["transport"] or SipTransport.UDP.value
+
+
+_E164_TEXT = _text(_E164, "a number of 1 to 20 digits (E.164 without '+')", 20)
+
+
+def _parse_did(r: _Reader, table: dict[str, Any], where: str) -> DidSpec | None:
+    """One ``dids[]`` entry: a number or a ``first``/``last`` range, its customer, one
+    target (``account``, ``trunk`` with an optional ``failover``, or ``forward``)."""
+    if "number" in table and ("first" in table or "last" in table):
+        r.error(where, "give either 'number' or 'first' and 'last', not both")
+        return None
+    if "number" in table:
+        first = r.get(table, "number", where, _E164_TEXT)
+        last = ""
+    else:
+        first = r.get(table, "first", where, _E164_TEXT)
+        last = r.get(table, "last", where, _E164_TEXT)
+    customer = r.get(table, "customer", where, _name)
+    targets = [key for key in ("account", "trunk", "forward") if key in table]
+    if len(targets) != 1:
+        r.error(where, "give exactly one target: 'account', 'trunk' or 'forward'")
+        return None
+    values: dict[str, Any] = {
+        "last": last or "",
+        "target": {"account": "account", "trunk": "trunk", "forward": "did"}[targets[0]],
+        "trunk_host": "",
+        "trunk_port": 5060,
+        "trunk_transport": SipTransport.UDP.value,
+        "failover_host": "",
+        "failover_port": 5060,
+        "failover_transport": SipTransport.UDP.value,
+        "forward_to": "",
+        "price_per_minute": r.get(
+            table, "price_per_minute", where, _amount(signed=False), Decimal(0)
+        ),
+        "monthly_price": r.get(table, "monthly_price", where, _amount(signed=False), Decimal(0)),
+        "enabled": r.get(table, "enabled", where, _boolean, True),
+    }
+    if "failover" in table and targets[0] != "trunk":
+        r.error(f"{where}.failover", "only a 'trunk' target has a failover")
+    account = None
+    if targets[0] == "account":
+        account = r.get(table, "account", where, _text(_USERNAME, "a valid SIP user name", 64))
+    elif targets[0] == "trunk":
+        trunk = r.get(table, "trunk", where, _sip_address)
+        if trunk is not None:
+            values["trunk_host"], values["trunk_port"], values["trunk_transport"] = trunk
+        failover = r.get(table, "failover", where, _sip_address, None)
+        if failover is not None:
+            values["failover_host"], values["failover_port"], values["failover_transport"] = (
+                failover
+            )
+    else:
+        values["forward_to"] = r.get(table, "forward", where, _E164_TEXT) or ""
+    if first is not None and last and (len(last) != len(first) or last < first):
+        r.error(f"{where}.last", f"{last!r} is not a number as long as {first!r} and not below it")
+    if first is None or customer is None:
+        return None
+    return DidSpec(where, first, customer, account, values)
 
 
 def _safe(r: _Reader, where: str, convert: Callable[[Any], Any], value: Any) -> Any:

@@ -15,7 +15,7 @@ from tollguard.web.customers.models import Account, AclEntry, Customer
 from tollguard.web.provisioning.schema import PlanSpec
 from tollguard.web.rating.models import RateCard, RateCardKind
 
-__all__ = ["check_credit", "check_references"]
+__all__ = ["check_credit", "check_dids", "check_references"]
 
 
 def check_references(plan: PlanSpec, errors: list[str]) -> None:
@@ -35,6 +35,7 @@ def check_references(plan: PlanSpec, errors: list[str]) -> None:
 
     for provider in plan.providers:
         card(f"{provider.where}.cost_card", provider.cost_card, RateCardKind.COST)
+        card(f"{provider.where}.inbound_card", provider.inbound_card, RateCardKind.COST)
 
     provider_names = {p.name for p in plan.providers}
     if not plan.prune:
@@ -89,6 +90,35 @@ def check_references(plan: PlanSpec, errors: list[str]) -> None:
                     f"{entry.where}.network: {entry.network!r} already belongs to "
                     f"customer {owner!r}"
                 )
+
+
+def check_dids(plan: PlanSpec, errors: list[str]) -> None:
+    """Each DID's customer exists, and its account exists and belongs to that customer
+    (as the file declares it, else as the database holds it). The DID table's own rules
+    (overlaps, forwards) are checked on the result, inside the load's transaction."""
+    customers = {c.name for c in plan.customers}
+    owner_of = {} if plan.prune else _owners(Account, "username", "customer__name")
+    if not plan.prune:
+        customers.update(Customer.objects.values_list("name", flat=True))
+    owner_of.update(
+        (account.username, customer.name)
+        for customer in plan.customers
+        for account in customer.accounts or ()
+    )
+    for did in plan.dids:
+        if did.customer not in customers:
+            errors.append(f"{did.where}.customer: unknown customer {did.customer!r}")
+            continue
+        if did.account is None:
+            continue
+        owner = owner_of.get(did.account)
+        if owner is None:
+            errors.append(f"{did.where}.account: unknown account {did.account!r}")
+        elif owner != did.customer:
+            errors.append(
+                f"{did.where}.account: {did.account!r} belongs to customer {owner!r}, "
+                f"not {did.customer!r}"
+            )
 
 
 def _owners(model: type[models.Model], key: str, owner: str) -> dict[str, str]:

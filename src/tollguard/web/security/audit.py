@@ -19,6 +19,7 @@ TRACKED: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("customers", "Customer", ()),
     ("customers", "Account", ("ha1_md5", "ha1_sha256")),
     ("customers", "AclEntry", ()),
+    ("customers", "Did", ()),
     ("carriers", "Provider", ()),
     ("carriers", "Gateway", ()),
     ("rating", "RateCard", ()),

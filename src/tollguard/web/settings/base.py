@@ -374,6 +374,8 @@ SPECTACULAR_SETTINGS: dict[str, Any] = {
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
     "SCHEMA_PATH_PREFIX": "/api/v1/",
+    # A DID's trunk and failover share one set of transports: one schema name for both.
+    "ENUM_NAME_OVERRIDES": {"DidTransportEnum": "tollguard.web.customers.models.TRANSPORT_CHOICES"},
     # Separate request and response components: write-only fields appear in requests only.
     "COMPONENT_SPLIT_REQUEST": True,
     # Swagger UI's files come from drf-spectacular-sidecar: nothing loads from outside.
