@@ -108,7 +108,7 @@ REASONS = {
 
 
 # Scenarios whose requests are REGISTERs (their Request-URI names no user).
-_REGISTERING = frozenset({"uac_register", "uac_register_expect_code"})
+_REGISTERING = frozenset({"uac_register", "uac_register_expect_code", "uac_register_wait"})
 
 
 def status_line(code: int) -> str:
