@@ -60,6 +60,9 @@ class SipSettings:
     gateway_setup_timeout_s: float = 4.0
     # Ringing without an answer for this long: try the next gateway.
     gateway_ring_timeout_s: float = 90.0
+    # Ringing a registered contact of an account with another contact after it: try
+    # that one instead (serial forking, docs/registrar.md).
+    fork_ring_timeout_s: float = 20.0
     # Which final responses from a gateway make the switch try the next one.
     failover_codes: tuple[str, ...] = ("408", "5xx")
     max_forwards: int = 70

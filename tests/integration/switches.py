@@ -27,12 +27,15 @@ def own_switch(
     gateways: Mapping[str, str] | Mapping[str, Provider],
     plan: Callable[[Mapping[str, int]], dict[str, Any]],
     settings: Mapping[str, Mapping[str, Any]] | None = None,
+    *,
+    tcp: bool = False,
 ) -> Iterator[Switch]:
     """Run SIPp gateways (name -> scenario, or a :class:`Provider` with the keys and
     pause its scenario takes), then a switch loaded with ``plan(ports)``.
 
     ``settings`` override sections of the data directory's settings; SIPp's digest
-    (MD5 offered first) and a fast CDR flush are always set.
+    (MD5 offered first) and a fast CDR flush are always set. ``tcp``: the switch also
+    listens on TCP, on the port of its UDP listener.
     """
     running: dict[str, Sipp] = {}
     server: TollguardServer | None = None
@@ -56,6 +59,9 @@ def own_switch(
         }
         for section, values in (settings or {}).items():
             overrides.setdefault(section, {}).update(values)
+        if tcp:
+            port = ports[-1]
+            overrides["sip"]["listen"] = (f"udp:{LOOPBACK}:{port}", f"tcp:{LOOPBACK}:{port}")
         server = TollguardServer(root / "data", sip_port=ports[-1], settings=overrides)
         server.init()
         server.load(plan({name: gw.local_port for name, gw in running.items()}))

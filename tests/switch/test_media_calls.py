@@ -8,13 +8,15 @@ in a thread of the test's process (``media.relay_process = false``).
 from __future__ import annotations
 
 from collections.abc import Callable
+from decimal import Decimal
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
 from tollguard.domain.cdr import HangupSide
-from tollguard.domain.plan import MediaChoice
+from tollguard.domain.plan import Gateway, MediaChoice, Provider, Rate
+from tollguard.domain.routing import RouteCandidate
 from tollguard.sip.message import Request, make_response
 from tollguard.sip.sdp import parse_sdp
 from tollguard.switch.media import MediaHooks
@@ -131,13 +133,22 @@ def test_bypass_passes_bodies_unchanged(run_scenario: Run) -> None:
     run_scenario(scenario)
 
 
-def _call(customer: str, *providers: str) -> Any:
+def _call(customer: str, *providers: str, inbound: str | None = None) -> Any:
     def provider(media: str) -> Any:
-        return SimpleNamespace(provider=SimpleNamespace(media=MediaChoice(media)))
+        return RouteCandidate(
+            Provider(1, "p", media=MediaChoice(media)),
+            Gateway(1, 1, "gw", "127.0.0.1"),
+            Rate("44", "UK", Decimal(0)),
+            "44",
+        )
 
     return SimpleNamespace(
         customer=SimpleNamespace(media=MediaChoice(customer)),
         candidates=tuple(provider(media) for media in providers),
+        # An inbound call: the provider delivering it.
+        inbound_gateway=None
+        if inbound is None
+        else (Provider(2, "in", media=MediaChoice(inbound)), Gateway(2, 2, "in", "127.0.0.8")),
     )
 
 
@@ -166,3 +177,17 @@ def test_backend_choice(
     customer: str, providers: tuple[str, ...], default: str, chosen: str
 ) -> None:
     assert MediaHooks(default=default).choose(_call(customer, *providers)) == chosen
+
+
+@pytest.mark.parametrize(
+    ("customer", "inbound", "chosen"),
+    [
+        ("default", "relay", "relay"),
+        ("bypass", "relay", "bypass"),
+        ("default", "default", "bypass"),
+    ],
+    ids=["delivering-provider-anchors", "owner-wins", "switch-default"],
+)
+def test_backend_choice_of_an_inbound_call(customer: str, inbound: str, chosen: str) -> None:
+    # The DID's owner is the customer; the provider delivering the call is the route.
+    assert MediaHooks().choose(_call(customer, inbound=inbound)) == chosen

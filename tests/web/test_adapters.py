@@ -13,7 +13,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from tollguard.domain.cdr import Attempt, Cdr, HangupSide
+from tollguard.domain.cdr import Attempt, CallDirection, Cdr, HangupSide
 from tollguard.domain.plan import (
     Account,
     AclEntry,
@@ -361,6 +361,16 @@ def test_cdr_sink_round_trip() -> None:
             hangup_side=HangupSide.CALLEE,
         ),
         make_cdr(3, source_ip="2001:db8::7", caller="Ω '\"; --", sell_amount=Decimal("1.5")),
+        # An inbound call to a DID, delivered to a phone's contact after a trunk.
+        make_cdr(
+            4,
+            direction=CallDirection.INBOUND,
+            did="442071234567",
+            attempts=(
+                Attempt(None, None, T0, 503, "Service Unavailable", "sip:442071234567@192.0.2.9"),
+                Attempt(None, None, T0, 200, "OK", "sip:desk@10.0.0.5:5062;transport=tcp"),
+            ),
+        ),
     ]
     DbCdrSink().write_batch(cdrs)
     stored = [from_row(row) for row in cdr_models.Cdr.objects.order_by("started_at")]
@@ -437,6 +447,7 @@ def test_export_json() -> None:
         "started_at": (T0 + timedelta(minutes=1, seconds=1)).isoformat(),
         "sip_code": 200,
         "reason": "",
+        "target": "",
     }
     assert set(data[0]) == set(EXPORT_COLUMNS)
     assert {"customer", "account", "provider", "gateway"} <= set(data[0])

@@ -15,20 +15,30 @@ class HangupSide(StrEnum):
     SWITCH = "switch"  # Tollguard ended it (max duration, no route, shutdown)
 
 
+class CallDirection(StrEnum):
+    """Which way a call went through the switch (docs/routing.md, "Inbound calls")."""
+
+    OUTBOUND = "outbound"  # a customer's call out to a provider
+    INBOUND = "inbound"  # a provider's call in to one of the customers' DIDs
+    INTERNAL = "internal"  # between two accounts of one customer (an extension)
+
+
 @dataclass(frozen=True, slots=True)
 class Attempt:
-    """One try of one gateway."""
+    """One try of one gateway, or (inbound and internal calls) of one place the call was
+    delivered to: a registered contact or a customer's trunk, named by ``target``."""
 
-    provider_id: int
-    gateway_id: int
+    provider_id: int | None
+    gateway_id: int | None
     started_at: datetime
     sip_code: int  # final response, 408 for a timeout, 0 when cancelled before any answer
     reason: str = ""
+    target: str = ""  # the Request-URI of a delivery; "" for a gateway
 
 
 @dataclass(frozen=True, slots=True)
 class Cdr:
-    call_id: str  # the customer leg's Call-ID
+    call_id: str  # the calling leg's Call-ID (the customer's, or the provider's inbound)
     started_at: datetime  # INVITE received (UTC)
     ended_at: datetime
     answered_at: datetime | None
@@ -77,6 +87,11 @@ class Cdr:
     callee_rtp_lost: int = 0
     rtp_dropped: int = 0
     media_timeout: bool = False
+    # Outbound, inbound (a provider called ``did``: the provider's cost is its inbound
+    # card's rate, the customer's charge the DID's per-minute price in the DID's
+    # currency) or internal (an extension of the same customer: no money at all).
+    direction: CallDirection = CallDirection.OUTBOUND
+    did: str = ""  # the DID number called (inbound), "" otherwise
 
 
 class CdrSink(Protocol):

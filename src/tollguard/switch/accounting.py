@@ -12,9 +12,10 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Protocol
 
-from tollguard.domain.cdr import Cdr
-from tollguard.domain.plan import Gateway, Provider, Rate
+from tollguard.domain.cdr import CallDirection, Cdr
+from tollguard.domain.plan import Gateway, Provider, Rate, RateCard
 from tollguard.domain.rating import rate_call
+from tollguard.domain.routing import RouteCandidate
 from tollguard.media import MediaCounters
 from tollguard.switch.call import Call, GatewayAttempt
 from tollguard.switch.q850 import q850_cause
@@ -49,9 +50,10 @@ class Accounting:
 def build_cdr(call: Call, ended: float, cause: int | None) -> Cdr:
     """The CDR of ``call``: the answered attempt is billed; otherwise the last one is named.
 
-    Without a ``cause`` the Q.850 cause is the mapping of the final SIP status.
+    Without a ``cause`` the Q.850 cause is the mapping of the final SIP status. An
+    inbound call's cost is the delivering provider's inbound rate, its charge the DID's
+    per-minute price (in the DID's currency); an internal call costs nothing.
     """
-    plan = call.plan
     answered: GatewayAttempt | None = call.attempt if call.answered_at is not None else None
     duration_ms = 0
     if call.answered_at is not None:
@@ -59,36 +61,24 @@ def build_cdr(call: Call, ended: float, cause: int | None) -> Cdr:
     customer = call.customer
     sell_amount = cost_amount = Decimal(0)
     billed_s = 0
-    sell_currency, cost_currency = "EUR", ""
-    provider: Provider | None = None
-    gateway: Gateway | None = None
-    cost_rate: Rate | None = None
-    last = answered or (call.tried[-1] if call.tried else None)
-    if last is not None:
-        provider, gateway = last.candidate.provider, last.candidate.gateway
-        cost_rate = last.candidate.cost_rate
-        if provider.cost_card_id is not None:
-            cost_currency = plan.rate_card(provider.cost_card_id).currency
-    if customer is not None and customer.sell_card_id:
-        card = plan.rate_card(customer.sell_card_id)
-        sell_currency = card.currency  # a refused call too: its amounts are 0 in it
+    provider, gateway, cost = _cost_side(call, answered)
+    cost_currency = cost[1].currency if cost is not None else ""
+    sell_card = _sell_card(call)
+    sell_currency = "EUR" if sell_card is None else sell_card.currency
+    if sell_card is not None:
+        # A refused call too: its amounts are 0 in the card's currency.
         if call.charge is not None:
             # Settled by credit control (in the sell card's currency): talk time past
             # the reservation is not charged.
             billed_s, sell_amount = call.charge.billed_s, call.charge.amount
         elif call.sell_rate is not None and duration_ms:
-            charge = rate_call(duration_ms, call.sell_rate, card)
+            charge = rate_call(duration_ms, call.sell_rate, sell_card)
             billed_s, sell_amount = charge.billed_s, charge.amount
-    if (
-        answered is not None
-        and cost_rate is not None
-        and provider is not None
-        and provider.cost_card_id is not None
-        and duration_ms
-    ):
-        cost_amount = rate_call(
-            duration_ms, cost_rate, plan.rate_card(provider.cost_card_id)
-        ).amount
+    elif customer is not None:
+        sell_currency = customer.credit.currency
+    if cost is not None and duration_ms:
+        cost_amount = rate_call(duration_ms, *cost).amount
+    cost_rate = cost[0] if cost is not None else None
     status = call.final_status
     media = call.media
     return Cdr(
@@ -125,9 +115,45 @@ def build_cdr(call: Call, ended: float, cause: int | None) -> Cdr:
         caller_user_agent=call.caller_ua,
         callee_user_agent=answered.user_agent if answered else "",
         detail=call.detail,
+        direction=call.direction,
+        # The number called, which a DID holds (a range's, or the start of a forward).
+        did=call.callee if call.did is not None else "",
         attempts=tuple(attempt.record for attempt in call.tried if attempt.record is not None),
         **(_media_fields(media) if media is not None else {}),
     )
+
+
+def _cost_side(
+    call: Call, answered: GatewayAttempt | None
+) -> tuple[Provider | None, Gateway | None, tuple[Rate, RateCard] | None]:
+    """The provider and gateway of the call's cost side, with the rate and card it is
+    priced with: the answering (or last tried) gateway of an outbound call, the gateway
+    that delivered an inbound one."""
+    if call.inbound_gateway is not None:
+        provider, gateway = call.inbound_gateway
+        return provider, gateway, call.inbound_cost
+    last = answered or (call.tried[-1] if call.tried else None)
+    if last is None or not isinstance(last.candidate, RouteCandidate):
+        return None, None, None
+    candidate = last.candidate
+    provider = candidate.provider
+    if provider.cost_card_id is None:
+        return provider, candidate.gateway, None
+    return (
+        provider,
+        candidate.gateway,
+        (candidate.cost_rate, call.plan.rate_card(provider.cost_card_id)),
+    )
+
+
+def _sell_card(call: Call) -> RateCard | None:
+    """The card the customer's side is priced with: its sell card, a DID's price."""
+    if call.direction is CallDirection.INBOUND:
+        return call.did_charge
+    customer = call.customer
+    if call.direction is CallDirection.OUTBOUND and customer is not None and customer.sell_card_id:
+        return call.plan.rate_card(customer.sell_card_id)
+    return None
 
 
 def _media_fields(media: MediaCounters) -> dict[str, Any]:

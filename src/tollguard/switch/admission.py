@@ -24,23 +24,26 @@ first slice of the call is reserved, or the call refused with 402.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
 from tollguard.domain import fraud
+from tollguard.domain.cdr import CallDirection
 from tollguard.domain.credit import CallCredit
 from tollguard.domain.errors import NumberError
 from tollguard.domain.numbers import normalize
-from tollguard.domain.plan import Account, Customer, Rate
+from tollguard.domain.plan import Account, Customer, Did, Gateway, Provider, Rate, RateCard
 from tollguard.domain.routing import Plan, Rejection, RouteCandidate
 from tollguard.sip.message import Request
 from tollguard.sip.uri import SipUri, TelUri, Uri
 from tollguard.switch.auth import Authenticated, Authenticator, Challenge
+from tollguard.switch.call import Delivery
 from tollguard.switch.credit import CallFunds
 from tollguard.switch.guard import Guard
 from tollguard.switch.wire import Peer
 
-__all__ = ["Admission", "Admitted", "Refused", "Verdict", "user_part"]
+__all__ = ["Admission", "Admitted", "Delivered", "Refused", "Verdict", "user_part"]
 
 log = logging.getLogger(__name__)
 
@@ -78,15 +81,37 @@ class Refused:
     account: Account | None = None
     callee: str = ""
     detail: str = ""  # for the CDR (the operator), never for the caller
+    direction: CallDirection = CallDirection.OUTBOUND
 
 
-Verdict = Admitted | Challenge | Refused
+@dataclass(frozen=True, slots=True)
+class Delivered:
+    """An inbound or internal call (:mod:`.inbound`): deliver it to ``deliveries`` in
+    order, for ``customer`` (the DID's owner, or the caller's customer)."""
+
+    plan: Plan
+    direction: CallDirection
+    customer: Customer
+    account: Account | None  # the called account (inbound) or the calling one (internal)
+    callee: str
+    deliveries: tuple[Delivery, ...]
+    did: Did | None = None
+    gateway: tuple[Provider, Gateway] | None = None
+    cost: tuple[Rate, RateCard] | None = None  # the provider's inbound rate and card
+    charge: tuple[Rate, RateCard] | None = None  # the DID's per-minute price
+    credit: CallCredit | None = None
+
+
+Verdict = Admitted | Challenge | Refused | Delivered
+# An account calling a number of its own customer (an extension): where it goes, or None
+# when the number is no extension (see :mod:`.inbound`).
+Internal = Callable[[Plan, Customer, Account, str], Delivered | Refused | None]
 
 
 class Admission:
     """The checks every new call passes, against the plan of the moment."""
 
-    __slots__ = ("_auth", "calls_by_customer", "funds", "guard")
+    __slots__ = ("_auth", "calls_by_customer", "funds", "guard", "internal")
 
     def __init__(self, authenticator: Authenticator, guard: Guard | None = None) -> None:
         self._auth = authenticator
@@ -95,6 +120,8 @@ class Admission:
         self.funds: CallFunds | None = None
         # Calls admitted and not yet ended, per customer id.
         self.calls_by_customer: dict[int, int] = {}
+        # Calls to a customer's own extensions, once the switch has set it up.
+        self.internal: Internal | None = None
 
     def admit(
         self, plan: Plan, request: Request, peer: Peer, now: float, wall: datetime
@@ -116,6 +143,11 @@ class Admission:
         if not isinstance(result, Authenticated):
             return Refused(result.status, result.reason)
         customer, account = result.customer, result.account
+        if account is not None and self.internal is not None:
+            # An authenticated account dialling one of its customer's extensions.
+            internal = self.internal(plan, customer, account, result.number)
+            if internal is not None:
+                return internal
         try:
             callee = normalize(result.number, customer.number_rules)
         except NumberError as exc:
@@ -174,8 +206,7 @@ class Admission:
                     f"credit: {reserved.reason.lower()}",
                 )
             credit = reserved
-        counts = self.calls_by_customer
-        counts[customer.id] = counts.get(customer.id, 0) + 1
+        self.count(customer)
         return Admitted(
             plan,
             customer,
@@ -187,11 +218,16 @@ class Admission:
             credit,
         )
 
-    def cancel(self, admitted: Admitted) -> None:
+    def count(self, customer: Customer) -> None:
+        """One more call of ``customer`` in progress (:meth:`release` gives it back)."""
+        counts = self.calls_by_customer
+        counts[customer.id] = counts.get(customer.id, 0) + 1
+
+    def cancel(self, admitted: Admitted | Delivered) -> None:
         """An admitted call that will not be set up after all: give everything back."""
         if admitted.credit is not None and self.funds is not None:
             self.funds.release(admitted.credit)
-        self.release(admitted.customer, admitted.fraud)
+        self.release(admitted.customer, admitted.fraud if isinstance(admitted, Admitted) else None)
 
     def release(self, customer: Customer, admitted_fraud: fraud.Admitted | None) -> None:
         """An admitted call of ``customer`` ended: give back what admission took."""

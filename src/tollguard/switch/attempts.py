@@ -8,6 +8,13 @@ setup timeout or rings longer than the ring timeout, and the next one is tried; 
 failure moves on when the failover policy lists its code. A 2xx that comes after the
 switch gave up on the attempt is acknowledged and ended with a BYE at once.
 
+Inbound and internal calls (:mod:`.inbound`) go through the same machinery with
+:class:`~tollguard.switch.call.Delivery` values instead of gateways: a registered contact
+gets the INVITE over the path its REGISTER came by (the connection included) with the
+bound contact as Request-URI; a trunk address like a gateway. They hold no gateway
+channel, and :meth:`Delivery.moves_on` replaces the failover policy. A contact that
+another contact follows rings at most ``sip.fork_ring_timeout_s`` (serial forking).
+
 What the customer sees is not decided here: the owner is told of progress, of the answer
 and of the final failure through the callbacks it passes in.
 
@@ -34,6 +41,7 @@ from tollguard.switch.call import (
     AttemptState,
     Call,
     CallState,
+    Delivery,
     GatewayAttempt,
     Leg,
     TransactionKey,
@@ -94,9 +102,10 @@ class GatewayChannels:
 
     def release(self, attempt: GatewayAttempt) -> None:
         """The attempt no longer holds its gateway's channel (once only)."""
-        if attempt.holds_channel:
+        candidate = attempt.candidate
+        if attempt.holds_channel and isinstance(candidate, RouteCandidate):
             attempt.holds_channel = False
-            self.give_back(attempt.candidate.gateway)
+            self.give_back(candidate.gateway)
 
 
 class Attempts:
@@ -142,7 +151,7 @@ class Attempts:
         while call.next_candidate < len(call.candidates):
             candidate = call.candidates[call.next_candidate]
             call.next_candidate += 1
-            if not channels.take(candidate.gateway):
+            if isinstance(candidate, RouteCandidate) and not channels.take(candidate.gateway):
                 continue
             self._start(call, candidate)
             return
@@ -158,17 +167,26 @@ class Attempts:
             self._on_failure(call, 503, "Service Unavailable", HangupSide.SWITCH, 34, ())
 
     def _start(
-        self, call: Call, candidate: RouteCandidate, session_lines: tuple[str, ...] | None = None
+        self,
+        call: Call,
+        candidate: RouteCandidate | Delivery,
+        session_lines: tuple[str, ...] | None = None,
     ) -> None:
-        gateway = candidate.gateway
-        transport = str(gateway.transport)
+        if isinstance(candidate, Delivery):
+            peer, invite_uri = candidate.peer, candidate.uri
+        else:
+            gateway = candidate.gateway
+            tparam = (
+                "" if gateway.transport is SipTransport.UDP else f";transport={gateway.transport}"
+            )
+            invite_uri = f"sip:{candidate.dial_number}@{gateway.host}:{gateway.port}{tparam}"
+            peer = Peer((gateway.host, gateway.port), str(gateway.transport))
+        transport = peer.transport
         sig = self._sig
         ids = sig.ids
-        tparam = "" if gateway.transport is SipTransport.UDP else f";transport={transport}"
-        invite_uri = f"sip:{candidate.dial_number}@{gateway.host}:{gateway.port}{tparam}"
         tag = ids.tag()
         leg = Leg(
-            Peer((gateway.host, gateway.port), transport),
+            peer,
             ids.call_id(),
             tag,
             f"<sip:{call.caller}@{sig.host}>;tag={tag}",
@@ -265,13 +283,13 @@ class Attempts:
         if attempt.record is not None:
             return
         candidate = attempt.candidate
-        attempt.record = Attempt(
-            provider_id=candidate.provider.id,
-            gateway_id=candidate.gateway.id,
-            started_at=datetime.fromtimestamp(attempt.started_at, UTC),
-            sip_code=status,
-            reason=reason,
-        )
+        started = datetime.fromtimestamp(attempt.started_at, UTC)
+        if isinstance(candidate, Delivery):
+            attempt.record = Attempt(None, None, started, status, reason, candidate.uri)
+        else:
+            attempt.record = Attempt(
+                candidate.provider.id, candidate.gateway.id, started, status, reason
+            )
         self._on_settled(attempt.call)
 
     def settle_all(self, call: Call) -> None:
@@ -295,7 +313,13 @@ class Attempts:
         call.attempt = None
         if status == 422 and response is not None and self._retry_interval(call, attempt, response):
             return
-        if self._failover.should_failover(status) and call.next_candidate < len(call.candidates):
+        candidate = attempt.candidate
+        moves_on = (
+            candidate.moves_on(status)
+            if isinstance(candidate, Delivery)
+            else self._failover.should_failover(status)
+        )
+        if moves_on and call.next_candidate < len(call.candidates):
             self.next(call)
             return
         extra: tuple[str, ...] = ()
@@ -309,7 +333,10 @@ class Attempts:
         if any(tried.candidate is attempt.candidate for tried in call.tried[:-1]):
             return False
         lines = self._sessions.retry_lines(response)
-        if lines is None or not self.channels.take(attempt.candidate.gateway):
+        candidate = attempt.candidate
+        if lines is None or (
+            isinstance(candidate, RouteCandidate) and not self.channels.take(candidate.gateway)
+        ):
             return False
         self._start(call, attempt.candidate, lines)
         return True
@@ -362,9 +389,21 @@ class Attempts:
             attempt.setup_timer.cancel()
             attempt.setup_timer = None
             attempt.ring_timer = self._scheduler.call_later(
-                self._settings.gateway_ring_timeout_s, self._ring_timeout, attempt
+                self._ring_timeout_s(call, attempt), self._ring_timeout, attempt
             )
         self._on_progress(call, response)
+
+    def _ring_timeout_s(self, call: Call, attempt: GatewayAttempt) -> float:
+        ring = self._settings.gateway_ring_timeout_s
+        candidate = attempt.candidate
+        if (
+            isinstance(candidate, Delivery)
+            and candidate.contact
+            and call.next_candidate < len(call.candidates)
+        ):
+            # Serial forking: another contact is waiting for its turn.
+            return min(ring, self._settings.fork_ring_timeout_s)
+        return ring
 
     def _answered(self, call: Call, attempt: GatewayAttempt, response: Response) -> None:
         leg = attempt.leg

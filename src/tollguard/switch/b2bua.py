@@ -3,8 +3,11 @@
 This module dispatches. Each received message is parsed once at the receive boundary,
 matched to its call by Call-ID (:mod:`.dialogs`) and handed to the concern it belongs to:
 
-* a new INVITE to :mod:`.admission` (authentication, number, route; later credit,
-  limits and fraud rules), then to :mod:`.attempts` (gateways tried in order, failover);
+* a new INVITE to :mod:`.admission` (authentication, number, route, fraud rules,
+  credit), then to :mod:`.attempts` (gateways tried in order, failover); a new INVITE
+  from a provider gateway's address to :mod:`.inbound` (the DID called, its owner and
+  target), an account's call to an extension of its customer too; their deliveries
+  (registered contacts, trunk addresses) go through :mod:`.attempts` like gateways;
 * responses from a gateway to its INVITE to :mod:`.attempts`;
 * in-dialog requests (re-INVITE, UPDATE, INFO) and their responses to :mod:`.relay`;
 * BYE, CANCEL and the switch's own timers to :mod:`.teardown`, which releases what the
@@ -32,6 +35,7 @@ from tollguard.config import Settings
 from tollguard.domain.cdr import HangupSide
 from tollguard.domain.credit import CreditControl
 from tollguard.domain.errors import DomainError
+from tollguard.domain.plan import Gateway
 from tollguard.domain.registration import Bindings
 from tollguard.domain.routing import Plan
 from tollguard.media import MediaRefused
@@ -42,7 +46,7 @@ from tollguard.sip.message import Request, Response
 from tollguard.sip.stun import is_stun
 from tollguard.state.memory import MemoryBindings
 from tollguard.switch.accounting import Accounting, CdrQueue
-from tollguard.switch.admission import Admission, Admitted, Refused, user_part
+from tollguard.switch.admission import Admission, Admitted, Delivered, Refused, user_part
 from tollguard.switch.answering import CustomerInvite
 from tollguard.switch.attempts import Attempts, GatewayChannels
 from tollguard.switch.auth import Authenticator, Challenge
@@ -50,6 +54,7 @@ from tollguard.switch.call import Call, CallState, GatewayAttempt, Leg, Transact
 from tollguard.switch.credit import REASON_CREDIT_EXHAUSTED, CallFunds
 from tollguard.switch.dialogs import DialogTable
 from tollguard.switch.guard import Guard
+from tollguard.switch.inbound import Inbound
 from tollguard.switch.media import MediaHooks
 from tollguard.switch.q850 import reasons_of
 from tollguard.switch.registrar import Registrar
@@ -140,6 +145,7 @@ class B2bua:
         self._relay: InDialogRelay
         self._teardown: Teardown
         self._registrar: Registrar
+        self._inbound: Inbound
         if scheduler is not None:
             self._assemble(scheduler)
 
@@ -203,6 +209,12 @@ class B2bua:
         self._registrar = Registrar(
             sip, self._sig, self._authenticator, self._bindings, scheduler, self._wall
         )
+        self._inbound = Inbound(self._admission, self._registrar.contacts, self._stream_open)
+        self._admission.internal = self._inbound.extension
+
+    def _stream_open(self, connection: int) -> bool:
+        # A registration's connection stays pinned while it is open (registrar).
+        return self._connections is None or self._connections.pinned(connection)
 
     def _forgotten(self, call: Call) -> None:
         self._attempts.settle_all(call)
@@ -434,10 +446,17 @@ class B2bua:
         plan = self._plan()
         wall = self._wall()
         assert self._scheduler is not None
-        verdict = self._admission.admit(
-            plan, request, peer, self._scheduler.now(), datetime.fromtimestamp(wall, UTC)
+        now = datetime.fromtimestamp(wall, UTC)
+        # A provider gateway's address wins over the IP lists and digest: its calls are
+        # inbound calls to DIDs, never calls out (docs/routing.md, "Inbound calls"). A
+        # plan without DIDs takes no inbound calls: its gateways' addresses mean nothing.
+        gateway = plan.gateway_from(peer.address[0]) if len(plan.dids) else None
+        verdict = (
+            self._inbound.admit(plan, request, gateway, now)
+            if gateway is not None
+            else self._admission.admit(plan, request, peer, self._scheduler.now(), now)
         )
-        if isinstance(verdict, Admitted):
+        if isinstance(verdict, Admitted | Delivered):
             guard = self._guard
             if guard is not None and not guard.open_call(peer.address[0]):
                 # Too many calls in progress from this source: dropped, no answer.
@@ -446,44 +465,77 @@ class B2bua:
             head = head_parts(request)
             call = self._new_call(request, peer, verdict.plan, wall, head)
             call.admitted = True
-            call.fraud = verdict.fraud
             call.credit = verdict.credit
             call.customer = verdict.customer
             call.account = verdict.account
             call.callee = verdict.callee
-            sell_rate = verdict.sell_rate
-            call.sell_rate = sell_rate
-            call.destination = sell_rate.destination if sell_rate else ""
-            call.candidates = verdict.candidates
-            call.a.session = self._sessions.for_customer(request)
-            try:
-                call.body = self._media.offer(call, request.body, call.content_type)
-            except MediaRefused as exc:
-                log.info("call %s: media refused: %s", call.a.call_id, exc.detail)
-                self._answering.reject(call, exc.status, exc.reason, HangupSide.SWITCH, None, ())
-                return
-            # RFC 3261 §17.2.1: a 100 is owed only when no response follows at once.
-            # Every refusal goes out in this same step, so only a call about to wait
-            # for a gateway gets one (one send less per challenge).
-            before, to, after = head
-            self._sig.out(render_response(100, "Trying", f"{before}To: {to}\r\n{after}"), peer)
-            self._attempts.next(call)
+            if isinstance(verdict, Admitted):
+                call.fraud = verdict.fraud
+                sell_rate = verdict.sell_rate
+                call.sell_rate = sell_rate
+                call.destination = sell_rate.destination if sell_rate else ""
+                call.candidates = verdict.candidates
+            else:
+                self._delivered(call, verdict)
+            self._start(call, request, peer, head)
         elif isinstance(verdict, Challenge):
             extra = tuple(f"Proxy-Authenticate: {value}" for value in verdict.values)
             respond(request, peer, 407, extra=extra, to_tag=self._ids.tag())
-        elif verdict.customer is None:
+        elif verdict.customer is None and gateway is None:
             respond(request, peer, verdict.status, verdict.reason, to_tag=self._ids.tag())
         else:
-            self._refused_call(request, peer, verdict, wall)
+            # Every inbound call is recorded, an unknown number too (the provider's).
+            self._refused_call(request, peer, verdict, wall, gateway)
 
-    def _refused_call(self, request: Request, peer: Peer, verdict: Refused, wall: float) -> None:
-        """A known customer's call refused by admission: answered, and recorded."""
+    def _delivered(self, call: Call, verdict: Delivered) -> None:
+        """An inbound or internal call: its direction, DID, money and deliveries."""
+        call.direction = verdict.direction
+        call.did = verdict.did
+        call.inbound_gateway = verdict.gateway
+        call.inbound_cost = verdict.cost
+        if verdict.charge is not None:
+            call.sell_rate, call.did_charge = verdict.charge
+        did = verdict.did
+        call.destination = f"DID {did.first}" if did is not None else f"extension {call.callee}"
+        call.candidates = verdict.deliveries
+
+    def _start(self, call: Call, request: Request, peer: Peer, head: tuple[str, str, str]) -> None:
+        """Offer the admitted call to its first gateway or delivery."""
+        call.a.session = self._sessions.for_customer(request)
+        try:
+            call.body = self._media.offer(call, request.body, call.content_type)
+        except MediaRefused as exc:
+            log.info("call %s: media refused: %s", call.a.call_id, exc.detail)
+            self._answering.reject(call, exc.status, exc.reason, HangupSide.SWITCH, None, ())
+            return
+        # RFC 3261 §17.2.1: a 100 is owed only when no response follows at once.
+        # Every refusal goes out in this same step, so only a call about to wait
+        # for a gateway gets one (one send less per challenge).
+        before, to, after = head
+        self._sig.out(render_response(100, "Trying", f"{before}To: {to}\r\n{after}"), peer)
+        self._attempts.next(call)
+
+    def _refused_call(
+        self,
+        request: Request,
+        peer: Peer,
+        verdict: Refused,
+        wall: float,
+        gateway: Gateway | None = None,
+    ) -> None:
+        """A known customer's call, or any inbound call, refused: answered and recorded."""
         assert verdict.plan is not None
         call = self._new_call(request, peer, verdict.plan, wall, head_parts(request))
         call.customer = verdict.customer
         call.account = verdict.account
         call.callee = verdict.callee
         call.detail = verdict.detail
+        call.direction = verdict.direction
+        if gateway is not None:
+            provider = verdict.plan.provider(gateway.provider_id)
+            assert provider is not None
+            call.inbound_gateway = (provider, gateway)
+            call.did = verdict.plan.dids.lookup(verdict.callee) if verdict.callee else None
         self._answering.reject(
             call, verdict.status, verdict.reason, HangupSide.SWITCH, verdict.cause, ()
         )

@@ -19,13 +19,13 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import TYPE_CHECKING, NamedTuple
 
-from tollguard.domain.cdr import Attempt, HangupSide
+from tollguard.domain.cdr import Attempt, CallDirection, HangupSide
 from tollguard.switch.wire import Peer, header_lines
 
 if TYPE_CHECKING:
     from tollguard.domain import fraud
     from tollguard.domain.credit import CallCredit
-    from tollguard.domain.plan import Account, Customer, Rate
+    from tollguard.domain.plan import Account, Customer, Did, Gateway, Provider, Rate, RateCard
     from tollguard.domain.rating import Charge
     from tollguard.domain.routing import Plan, RouteCandidate
     from tollguard.media import MediaCounters
@@ -36,6 +36,7 @@ __all__ = [
     "AttemptState",
     "Call",
     "CallState",
+    "Delivery",
     "GatewayAttempt",
     "Leg",
     "LegSession",
@@ -94,6 +95,27 @@ class TransactionKey(NamedTuple):
 
     cseq: int
     method: str
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """A place an inbound or internal call is offered to, instead of a provider's gateway:
+    a phone's registered contact, reached over the path its REGISTER came by (its NAT's
+    public address, its very TCP/TLS connection), or an address of a customer's trunk.
+
+    ``moves_on`` says which final failures try the next delivery: a contact, any but a
+    6xx (RFC 3261 §16.7: the phone that is busy is not the only one); a trunk, 408 and
+    5xx only (its failover address is for a trunk that is down, not one that refuses).
+    """
+
+    peer: Peer
+    uri: str  # the Request-URI: the bound contact, or sip:<number>@<trunk>
+    contact: bool  # a registered contact (else a trunk address)
+
+    def moves_on(self, status: int) -> bool:
+        if self.contact:
+            return 300 <= status < 600
+        return status == 408 or 500 <= status < 600
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,7 +198,8 @@ class Leg:
 
 
 class GatewayAttempt:
-    """One try of one gateway for a call: its leg and its INVITE client transaction."""
+    """One try of one gateway (or one :class:`Delivery`) for a call: its leg and its
+    INVITE client transaction."""
 
     __slots__ = (
         "call",
@@ -200,7 +223,7 @@ class GatewayAttempt:
     def __init__(  # noqa: PLR0917 (what the INVITE was sent with)
         self,
         call: Call,
-        candidate: RouteCandidate,
+        candidate: RouteCandidate | Delivery,
         leg: Leg,
         invite_uri: str,
         via: str,
@@ -219,7 +242,8 @@ class GatewayAttempt:
         self.user_agent = ""
         # Reason values (RFC 3326) for the CANCEL or BYE that ends this attempt.
         self.reasons: tuple[str, ...] = ()
-        self.holds_channel = True  # one of the gateway's channels, until it is given up
+        # One of the gateway's channels, until it is given up (a delivery holds none).
+        self.holds_channel = not isinstance(candidate, Delivery)
         # Why the switch gave up on it ("setup timeout", "cancelled" ...), if it did.
         self.why = ""
         # What the customer is told when this was the last attempt: (status, reason,
@@ -267,12 +291,17 @@ class Call:
         "customer",
         "destination",
         "detail",
+        "did",
+        "did_charge",
+        "direction",
         "duration_timer",
         "final_out",
         "final_reason",
         "final_status",
         "fraud",
         "hangup_side",
+        "inbound_cost",
+        "inbound_gateway",
         "invite_head",
         "invite_via",
         "last_final",
@@ -317,7 +346,7 @@ class Call:
         self.destination = ""
         self.caller_ua = ""
         self.sell_rate: Rate | None = None
-        self.candidates: tuple[RouteCandidate, ...] = ()
+        self.candidates: tuple[RouteCandidate | Delivery, ...] = ()
         self.next_candidate = 0
         self.attempt: GatewayAttempt | None = None  # in progress, or the answered one
         self.tried: list[GatewayAttempt] = []
@@ -334,6 +363,14 @@ class Call:
         self.duration_timer: Cancellable | None = None
         # What the media backend counted, once the call has ended (for the CDR).
         self.media: MediaCounters | None = None
+        # Inbound and internal calls (switch.inbound): which way the call goes, the DID
+        # called, the gateway and provider that delivered it with the provider's inbound
+        # rate and card, and the DID's per-minute price as the owner's rate and card.
+        self.direction = CallDirection.OUTBOUND
+        self.did: Did | None = None
+        self.inbound_gateway: tuple[Provider, Gateway] | None = None
+        self.inbound_cost: tuple[Rate, RateCard] | None = None
+        self.did_charge: RateCard | None = None
 
     @property
     def call_id(self) -> str:

@@ -9,7 +9,8 @@ Which backend carries a call (:mod:`tollguard.media`: ``bypass``, ``relay``,
 offered the same description: the customer's own choice when it made one; otherwise an
 anchoring backend (``relay`` or ``rtpengine``) that a provider of the call's route asks
 for, the first in route order; otherwise ``bypass`` when a provider of the route asks
-for it; otherwise the switch's default (``media.default``).
+for it; otherwise the switch's default (``media.default``). On an inbound call the
+customer is the DID's owner and the route is the provider delivering the call.
 
 A backend that sees an answered call's media stop reports it; the hooks hand the call
 to :attr:`MediaHooks.on_timeout` (the B2BUA ends it with :data:`REASON_MEDIA_TIMEOUT`).
@@ -20,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 
 from tollguard.domain.plan import MediaChoice
+from tollguard.domain.routing import RouteCandidate
 from tollguard.media import Bypass, MediaBackend, MediaCounters, MediaRefused, Party
 from tollguard.switch.call import Call
 
@@ -53,11 +55,15 @@ class MediaHooks:
         customer = call.customer
         if customer is not None and customer.media is not MediaChoice.DEFAULT:
             return customer.media.value
-        choices = [
-            candidate.provider.media
+        # The providers of the route; on an inbound call, the provider that delivers it.
+        providers = [
+            candidate.provider
             for candidate in call.candidates
-            if candidate.provider.media is not MediaChoice.DEFAULT
+            if isinstance(candidate, RouteCandidate)
         ]
+        if call.inbound_gateway is not None:
+            providers.append(call.inbound_gateway[0])
+        choices = [p.media for p in providers if p.media is not MediaChoice.DEFAULT]
         for choice in choices:
             if choice is not MediaChoice.BYPASS:
                 return choice.value

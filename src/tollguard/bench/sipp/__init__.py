@@ -25,6 +25,7 @@ SCENARIOS = (
     "uac_media_timeout",
     "uac_register",
     "uac_register_expect_code",
+    "uac_register_wait",
     "uas_answer",
     "uas_answer_media",
     "uas_reject",

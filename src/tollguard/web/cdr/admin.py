@@ -191,6 +191,7 @@ class CdrAdmin(admin.ModelAdmin[Cdr]):
     # what it earned and cost and over which provider. Times are UTC to the second.
     list_display = (
         "started_at",
+        "direction",
         "customer",
         "caller",
         "callee",
@@ -211,6 +212,7 @@ class CdrAdmin(admin.ModelAdmin[Cdr]):
         DestinationFilter,
         CalleePrefixFilter,
         "hangup_side",
+        "direction",
     )
     list_select_related = ("customer", "provider")
     # Shows the search box; get_search_results does the searching.

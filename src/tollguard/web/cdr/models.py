@@ -10,7 +10,7 @@ from decimal import Decimal
 
 from django.db import models
 
-from tollguard.domain.cdr import HangupSide
+from tollguard.domain.cdr import CallDirection, HangupSide
 from tollguard.web.carriers.models import Gateway, Provider
 from tollguard.web.customers.models import Account, Customer
 
@@ -76,7 +76,8 @@ class Cdr(models.Model):
     callee_user_agent = models.CharField(max_length=255, blank=True)
     # Why the switch refused or ended the call (a fraud rule ...), for the operator.
     detail = models.CharField(max_length=255, blank=True)
-    # [{"provider_id", "gateway_id", "started_at" (ISO 8601), "sip_code", "reason"}, ...]
+    # [{"provider_id", "gateway_id", "started_at" (ISO 8601), "sip_code", "reason",
+    #   "target" (the contact or trunk URI of an inbound or internal call's delivery)}, ...]
     attempts = models.JSONField(default=list, blank=True)
     # The media backend that carried the call and what it counted (0 under bypass):
     # RTP each side sent, packets dropped (strangers, not RTP), a media timeout.
@@ -89,6 +90,14 @@ class Cdr(models.Model):
     callee_rtp_lost = models.PositiveBigIntegerField(default=0)
     rtp_dropped = models.PositiveBigIntegerField(default=0)
     media_timeout = models.BooleanField(default=False)
+    # Outbound, inbound (a provider called one of the customer's DIDs: ``did``, the
+    # number called) or internal (an extension of the same customer).
+    direction = models.CharField(
+        max_length=8,
+        choices=[(d.value, d.value) for d in CallDirection],
+        default=CallDirection.OUTBOUND.value,
+    )
+    did = models.CharField("DID", max_length=20, blank=True)
 
     class Meta:
         verbose_name = "CDR"

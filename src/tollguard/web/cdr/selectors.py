@@ -12,7 +12,7 @@ from typing import Any, Literal, TextIO
 
 from django.db.models import QuerySet
 
-from tollguard.domain.cdr import Attempt, HangupSide
+from tollguard.domain.cdr import Attempt, CallDirection, HangupSide
 from tollguard.domain.cdr import Cdr as DomainCdr
 from tollguard.web.cdr import models
 from tollguard.web.core.csvout import cell
@@ -81,6 +81,7 @@ def _row_values(row: models.Cdr) -> dict[str, Any]:
 def _domain_kwargs(values: dict[str, Any]) -> dict[str, Any]:
     values = dict(values)
     values["hangup_side"] = HangupSide(values["hangup_side"])
+    values["direction"] = CallDirection(values["direction"])
     values["attempts"] = tuple(
         Attempt(
             provider_id=a["provider_id"],
@@ -88,6 +89,7 @@ def _domain_kwargs(values: dict[str, Any]) -> dict[str, Any]:
             started_at=datetime.fromisoformat(a["started_at"]),
             sip_code=a["sip_code"],
             reason=a.get("reason", ""),
+            target=a.get("target", ""),
         )
         for a in values["attempts"]
     )

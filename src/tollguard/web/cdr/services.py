@@ -33,6 +33,7 @@ def attempts_to_json(attempts: Sequence[Attempt]) -> list[dict[str, Any]]:
             "started_at": a.started_at.isoformat(),
             "sip_code": a.sip_code,
             "reason": a.reason,
+            "target": a.target,
         }
         for a in attempts
     ]
@@ -42,6 +43,7 @@ def attempts_to_json(attempts: Sequence[Attempt]) -> list[dict[str, Any]]:
 # same name.
 _FROM_DOMAIN: dict[str, Callable[[DomainCdr], Any]] = {
     "hangup_side": lambda cdr: cdr.hangup_side.value,
+    "direction": lambda cdr: cdr.direction.value,
     "attempts": lambda cdr: attempts_to_json(cdr.attempts),
 }
 

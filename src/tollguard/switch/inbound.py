@@ -1,0 +1,260 @@
+"""Inbound and internal calls: a provider calling one of the customers' DIDs, and an
+account calling another account of its customer by extension.
+
+An initial INVITE whose source address is an enabled provider gateway
+(:meth:`tollguard.domain.routing.Plan.gateway_from`) is an inbound call, whatever it
+carries: a gateway's address wins over the customers' IP lists and digest, so a
+provider cannot place outbound calls as a customer and no customer can share an address
+with a provider gateway (docs/routing.md, "Inbound calls"). :meth:`Inbound.admit`
+decides where it goes:
+
+* the called number (Request-URI user part) is normalised: a leading ``+`` and the
+  visual separators ``-``, ``.``, ``(``, ``)`` are dropped, and what is left must be
+  digits (E.164 without ``+``, as DIDs are written); anything else, no DID, or a
+  disabled DID in the chain: ``404 Not Found``, with a CDR naming the provider;
+* the owner disabled: ``403 Forbidden`` (the provider learns nothing more);
+* the final DID of the chain (:meth:`tollguard.domain.dids.DidIndex.resolve`) names
+  the target: an account (its registered contacts, in the order the registrar returns
+  them; none: ``480 Temporarily Unavailable``), or a trunk (its address, then its
+  failover address).
+
+The money of an inbound call: the provider's cost is its inbound card's rate for the
+DID number (:meth:`~tollguard.domain.routing.Plan.inbound_rate`; no card or no rate:
+nothing); the owner's charge is the DID's ``price_per_minute``, billed per started
+minute (60/60, like a rate without increments), rounded and to the decimals of the
+owner's sell card when it has one in the DID's currency. A per-minute price goes
+through credit control exactly as an outbound call's sell rate does (402 when the owner
+cannot pay for the first minute).
+
+:meth:`Inbound.extension` runs for an account authenticated by digest: a called number
+that is the extension of another account of the same customer rings that account's
+contacts, without any provider and without money (``480`` when it is not registered).
+Extensions are looked up within the caller's customer only: another customer's
+extension is a number like any other, and goes to routing.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime
+from decimal import Decimal
+
+from tollguard.domain.cdr import CallDirection
+from tollguard.domain.credit import CallCredit
+from tollguard.domain.plan import (
+    Account,
+    Customer,
+    Did,
+    DidTarget,
+    Gateway,
+    Rate,
+    RateCard,
+    SipTransport,
+)
+from tollguard.domain.registration import Binding
+from tollguard.domain.routing import Plan, Rejection
+from tollguard.sip.message import Request
+from tollguard.switch.admission import Admission, Delivered, Refused, user_part
+from tollguard.switch.call import Delivery
+from tollguard.switch.wire import Peer
+
+__all__ = ["Inbound", "did_charge", "normalise_did_number"]
+
+log = logging.getLogger(__name__)
+
+_IN = CallDirection.INBOUND
+
+_SEPARATORS = str.maketrans("", "", "-.()")
+# The longest number a DID holds (the database's column).
+_NUMBER_MAX = 20
+
+
+def normalise_did_number(raw: str) -> str:
+    """The called number of an inbound call as DIDs are written, or "" when it is none."""
+    number = raw.removeprefix("+").translate(_SEPARATORS)
+    if not number or len(number) > _NUMBER_MAX or not (number.isascii() and number.isdigit()):
+        return ""
+    return number
+
+
+class Inbound:
+    """Where calls to DIDs and extensions go, against the plan and the bindings."""
+
+    __slots__ = ("_admission", "_contacts", "_open")
+
+    def __init__(
+        self,
+        admission: Admission,
+        contacts: Callable[[int], tuple[Binding, ...]],
+        stream_open: Callable[[int], bool] | None = None,
+    ) -> None:
+        self._admission = admission
+        self._contacts = contacts
+        # Whether a stream connection is still open (a binding over a closed one cannot
+        # be reached: the phone is behind NAT, a new connection would not get there).
+        self._open = stream_open
+
+    def admit(
+        self, plan: Plan, request: Request, gateway: Gateway, wall: datetime
+    ) -> Delivered | Refused:
+        """Decide on an INVITE from ``gateway``'s address (a provider calling in)."""
+        provider = plan.provider(gateway.provider_id)
+        assert provider is not None  # build_plan checked every gateway's provider
+        raw = user_part(request.uri)
+        number = normalise_did_number(raw)
+        chain = plan.dids.resolve(number) if number else ()
+        if not chain or not chain[-1].enabled:
+            why = "no such DID" if not chain else f"DID {chain[-1].first} disabled"
+            return Refused(
+                404, "Not Found", None, plan, callee=number, detail=f"inbound: {why}", direction=_IN
+            )
+        did = chain[-1]
+        customer = plan.customer(did.customer_id)
+        account: Account | None = None
+        if did.target is DidTarget.ACCOUNT and did.account_id is not None:
+            account = plan.account(did.account_id)
+        if customer is None or not customer.enabled:
+            return Refused(
+                403,
+                "Forbidden",
+                None,
+                plan,
+                customer,
+                account,
+                number,
+                "inbound: owner disabled",
+                _IN,
+            )
+        if did.target is DidTarget.ACCOUNT:
+            if account is None or not account.enabled:
+                return Refused(
+                    480,
+                    "Temporarily Unavailable",
+                    None,
+                    plan,
+                    customer,
+                    account,
+                    number,
+                    "inbound: account disabled",
+                    _IN,
+                )
+            deliveries = self.contacts_of(account)
+        else:
+            deliveries = tuple(
+                _trunk_delivery(number, address.host, address.port, address.transport)
+                for address in did.trunk
+            )
+        if not deliveries:
+            return Refused(
+                480,
+                "Temporarily Unavailable",
+                None,
+                plan,
+                customer,
+                account,
+                number,
+                "inbound: not registered",
+                _IN,
+            )
+        cost: tuple[Rate, RateCard] | None = None
+        inbound_rate = plan.inbound_rate(provider, number, wall)
+        if inbound_rate is not None and provider.inbound_card_id is not None:
+            cost = (inbound_rate, plan.rate_card(provider.inbound_card_id))
+        charge = did_charge(plan, customer, did)
+        credit: CallCredit | None = None
+        funds = self._admission.funds
+        if funds is not None and charge is not None:
+            key = f"{request.call_id};{request.from_.tag or ''}"
+            reserved = funds.admit(key, customer, *charge)
+            if isinstance(reserved, Rejection):
+                return Refused(
+                    reserved.status,
+                    reserved.reason,
+                    reserved.q850_cause,
+                    plan,
+                    customer,
+                    account,
+                    number,
+                    f"credit: {reserved.reason.lower()}",
+                    _IN,
+                )
+            credit = reserved
+        self._admission.count(customer)
+        return Delivered(
+            plan,
+            CallDirection.INBOUND,
+            customer,
+            account,
+            number,
+            deliveries,
+            did,
+            (provider, gateway),
+            cost,
+            charge,
+            credit,
+        )
+
+    def extension(
+        self, plan: Plan, customer: Customer, caller: Account, number: str
+    ) -> Delivered | Refused | None:
+        """A call by ``caller`` to ``number``: its customer's extension, or None."""
+        callee = plan.account_by_extension(customer.id, number)
+        if callee is None:
+            return None
+        deliveries = self.contacts_of(callee) if callee.enabled else ()
+        if not deliveries:
+            return Refused(
+                480,
+                "Temporarily Unavailable",
+                None,
+                plan,
+                customer,
+                caller,
+                number,
+                f"extension {number}: not registered",
+                CallDirection.INTERNAL,
+            )
+        self._admission.count(customer)
+        return Delivered(plan, CallDirection.INTERNAL, customer, caller, number, deliveries)
+
+    def contacts_of(self, account: Account) -> tuple[Delivery, ...]:
+        """The account's registered contacts, each over the path it registered by."""
+        stream_open = self._open
+        return tuple(
+            Delivery(Peer(b.source, b.transport, b.connection), b.contact, contact=True)
+            for b in self._contacts(account.id)
+            if not b.connection or stream_open is None or stream_open(b.connection)
+        )
+
+
+def did_charge(plan: Plan, customer: Customer, did: Did) -> tuple[Rate, RateCard] | None:
+    """The DID's per-minute price as a rate and card, or None when it is free."""
+    if did.price_per_minute <= 0:
+        return None
+    rate = Rate(
+        prefix=did.first,
+        destination=f"DID {did.first}",
+        price_per_minute=did.price_per_minute,
+        connect_fee=Decimal(0),
+    )
+    card = RateCard(id=0, name=f"DID {did.first}", currency=did.currency, rates=(rate,))
+    if customer.sell_card_id is not None:
+        sell = plan.rate_card(customer.sell_card_id)
+        if sell.currency == did.currency:
+            card = RateCard(
+                id=0,
+                name=card.name,
+                currency=did.currency,
+                rounding=sell.rounding,
+                decimals=sell.decimals,
+                rates=(rate,),
+            )
+    return rate, card
+
+
+def _trunk_delivery(number: str, host: str, port: int, transport: SipTransport) -> Delivery:
+    tparam = "" if transport is SipTransport.UDP else f";transport={transport}"
+    return Delivery(
+        Peer((host, port), str(transport)), f"sip:{number}@{host}:{port}{tparam}", contact=False
+    )
