@@ -17,17 +17,15 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import ClassVar
 
 from django.conf import settings
 from django.core.mail import send_mail
-from django.db import close_old_connections, connection
 from django.db.models import F
-from django.utils import timezone
 
 from tollguard.domain.plan import BillingMode
 from tollguard.web.billing import webhooks
@@ -37,6 +35,7 @@ from tollguard.web.billing.models import (
     Channel,
     parse_thresholds,
 )
+from tollguard.web.core.periodic import Periodic
 
 __all__ = ["EVENT_TYPE", "AlertSender", "deliver_due", "event_body", "queue_crossings"]
 
@@ -217,35 +216,11 @@ def _failed(delivery: AlertDelivery, now: datetime, exc: Exception) -> None:
 
 
 @dataclass
-class AlertSender:
+class AlertSender(Periodic):
     """Sends due alerts every ``interval_s`` from a daemon thread, until :meth:`stop`."""
 
-    interval_s: float
-    clock: Callable[[], datetime] = timezone.now
-    _stop: threading.Event = field(default_factory=threading.Event)
-    _thread: threading.Thread | None = None
+    thread_name: ClassVar[str] = "tollguard-alerts"
+    what: ClassVar[str] = "alert sender"
 
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="tollguard-alerts", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
-
-    def _run(self) -> None:
-        try:
-            while not self._stop.wait(self.interval_s):
-                self.run_once()
-        finally:
-            connection.close()
-
-    def run_once(self) -> int:
-        close_old_connections()
-        try:
-            return deliver_due(self.clock())
-        except Exception:
-            # A database that is away for a moment must not end the sender.
-            logger.exception("alert sender: this round failed; trying again")
-            return 0
+    def work(self, now: datetime) -> int:
+        return deliver_due(now)

@@ -15,17 +15,17 @@ disabled or deleted before the run is not charged (docs/billing.md).
 from __future__ import annotations
 
 import logging
-import threading
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from typing import ClassVar
 
-from django.db import IntegrityError, close_old_connections, connection, transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from tollguard.web.billing.errors import DuplicateReference
 from tollguard.web.billing.models import DidFee, EntryKind, LedgerEntry
 from tollguard.web.billing.services import record
+from tollguard.web.core.periodic import Periodic
 from tollguard.web.customers.models import Did
 
 __all__ = ["DidFeeCharger", "charge_month", "month_of", "parse_month"]
@@ -88,39 +88,15 @@ def charge_month(month: date, now: datetime | None = None) -> int:
     return posted
 
 
-@dataclass(slots=True)
-class DidFeeCharger:
+@dataclass
+class DidFeeCharger(Periodic):
     """Charges the current month's DID fees at start and every ``interval_s``, from a
     daemon thread of ``tollguard serve``, until :meth:`stop`."""
 
     interval_s: float = 3600.0
-    clock: Callable[[], datetime] = timezone.now
-    _stop: threading.Event = field(default_factory=threading.Event)
-    _thread: threading.Thread | None = None
+    thread_name: ClassVar[str] = "tollguard-did-fees"
+    what: ClassVar[str] = "DID fees"
+    run_at_start: ClassVar[bool] = True
 
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="tollguard-did-fees", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
-
-    def _run(self) -> None:
-        try:
-            self.run_once()
-            while not self._stop.wait(self.interval_s):
-                self.run_once()
-        finally:
-            connection.close()
-
-    def run_once(self) -> int:
-        close_old_connections()
-        now = self.clock()
-        try:
-            return charge_month(month_of(now), now)
-        except Exception:
-            # A database that is away for a moment must not end the charger.
-            logger.exception("DID fees: this round failed; trying again")
-            return 0
+    def work(self, now: datetime) -> int:
+        return charge_month(month_of(now), now)
