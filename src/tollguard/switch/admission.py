@@ -57,6 +57,12 @@ def user_part(uri: Uri) -> str:
     return ""
 
 
+def reservation_key(request: Request) -> str:
+    """The key a call's credit reservation is held under: its customer leg's Call-ID and
+    From tag (unique per call, the same on every retransmission)."""
+    return f"{request.call_id};{request.from_.tag or ''}"
+
+
 @dataclass(frozen=True, slots=True)
 class Admitted:
     plan: Plan
@@ -190,8 +196,9 @@ class Admission:
         sell_rate = decision.sell_rate
         if funds is not None and sell_rate is not None and customer.sell_card_id is not None:
             # Last, once nothing else refuses: the reservation is the costliest check.
-            key = f"{request.call_id};{request.from_.tag or ''}"
-            reserved = funds.admit(key, customer, sell_rate, plan.rate_card(customer.sell_card_id))
+            reserved = funds.admit(
+                reservation_key(request), customer, sell_rate, plan.rate_card(customer.sell_card_id)
+            )
             if isinstance(reserved, Rejection):
                 if admitted_fraud is not None and guard is not None:
                     guard.release(admitted_fraud)

@@ -209,12 +209,8 @@ class B2bua:
         self._registrar = Registrar(
             sip, self._sig, self._authenticator, self._bindings, scheduler, self._wall
         )
-        self._inbound = Inbound(self._admission, self._registrar.contacts, self._stream_open)
+        self._inbound = Inbound(self._admission, self._registrar.contacts)
         self._admission.internal = self._inbound.extension
-
-    def _stream_open(self, connection: int) -> bool:
-        # A registration's connection stays pinned while it is open (registrar).
-        return self._connections is None or self._connections.pinned(connection)
 
     def _forgotten(self, call: Call) -> None:
         self._attempts.settle_all(call)

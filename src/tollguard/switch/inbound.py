@@ -55,7 +55,13 @@ from tollguard.domain.plan import (
 from tollguard.domain.registration import Binding
 from tollguard.domain.routing import Plan, Rejection
 from tollguard.sip.message import Request
-from tollguard.switch.admission import Admission, Delivered, Refused, user_part
+from tollguard.switch.admission import (
+    Admission,
+    Delivered,
+    Refused,
+    reservation_key,
+    user_part,
+)
 from tollguard.switch.call import Delivery
 from tollguard.switch.wire import Peer
 
@@ -81,19 +87,15 @@ def normalise_did_number(raw: str) -> str:
 class Inbound:
     """Where calls to DIDs and extensions go, against the plan and the bindings."""
 
-    __slots__ = ("_admission", "_contacts", "_open")
+    __slots__ = ("_admission", "_contacts")
 
     def __init__(
-        self,
-        admission: Admission,
-        contacts: Callable[[int], tuple[Binding, ...]],
-        stream_open: Callable[[int], bool] | None = None,
+        self, admission: Admission, contacts: Callable[[int], tuple[Binding, ...]]
     ) -> None:
         self._admission = admission
+        # The registrar's contacts: never a binding whose TCP/TLS connection has closed
+        # (the phone is behind NAT; a new connection would not get there).
         self._contacts = contacts
-        # Whether a stream connection is still open (a binding over a closed one cannot
-        # be reached: the phone is behind NAT, a new connection would not get there).
-        self._open = stream_open
 
     def admit(
         self, plan: Plan, request: Request, gateway: Gateway, wall: datetime
@@ -165,8 +167,7 @@ class Inbound:
         credit: CallCredit | None = None
         funds = self._admission.funds
         if funds is not None and charge is not None:
-            key = f"{request.call_id};{request.from_.tag or ''}"
-            reserved = funds.admit(key, customer, *charge)
+            reserved = funds.admit(reservation_key(request), customer, *charge)
             if isinstance(reserved, Rejection):
                 return Refused(
                     reserved.status,
@@ -220,11 +221,9 @@ class Inbound:
 
     def contacts_of(self, account: Account) -> tuple[Delivery, ...]:
         """The account's registered contacts, each over the path it registered by."""
-        stream_open = self._open
         return tuple(
             Delivery(Peer(b.source, b.transport, b.connection), b.contact, contact=True)
             for b in self._contacts(account.id)
-            if not b.connection or stream_open is None or stream_open(b.connection)
         )
 
 
