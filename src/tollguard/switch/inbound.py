@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
 
@@ -116,31 +117,15 @@ class Inbound:
         account: Account | None = None
         if did.target is DidTarget.ACCOUNT and did.account_id is not None:
             account = plan.account(did.account_id)
+
+        def refuse(status: int, reason: str, detail: str, q850: int | None = None) -> Refused:
+            return Refused(status, reason, q850, plan, customer, account, number, detail, _IN)
+
         if customer is None or not customer.enabled:
-            return Refused(
-                403,
-                "Forbidden",
-                None,
-                plan,
-                customer,
-                account,
-                number,
-                "inbound: owner disabled",
-                _IN,
-            )
+            return refuse(403, "Forbidden", "inbound: owner disabled")
         if did.target is DidTarget.ACCOUNT:
             if account is None or not account.enabled:
-                return Refused(
-                    480,
-                    "Temporarily Unavailable",
-                    None,
-                    plan,
-                    customer,
-                    account,
-                    number,
-                    "inbound: account disabled",
-                    _IN,
-                )
+                return refuse(480, "Temporarily Unavailable", "inbound: account disabled")
             deliveries = self.contacts_of(account)
         else:
             deliveries = tuple(
@@ -148,17 +133,7 @@ class Inbound:
                 for address in did.trunk
             )
         if not deliveries:
-            return Refused(
-                480,
-                "Temporarily Unavailable",
-                None,
-                plan,
-                customer,
-                account,
-                number,
-                "inbound: not registered",
-                _IN,
-            )
+            return refuse(480, "Temporarily Unavailable", "inbound: not registered")
         cost: tuple[Rate, RateCard] | None = None
         inbound_rate = plan.inbound_rate(provider, number, wall)
         if inbound_rate is not None and provider.inbound_card_id is not None:
@@ -169,16 +144,11 @@ class Inbound:
         if funds is not None and charge is not None:
             reserved = funds.admit(reservation_key(request), customer, *charge)
             if isinstance(reserved, Rejection):
-                return Refused(
+                return refuse(
                     reserved.status,
                     reserved.reason,
-                    reserved.q850_cause,
-                    plan,
-                    customer,
-                    account,
-                    number,
                     f"credit: {reserved.reason.lower()}",
-                    _IN,
+                    reserved.q850_cause,
                 )
             credit = reserved
         self._admission.count(customer)
@@ -241,14 +211,7 @@ def did_charge(plan: Plan, customer: Customer, did: Did) -> tuple[Rate, RateCard
     if customer.sell_card_id is not None:
         sell = plan.rate_card(customer.sell_card_id)
         if sell.currency == did.currency:
-            card = RateCard(
-                id=0,
-                name=card.name,
-                currency=did.currency,
-                rounding=sell.rounding,
-                decimals=sell.decimals,
-                rates=(rate,),
-            )
+            card = replace(card, rounding=sell.rounding, decimals=sell.decimals)
     return rate, card
 
 
