@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -9,6 +10,7 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, Permission
+from django.test import Client
 
 from tollguard.web.api.keys import IssuedKey, create_api_key
 from tollguard.web.carriers.models import Gateway, Provider
@@ -138,3 +140,11 @@ def bearer(issued: IssuedKey) -> dict[str, str]:
 
 def money(text: str) -> Decimal:
     return Decimal(text)
+
+
+def send(client: Client, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+    """``client``'s ``method`` on ``path``, with ``body`` as JSON when given."""
+    call = getattr(client, method)
+    if body is None:
+        return call(path)
+    return call(path, json.dumps(body), content_type="application/json")

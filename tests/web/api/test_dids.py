@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import json
-from typing import Any
-
-import pytest
 from django.test import Client
 
 from tollguard.web.api.models import Scope
@@ -16,35 +12,21 @@ from .. import factories
 from . import people
 
 
-@pytest.fixture
-def api() -> Client:
-    admin = people.user("root", is_staff=True, is_superuser=True)
-    issued = people.key(admin, Scope.READ_PROVISIONING, Scope.WRITE_PROVISIONING)
-    return Client(**people.bearer(issued))
-
-
-def send(client: Client, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
-    call = getattr(client, method)
-    if body is None:
-        return call(path)
-    return call(path, json.dumps(body), content_type="application/json")
-
-
 def test_operator_creates_changes_and_deletes_a_did(api: Client) -> None:
     w = people.world()
     before = config_version()
     body = {"customer": w.a.pk, "first": "4930100", "account": w.account_a.pk}
-    response = send(api, "post", "/api/v1/dids/", body)
+    response = people.send(api, "post", "/api/v1/dids/", body)
     assert response.status_code == 201, response.content
     did = Did.objects.get(first="4930100")
     assert config_version() > before
     path = f"/api/v1/dids/{did.pk}/"
-    response = send(
+    response = people.send(
         api, "patch", path, {"target": "trunk", "account": None, "trunk_host": "192.0.2.44"}
     )
     assert response.status_code == 200, response.content
     assert response.json()["trunk_host"] == "192.0.2.44"
-    assert send(api, "delete", path).status_code == 204
+    assert people.send(api, "delete", path).status_code == 204
     assert not Did.objects.exists()
 
 
@@ -57,7 +39,7 @@ def test_the_api_applies_the_table_rules(api: Client) -> None:
         ({"first": "4932", "target": "did", "forward_to": "4999"}, "forward_to", "no DID"),
     ]
     for values, field, words in cases:
-        response = send(api, "post", "/api/v1/dids/", {"customer": w.a.pk, **values})
+        response = people.send(api, "post", "/api/v1/dids/", {"customer": w.a.pk, **values})
         assert response.status_code == 400, response.content
         assert words in " ".join(response.json()[field]), response.json()
     assert Did.objects.count() == 1
@@ -67,7 +49,7 @@ def test_a_did_another_forwards_to_is_not_deleted(api: Client) -> None:
     w = people.world()
     target = factories.did(w.a, "4930", account=w.account_a)
     factories.did(w.a, "4931", target="did", forward_to="4930")
-    response = send(api, "delete", f"/api/v1/dids/{target.pk}/")
+    response = people.send(api, "delete", f"/api/v1/dids/{target.pk}/")
     assert response.status_code == 409
     assert Did.objects.filter(pk=target.pk).exists()
 
@@ -79,12 +61,12 @@ def test_a_customer_key_reads_only_its_own_dids_and_writes_none() -> None:
     owner = people.customer_user("cust-a", w.a)
     issued = people.key(owner, Scope.READ_PROVISIONING)
     client = Client(**people.bearer(issued))
-    listed = send(client, "get", "/api/v1/dids/").json()["results"]
+    listed = people.send(client, "get", "/api/v1/dids/").json()["results"]
     assert [row["first"] for row in listed] == ["4930"]
     assert listed[0]["monthly_price"] == "3.000000"
-    assert send(client, "get", f"/api/v1/dids/{theirs.pk}/").status_code == 404
-    response = send(client, "patch", f"/api/v1/dids/{own.pk}/", {"monthly_price": "0"})
+    assert people.send(client, "get", f"/api/v1/dids/{theirs.pk}/").status_code == 404
+    response = people.send(client, "patch", f"/api/v1/dids/{own.pk}/", {"monthly_price": "0"})
     assert response.status_code == 403
     body = {"customer": w.a.pk, "first": "4939", "account": w.account_a.pk}
-    assert send(client, "post", "/api/v1/dids/", body).status_code == 403
+    assert people.send(client, "post", "/api/v1/dids/", body).status_code == 403
     assert Did.objects.count() == 2

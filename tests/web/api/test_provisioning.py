@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import pytest
@@ -20,24 +19,10 @@ from . import people
 PASSWORD = "correct horse battery"
 
 
-@pytest.fixture
-def api() -> Client:
-    admin = people.user("root", is_staff=True, is_superuser=True)
-    issued = people.key(admin, Scope.READ_PROVISIONING, Scope.WRITE_PROVISIONING)
-    return Client(**people.bearer(issued))
-
-
-def send(client: Client, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
-    call = getattr(client, method)
-    if body is None:
-        return call(path)
-    return call(path, json.dumps(body), content_type="application/json")
-
-
 def test_account_password_is_hashed_and_never_returned(api: Client) -> None:
     w = people.world()
     before = config_version()
-    response = send(
+    response = people.send(
         api,
         "post",
         "/api/v1/accounts/",
@@ -50,7 +35,7 @@ def test_account_password_is_hashed_and_never_returned(api: Client) -> None:
     realm = settings.TOLLGUARD.sip.realm
     assert (account.ha1_md5, account.ha1_sha256) == ha1_digests("carol", realm, PASSWORD, md5=False)
     assert config_version() > before
-    listed = send(api, "get", "/api/v1/accounts/").content.decode()
+    listed = people.send(api, "get", "/api/v1/accounts/").content.decode()
     assert account.ha1_sha256 not in listed
     assert "ha1" not in listed
 
@@ -59,27 +44,27 @@ def test_allowing_md5_over_the_api_needs_the_password(api: Client) -> None:
     w = people.world()
     path = f"/api/v1/accounts/{w.account_a.pk}/"
     Account.objects.filter(pk=w.account_a.pk).update(allow_md5=False, ha1_md5="")
-    refused = send(api, "patch", path, {"allow_md5": True})
+    refused = people.send(api, "patch", path, {"allow_md5": True})
     assert refused.status_code == 400
     assert "Allowing MD5 needs the SIP password again" in refused.json()["password"][0]
     assert Account.objects.get(pk=w.account_a.pk).allow_md5 is False
-    done = send(api, "patch", path, {"allow_md5": True, "password": PASSWORD})
+    done = people.send(api, "patch", path, {"allow_md5": True, "password": PASSWORD})
     assert done.status_code == 200, done.content
     account = Account.objects.get(pk=w.account_a.pk)
     realm = settings.TOLLGUARD.sip.realm
     expected = ha1_digests(account.username, realm, PASSWORD, md5=True)
     assert (account.ha1_md5, account.ha1_sha256) == expected
-    assert send(api, "patch", path, {"allow_md5": False}).status_code == 200
+    assert people.send(api, "patch", path, {"allow_md5": False}).status_code == 200
     assert Account.objects.get(pk=w.account_a.pk).ha1_md5 == ""
 
 
 def test_account_password_change_and_rename_rules(api: Client) -> None:
     w = people.world()
     path = f"/api/v1/accounts/{w.account_a.pk}/"
-    renamed = send(api, "patch", path, {"username": "alicia"})
+    renamed = people.send(api, "patch", path, {"username": "alicia"})
     assert renamed.status_code == 400
     assert "password" in renamed.json()
-    changed = send(api, "patch", path, {"username": "alicia", "password": PASSWORD})
+    changed = people.send(api, "patch", path, {"username": "alicia", "password": PASSWORD})
     assert changed.status_code == 200
     account = Account.objects.get(pk=w.account_a.pk)
     realm = settings.TOLLGUARD.sip.realm
@@ -97,27 +82,27 @@ def test_account_password_change_and_rename_rules(api: Client) -> None:
 )
 def test_account_validation(api: Client, body: dict[str, Any]) -> None:
     w = people.world()
-    response = send(api, "post", "/api/v1/accounts/", {"customer": w.a.pk, **body})
+    response = people.send(api, "post", "/api/v1/accounts/", {"customer": w.a.pk, **body})
     assert response.status_code == 400
     assert not Account.objects.filter(username=body["username"]).exists()
 
 
 def test_provider_gateway_card_and_rate_crud_bump_version(api: Client) -> None:
     before = config_version()
-    card = send(api, "post", "/api/v1/rate-cards/", {"name": "wholesale", "kind": "cost"})
+    card = people.send(api, "post", "/api/v1/rate-cards/", {"name": "wholesale", "kind": "cost"})
     assert card.status_code == 201
-    provider = send(
+    provider = people.send(
         api, "post", "/api/v1/providers/", {"name": "carrier-z", "cost_card": card.json()["id"]}
     )
     assert provider.status_code == 201
-    gateway = send(
+    gateway = people.send(
         api,
         "post",
         "/api/v1/gateways/",
         {"provider": provider.json()["id"], "name": "gw-z", "host": "192.0.2.50"},
     )
     assert gateway.status_code == 201
-    rate = send(
+    rate = people.send(
         api,
         "post",
         "/api/v1/rates/",
@@ -127,7 +112,7 @@ def test_provider_gateway_card_and_rate_crud_bump_version(api: Client) -> None:
     assert rate.json()["price_per_minute"] == "0.012300"
     assert Rate.objects.get(pk=rate.json()["id"]).price_per_minute == people.money("0.0123")
     assert config_version() >= before + 4
-    deleted = send(api, "delete", f"/api/v1/gateways/{gateway.json()['id']}/")
+    deleted = people.send(api, "delete", f"/api/v1/gateways/{gateway.json()['id']}/")
     assert deleted.status_code == 204
 
 
@@ -139,14 +124,14 @@ def test_provider_gateway_card_and_rate_crud_bump_version(api: Client) -> None:
 def test_card_kind_is_checked(api: Client, path: str, field: str) -> None:
     w = people.world()
     card = w.card_a if field == "cost_card" else w.cost_card
-    response = send(api, "post", path, {"name": "wrong-kind", field: card.pk})
+    response = people.send(api, "post", path, {"name": "wrong-kind", field: card.pk})
     assert response.status_code == 400
     assert field in response.json()
 
 
 def test_deleting_a_card_in_use_is_a_conflict(api: Client) -> None:
     w = people.world()
-    response = send(api, "delete", f"/api/v1/rate-cards/{w.card_a.pk}/")
+    response = people.send(api, "delete", f"/api/v1/rate-cards/{w.card_a.pk}/")
     assert response.status_code == 409
 
 
@@ -157,7 +142,7 @@ def test_deleting_a_card_in_use_is_a_conflict(api: Client) -> None:
 )
 def test_acl_networks(api: Client, network: str, status: int) -> None:
     w = people.world()
-    response = send(api, "post", "/api/v1/acl/", {"customer": w.a.pk, "network": network})
+    response = people.send(api, "post", "/api/v1/acl/", {"customer": w.a.pk, "network": network})
     assert response.status_code == status
 
 
@@ -165,7 +150,7 @@ def test_provisioning_pages(api: Client) -> None:
     w = people.world()
     for n in range(5):
         people.factories.rate(w.card_a, f"49{n}", "0.01")
-    first = send(api, "get", "/api/v1/rates/?page_size=2").json()
+    first = people.send(api, "get", "/api/v1/rates/?page_size=2").json()
     assert first["count"] == 7
     assert len(first["results"]) == 2
     assert first["next"]
@@ -206,5 +191,5 @@ def test_customers_cannot_write_even_their_own_objects() -> None:
     w = people.world()
     client = Client()
     client.force_login(people.customer_user("cust-a", w.a))
-    response = send(client, "patch", f"/api/v1/customers/{w.a.pk}/", {"name": "renamed"})
+    response = people.send(client, "patch", f"/api/v1/customers/{w.a.pk}/", {"name": "renamed"})
     assert response.status_code == 403
