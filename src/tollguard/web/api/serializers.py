@@ -28,6 +28,7 @@ from tollguard.web.customers import services as customer_services
 from tollguard.web.customers.dids import did_errors
 from tollguard.web.customers.fields import parse_network
 from tollguard.web.customers.models import Account, AclEntry, Customer, Did, credit_terms_errors
+from tollguard.web.customers.selectors import DID_COLUMNS
 from tollguard.web.fraud.models import SipBan
 from tollguard.web.rating.models import RATE_FIELDS, Rate, RateCard, currency_change_error
 from tollguard.web.security.field_access import read_only_fields
@@ -456,24 +457,8 @@ class SipBanSerializer(serializers.ModelSerializer[SipBan]):
             raise serializers.ValidationError(str(exc)) from exc
 
 
-DID_FIELDS = (
-    "id",
-    "customer",
-    "first",
-    "last",
-    "target",
-    "account",
-    "trunk_host",
-    "trunk_port",
-    "trunk_transport",
-    "failover_host",
-    "failover_port",
-    "failover_transport",
-    "forward_to",
-    "price_per_minute",
-    "monthly_price",
-    "enabled",
-)
+# The model's fields by name: the selector's columns, a foreign key without its "_id".
+DID_FIELDS = tuple(column.removesuffix("_id") for column in DID_COLUMNS)
 
 
 class DidSerializer(RoleFieldLimitsSerializer[Did]):
@@ -485,9 +470,8 @@ class DidSerializer(RoleFieldLimitsSerializer[Did]):
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         candidate = Did(pk=self.instance.pk) if self.instance is not None else Did()
-        for name in DID_FIELDS[1:]:
+        for name, attname in zip(DID_FIELDS[1:], DID_COLUMNS[1:], strict=True):
             # A foreign key is copied by its id: no query for an unchanged owner.
-            attname = f"{name}_id" if name in {"customer", "account"} else name
             if name in attrs:
                 setattr(candidate, name, attrs[name])
             elif self.instance is not None:
