@@ -464,15 +464,7 @@ def test_errors_past_the_receive_boundary_are_told_apart(
 ) -> None:
     """A bug in call handling is logged with the Call-ID and counted; a peer's bad header
     that only shows past parsing is the peer's fault, logged and not counted."""
-    clock = ManualClock()
-    b2bua = B2bua(
-        make_settings(tmp_path),
-        lambda: build_plan(plan_data((40001, 40002))),
-        ListQueue(),
-        nonce_secret=b"s" * 32,
-        scheduler=clock,
-        wall_clock=clock.wall,
-    )
+    b2bua, _ = clocked_b2bua(tmp_path)
     b2bua.bind(lambda *_: None, {"udp": 5060})
 
     def broken(*args: object) -> None:
@@ -494,6 +486,21 @@ class ListQueue:
 
     def submit(self, cdr: Cdr) -> None:
         self.cdrs.append(cdr)
+
+
+def clocked_b2bua(tmp_path: Path) -> tuple[B2bua, ManualClock]:
+    """A B2BUA on plan_data's plan, its timers and wall time on a manual clock, its CDRs
+    kept in a list; not yet bound."""
+    clock = ManualClock()
+    b2bua = B2bua(
+        make_settings(tmp_path),
+        lambda: build_plan(plan_data((40001, 40002))),
+        ListQueue(),
+        nonce_secret=b"s" * 32,
+        scheduler=clock,
+        wall_clock=clock.wall,
+    )
+    return b2bua, clock
 
 
 class ListSinkStub:

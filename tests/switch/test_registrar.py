@@ -12,19 +12,16 @@ from pathlib import Path
 import pytest
 
 from tollguard.domain.registration import Binding
-from tollguard.domain.routing import build_plan
 from tollguard.sip import make_response, parse_message
 from tollguard.sip.digest import authorization
 from tollguard.sip.headers import Headers
 from tollguard.sip.message import Request, Response
 from tollguard.sip.uri import parse_uri
-from tollguard.switch.b2bua import B2bua
 from tollguard.transport import Transports
 
-from .clock import ManualClock
-from .conftest import PASSWORD, Harness, Peer, make_settings, plan_data
+from .conftest import PASSWORD, Harness, Peer
 from .test_b2bua import Run, advance
-from .test_parts import ListQueue
+from .test_parts import clocked_b2bua
 
 _branches = itertools.count(1)
 
@@ -595,15 +592,7 @@ def test_a_binding_is_reached_only_over_its_own_connection(tmp_path: Path) -> No
     """``Registrar.contacts`` (what a call to the account uses) never offers a binding
     whose connection has closed, even before the close is processed, so a stranger who
     connects later from the same address and port is never sent the account's calls."""
-    clock = ManualClock()
-    b2bua = B2bua(
-        make_settings(tmp_path),
-        lambda: build_plan(plan_data((40001, 40002))),
-        ListQueue(),
-        nonce_secret=b"s" * 32,
-        scheduler=clock,
-        wall_clock=clock.wall,
-    )
+    b2bua, clock = clocked_b2bua(tmp_path)
     transports = Transports(lambda *_: None)
     b2bua.bind(lambda *_: None, {"udp": 5060}, connections=transports)
     registrar = b2bua.registrar
