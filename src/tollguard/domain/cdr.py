@@ -16,7 +16,7 @@ class HangupSide(StrEnum):
 
 
 class CallDirection(StrEnum):
-    """Which way a call went through the switch (docs/routing.md, "Inbound calls")."""
+    """Which way a call went through the switch (docs/switch.md, "Inbound calls and extensions")."""
 
     OUTBOUND = "outbound"  # a customer's call out to a provider
     INBOUND = "inbound"  # a provider's call in to one of the customers' DIDs

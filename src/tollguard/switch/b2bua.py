@@ -444,8 +444,9 @@ class B2bua:
         assert self._scheduler is not None
         now = datetime.fromtimestamp(wall, UTC)
         # A provider gateway's address wins over the IP lists and digest: its calls are
-        # inbound calls to DIDs, never calls out (docs/routing.md, "Inbound calls"). A
-        # plan without DIDs takes no inbound calls: its gateways' addresses mean nothing.
+        # inbound calls to DIDs, never calls out (docs/switch.md, "Inbound calls and
+        # extensions"). A plan without DIDs takes no inbound calls: its gateways'
+        # addresses mean nothing.
         gateway = plan.gateway_from(peer.address[0]) if len(plan.dids) else None
         verdict = (
             self._inbound.admit(plan, request, gateway, now)

@@ -5,7 +5,7 @@ An initial INVITE whose source address is an enabled provider gateway
 (:meth:`tollguard.domain.routing.Plan.gateway_from`) is an inbound call, whatever it
 carries: a gateway's address wins over the customers' IP lists and digest, so a
 provider cannot place outbound calls as a customer and no customer can share an address
-with a provider gateway (docs/routing.md, "Inbound calls"). :meth:`Inbound.admit`
+with a provider gateway (docs/switch.md, "Inbound calls and extensions"). :meth:`Inbound.admit`
 decides where it goes:
 
 * the called number (Request-URI user part) is normalised: a leading ``+`` and the
