@@ -61,9 +61,9 @@ def charge_month(month: date, now: datetime | None = None) -> int:
         .select_related("customer")
         .order_by("pk")
     )
+    label = f"{month:%Y-%m}"
     posted = 0
     for did in due:
-        label = f"{month:%Y-%m}"
         entry = LedgerEntry(
             customer=did.customer,
             kind=EntryKind.ADJUSTMENT,
@@ -84,7 +84,7 @@ def charge_month(month: date, now: datetime | None = None) -> int:
             continue
         posted += 1
     if posted:
-        logger.info("charged %d DID monthly fee(s) for %s", posted, f"{month:%Y-%m}")
+        logger.info("charged %d DID monthly fee(s) for %s", posted, label)
     return posted
 
 
