@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -136,8 +137,15 @@ def test_a_disabled_did_ends_the_chain() -> None:
     ],
 )
 def test_bad_dids_are_refused_by_name(dids: tuple[Did, ...], message: str) -> None:
-    with pytest.raises(PlanError, match=message):
+    with pytest.raises(PlanError, match=message) as raised:
         _index(*dids)
+    # Each error names the DID field it is about, for a form to show it there; only a
+    # repeated id is about no one field.
+    fields = {f.name for f in dataclasses.fields(Did)}
+    if message == "defined twice":
+        assert raised.value.field == ""
+    else:
+        assert raised.value.field in fields
 
 
 def test_forward_chains_are_bounded() -> None:

@@ -106,7 +106,7 @@ def index_dids(
         _check_did(did, name, accounts, known_customers)
         if did.end == did.first:
             if did.first in single:
-                raise PlanError(name, "number held by another DID")
+                raise PlanError(name, "number held by another DID", field="first")
             single[did.first] = did
         else:
             by_length.setdefault(len(did.first), []).append(did)
@@ -115,12 +115,18 @@ def index_dids(
         group.sort(key=lambda d: d.first)
         for before, after in pairwise(group):
             if after.first <= before.end:
-                raise PlanError(f"DID {after.first}-{after.end}", "overlaps another DID range")
+                raise PlanError(
+                    f"DID {after.first}-{after.end}", "overlaps another DID range", field="first"
+                )
         ranges[length] = (tuple(d.first for d in group), tuple(group))
     index = DidIndex(single, ranges)
     for did in single.values():
         if (holder := index.range_holding(did.first)) is not None:
-            raise PlanError(f"DID {did.first}", f"number held by range {holder.first}-{holder.end}")
+            raise PlanError(
+                f"DID {did.first}",
+                f"number held by range {holder.first}-{holder.end}",
+                field="first",
+            )
     for did in index:
         _check_forward(index, did)
     return index
@@ -128,35 +134,47 @@ def index_dids(
 
 def _check_did(did: Did, name: str, accounts: Mapping[int, Account], customers: set[int]) -> None:
     if did.customer_id not in customers:
-        raise PlanError(name, f"unknown customer {did.customer_id}")
+        raise PlanError(name, f"unknown customer {did.customer_id}", field="customer_id")
     end = did.end
     if not did.first.isdigit() or not end.isdigit() or not did.first.isascii():
-        raise PlanError(name, "a DID is digits only (E.164 without '+')")
+        raise PlanError(name, "a DID is digits only (E.164 without '+')", field="first")
     if len(end) != len(did.first) or end < did.first:
-        raise PlanError(name, "a range's last number must be as long as its first and not below it")
+        raise PlanError(
+            name,
+            "a range's last number must be as long as its first and not below it",
+            field="last",
+        )
     if did.price_per_minute < 0 or did.monthly_price < 0:
-        raise PlanError(name, "prices must be >= 0")
+        raise PlanError(name, "prices must be >= 0", field="price_per_minute")
     if did.target is DidTarget.ACCOUNT:
         account = accounts.get(did.account_id) if did.account_id is not None else None
         if account is None:
-            raise PlanError(name, f"unknown account {did.account_id}")
+            raise PlanError(name, f"unknown account {did.account_id}", field="account_id")
         if account.customer_id != did.customer_id:
-            raise PlanError(name, f"account {account.username!r} belongs to another customer")
+            raise PlanError(
+                name,
+                f"account {account.username!r} belongs to another customer",
+                field="account_id",
+            )
         if did.trunk or did.forward_to:
-            raise PlanError(name, "an account target has no trunk and no forward")
+            raise PlanError(name, "an account target has no trunk and no forward", field="target")
     elif did.target is DidTarget.TRUNK:
         if not 1 <= len(did.trunk) <= 2:
-            raise PlanError(name, "a trunk target has one address and at most one failover")
+            raise PlanError(
+                name, "a trunk target has one address and at most one failover", field="trunk"
+            )
         if did.account_id is not None or did.forward_to:
-            raise PlanError(name, "a trunk target has no account and no forward")
+            raise PlanError(name, "a trunk target has no account and no forward", field="target")
         for address in did.trunk:
             if not address.host or not 0 < address.port < 65536:
-                raise PlanError(name, f"bad trunk address {address.host}:{address.port}")
+                raise PlanError(
+                    name, f"bad trunk address {address.host}:{address.port}", field="trunk"
+                )
     else:
         if not did.forward_to.isdigit():
-            raise PlanError(name, "a forward names a DID number")
+            raise PlanError(name, "a forward names a DID number", field="forward_to")
         if did.account_id is not None or did.trunk:
-            raise PlanError(name, "a forward has no account and no trunk")
+            raise PlanError(name, "a forward has no account and no trunk", field="target")
 
 
 def _check_forward(index: DidIndex, did: Did) -> None:
@@ -167,10 +185,14 @@ def _check_forward(index: DidIndex, did: Did) -> None:
             return
         nxt = index.lookup(current.forward_to)
         if nxt is None:
-            raise PlanError(f"DID {did.first}", f"forwards to {current.forward_to}, no DID")
+            raise PlanError(
+                f"DID {did.first}", f"forwards to {current.forward_to}, no DID", field="forward_to"
+            )
         if nxt.id in seen:
-            raise PlanError(f"DID {did.first}", "forwards in a loop")
+            raise PlanError(f"DID {did.first}", "forwards in a loop", field="forward_to")
         seen.add(nxt.id)
         current = nxt
     if current.target is DidTarget.DID:
-        raise PlanError(f"DID {did.first}", f"more than {MAX_FORWARDS} forwards")
+        raise PlanError(
+            f"DID {did.first}", f"more than {MAX_FORWARDS} forwards", field="forward_to"
+        )

@@ -18,10 +18,14 @@ class DomainError(Exception):
 
 
 class PlanError(DomainError):
-    def __init__(self, entry: str, message: str) -> None:
+    """``entry`` is wrong: ``message`` says how; ``field``, when set, names the field of
+    the entry's type the message is about (for a form to show the error beside it)."""
+
+    def __init__(self, entry: str, message: str, *, field: str = "") -> None:
         super().__init__(f"{entry}: {message}")
         self.entry = entry
         self.message = message
+        self.field = field
 
 
 class NumberError(DomainError):

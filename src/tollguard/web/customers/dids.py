@@ -21,25 +21,8 @@ from tollguard.web.customers import models, selectors
 
 __all__ = ["delete_errors", "did_errors", "field_of", "table_error"]
 
-# A PlanError's message, by the words it starts with, and the field it is about.
-_FIELDS: tuple[tuple[str, str], ...] = (
-    ("unknown customer", "customer"),
-    ("a DID is digits only", "first"),
-    ("a range's last number", "last"),
-    ("prices", "price_per_minute"),
-    ("unknown account", "account"),
-    ("account ", "account"),
-    ("an account target", "target"),
-    ("a trunk target has one address", "trunk_host"),
-    ("a trunk target has no", "target"),
-    ("bad trunk address", "trunk_host"),
-    ("a forward names", "forward_to"),
-    ("a forward has no", "target"),
-    ("forwards", "forward_to"),
-    ("more than", "forward_to"),
-    ("number held", "first"),
-    ("overlaps", "first"),
-)
+# The model field a domain Did field is shown on, where the names differ.
+_MODEL_FIELDS = {"customer_id": "customer", "account_id": "account", "trunk": "trunk_host"}
 
 
 _NEEDS = (
@@ -51,10 +34,9 @@ _NEEDS = (
 
 def field_of(error: PlanError) -> str:
     """The model field ``error`` is about (``NON_FIELD_ERRORS`` when none is)."""
-    for words, field in _FIELDS:
-        if error.message.startswith(words):
-            return field
-    return NON_FIELD_ERRORS
+    if not error.field:
+        return NON_FIELD_ERRORS
+    return _MODEL_FIELDS.get(error.field, error.field)
 
 
 def _name(first: str, last: str) -> str:
