@@ -395,6 +395,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
             relay_steps=_steps(args.relay_steps) or relay.RELAY_STEPS,
             rtpengine_steps=_steps(args.rtpengine_steps) or relay.RTPENGINE_STEPS,
             rtpengine=not args.no_rtpengine,
+            separate_cpus=not args.shared_cpus,
             log=lambda line: print(line, file=sys.stderr, flush=True),
         )
     elif args.name == "web":
@@ -607,6 +608,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--rtpengine-steps", default="", help="relay: call counts for rtpengine")
     p.add_argument("--no-rtpengine", action="store_true", help="relay: skip rtpengine")
+    p.add_argument(
+        "--shared-cpus",
+        action="store_true",
+        help="relay: let the generators and the relay share every CPU (default: apart)",
+    )
     p.add_argument("--cdrs", type=int, default=5_000_000, help="web: CDRs in the database")
     p.add_argument("--requests", type=int, default=50, help="web: requests per page to time")
     p.set_defaults(func=cmd_bench)

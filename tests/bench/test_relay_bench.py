@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -13,10 +15,18 @@ pytestmark = pytest.mark.integration
 
 
 def test_small_run_reports_both_relays() -> None:
+    before = os.sched_getaffinity(0)
     result = relay_bench.run(duration_s=0.6, relay_steps=(4, 8), rtpengine_steps=(4,))
     assert result["name"] == "relay"
     assert result["packets_per_s_per_call"] == 100
     assert len(result["load_average_before"]) == len(result["load_average_after"]) == 3
+    split = relay_bench.cpu_split()
+    if split is None:
+        assert result["cpu_split"] is None
+    else:
+        assert result["cpu_split"] == {"generators": sorted(split[0]), "relay": sorted(split[1])}
+    # The bench pinned itself to the generators' CPU for the run only.
+    assert os.sched_getaffinity(0) == before
     for name, steps in (("relay", [4, 8]), ("rtpengine", [4])):
         figures = result[name]
         if "skipped" in figures:
@@ -43,3 +53,40 @@ def test_command_line_refuses_a_bad_step_list() -> None:
     assert done.returncode != 0
     assert "not a comma-separated list of call counts: '10,x'" in done.stderr
     assert done.stdout == ""
+
+
+def test_cpu_split_keeps_the_generators_off_the_relays_cpus(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {3, 1, 2})
+    assert relay_bench.cpu_split() == (frozenset({1}), frozenset({2, 3}))
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0})
+    assert relay_bench.cpu_split() is None
+
+
+def test_pin_moves_every_thread_of_a_process() -> None:
+    if relay_bench.cpu_split() is None:
+        pytest.skip("one CPU: nothing to pin apart")
+    target = frozenset(sorted(os.sched_getaffinity(0))[-1:])
+    child = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import threading, time\n"
+            "threading.Thread(target=time.sleep, args=(30,)).start()\n"
+            "time.sleep(30)",
+        ]
+    )
+    try:
+        # Wait until the child has started its second thread.
+        for _ in range(200):
+            if len(os.listdir(f"/proc/{child.pid}/task")) >= 2:
+                break
+            time.sleep(0.05)
+        relay_bench.pin(child.pid, target)
+        tasks = os.listdir(f"/proc/{child.pid}/task")
+        assert len(tasks) >= 2
+        assert all(os.sched_getaffinity(int(task)) == target for task in tasks)
+    finally:
+        child.kill()
+        child.wait()

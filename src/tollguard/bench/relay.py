@@ -20,6 +20,15 @@ runs it), and rtpengine (Debian's ``rtpengine-daemon``, userspace) driven by
 Tollguard's rtpengine backend, started on loopback for the run. Each backend's CPU time
 per relayed packet comes from ``/proc/<pid>/stat`` of its process.
 
+The generators and the relay under test do not share a core when the machine has two or
+more (``separate_cpus``, the default): the generators and this process run on the first
+CPU the process may use, the relay's process and its threads on the others. Sharing
+cores, the scheduler preempts the relay for the generators (and the other way round)
+for a few milliseconds at a time, and the added latency measured is then the harness's
+as much as the relay's; on separate cores each side's figures are its own. The CPUs
+used are reported (``cpus``); ``separate_cpus=False`` (``--shared-cpus``) measures as
+the processes fall.
+
 The machine's load average is reported with the figures: other work on the cores makes
 every number worse.
 """
@@ -193,10 +202,26 @@ def _percentile(ordered: Sequence[int], fraction: float) -> int:
     return ordered[min(len(ordered) - 1, int(len(ordered) * fraction))]
 
 
+def cpu_split() -> tuple[frozenset[int], frozenset[int]] | None:
+    """(the generators' CPUs, the relay's) from the CPUs this process may use, or None
+    when there is only one."""
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        return None
+    return frozenset(cpus[:1]), frozenset(cpus[1:])
+
+
+def pin(pid: int, cpus: frozenset[int]) -> None:
+    """Keep process ``pid`` and every thread it has now on ``cpus``."""
+    for task in os.listdir(f"/proc/{pid}/task"):
+        with contextlib.suppress(ProcessLookupError):  # a thread that just ended
+            os.sched_setaffinity(int(task), cpus)
+
+
 class Generators:
     """The two generator processes (spawned: nothing of this process is inherited)."""
 
-    def __init__(self) -> None:
+    def __init__(self, cpus: frozenset[int] | None = None) -> None:
         context = multiprocessing.get_context("spawn")
         self._conns: list[Connection] = []
         self._processes = []
@@ -205,6 +230,8 @@ class Generators:
             ours, theirs = context.Pipe()
             process = context.Process(target=_generator, args=(theirs,), daemon=True)
             process.start()
+            if cpus is not None and process.pid is not None:
+                pin(process.pid, cpus)
             theirs.close()
             self._conns.append(ours)
             self._processes.append(process)
@@ -292,7 +319,10 @@ def _steps(
     baseline: Callable[[int], Flow],
     duration: float,
     log: Callable[[str], None],
+    cpus: frozenset[int] | None = None,
 ) -> dict[str, Any]:
+    if cpus is not None:
+        pin(pid, cpus)
     to_callee, to_caller = _open_calls(backend, max(steps), generators)
     results: list[dict[str, Any]] = []
     best = 0
@@ -335,10 +365,32 @@ def run(
     rtpengine_steps: Sequence[int] = RTPENGINE_STEPS,
     rtpengine: bool = True,
     log: Callable[[str], None] = lambda line: None,
+    *,
+    separate_cpus: bool = True,
 ) -> dict[str, Any]:
     """Run the benchmark; returns the figures (see the module docstring)."""
+    split = cpu_split() if separate_cpus else None
+    own_cpus = os.sched_getaffinity(0)
+    harness, relay_cpus = split if split is not None else (None, None)
+    if harness is not None:
+        os.sched_setaffinity(0, harness)
+    try:
+        return _run(duration_s, relay_steps, rtpengine_steps, rtpengine, log, relay_cpus, harness)
+    finally:
+        os.sched_setaffinity(0, own_cpus)
+
+
+def _run(  # noqa: PLR0917 (run's arguments, with the CPUs chosen)
+    duration_s: float,
+    relay_steps: Sequence[int],
+    rtpengine_steps: Sequence[int],
+    rtpengine: bool,
+    log: Callable[[str], None],
+    relay_cpus: frozenset[int] | None,
+    harness: frozenset[int] | None,
+) -> dict[str, Any]:
     load_before = os.getloadavg()
-    generators = Generators()
+    generators = Generators(harness)
     baselines: dict[int, Flow] = {}
 
     def baseline(calls: int) -> Flow:
@@ -356,6 +408,9 @@ def run(
         "max_added_p99_ms": MAX_ADDED_P99_MS,
         "duration_s": duration_s,
         "cpus": os.cpu_count(),
+        "cpu_split": None
+        if harness is None or relay_cpus is None
+        else {"generators": sorted(harness), "relay": sorted(relay_cpus)},
     }
     try:
         relay = EmbeddedRelay(
@@ -378,11 +433,14 @@ def run(
                 baseline=baseline,
                 duration=duration_s,
                 log=log,
+                cpus=relay_cpus,
             )
         finally:
             relay.close()
         if rtpengine:
-            result["rtpengine"] = _rtpengine(rtpengine_steps, generators, baseline, duration_s, log)
+            result["rtpengine"] = _rtpengine(
+                rtpengine_steps, generators, baseline, duration_s, log, cpus=relay_cpus
+            )
     finally:
         generators.close()
     result["load_average_before"] = [round(value, 2) for value in load_before]
@@ -396,6 +454,8 @@ def _rtpengine(
     baseline: Callable[[int], Flow],
     duration_s: float,
     log: Callable[[str], None],
+    *,
+    cpus: frozenset[int] | None,
 ) -> dict[str, Any]:
     (ng_port,) = free_udp_ports(1)
     try:
@@ -416,6 +476,7 @@ def _rtpengine(
                 baseline=baseline,
                 duration=duration_s,
                 log=log,
+                cpus=cpus,
             )
         finally:
             backend.close()
