@@ -1,7 +1,7 @@
 """In-process CPU profile of complete calls through the B2BUA (run by hand, not collected).
 
     .venv/bin/python -m tests.switch.profile_calls [--calls N] [--auth acl|digest]
-        [--repeat R] [--profile]
+        [--repeat R] [--profile] [--guarded | --prepaid]
 
 A fake transport stands in for the sockets: the customer (shaped like SIPp's
 ``uac_auth.xml``) and the gateway (``uas_answer.xml``) are byte templates, so almost all
@@ -178,7 +178,7 @@ class Driver:
 
 
 async def run(
-    calls: int, auth: str, profile: bool, guarded: bool = False
+    calls: int, auth: str, profile: bool, guarded: bool = False, prepaid: bool = False
 ) -> tuple[float, float, float, float, float]:
     settings = make_settings(Path("/nonexistent"), digest_algorithms=("MD5", "SHA-256"))
     if guarded:
@@ -187,6 +187,7 @@ async def run(
             settings,
             shield=replace(settings.shield, trust_acl=False, source_rate=1e9, source_burst=1e9),
         )
+    if guarded or prepaid:
         data = plan_data(
             (GATEWAY_PORT, GATEWAY_PORT + 1),
             credit=CreditTerms(mode=BillingMode.PREPAID),
@@ -200,6 +201,7 @@ async def run(
     if guarded:
         guard, _ = _guard(settings, None)
         guard.use_plan(plan)  # as the switch's loader does at each plan
+    if guarded or prepaid:
         credit = CreditControl(MemoryReservations())
         credit.store.open(1, Decimal(10) ** 9, 0)
     b2bua = B2bua(
@@ -251,6 +253,9 @@ def main() -> None:
         action="store_true",
         help="with the shield, the fraud engine and prepaid credit control on the call path",
     )
+    parser.add_argument(
+        "--prepaid", action="store_true", help="with prepaid credit control only on the call path"
+    )
     args = parser.parse_args()
     try:
         import uvloop
@@ -260,7 +265,7 @@ def main() -> None:
         runner = asyncio.run
     for _ in range(args.repeat):
         per_call, per_message, total, p10, p50 = runner(
-            run(args.calls, args.auth, args.profile, args.guarded)
+            run(args.calls, args.auth, args.profile, args.guarded, args.prepaid)
         )
         print(
             f"auth={args.auth} calls={args.calls}: {per_call:.1f} us/call in on_message "
