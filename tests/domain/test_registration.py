@@ -120,6 +120,26 @@ def test_refresh_remove_one_query_and_remove_all() -> None:
     assert [b.contact for b in everything.removed] == ["sip:a@h"]
 
 
+def test_a_binding_keeps_its_q_and_a_refresh_changes_it() -> None:
+    """RFC 3261 §10.2.1.2: q is part of the binding (1.0 when the Contact gives none)."""
+    first = _ok(
+        update(
+            (), _register(ContactRequest("sip:a@h", q=500), ContactRequest("sip:b@h")), LIMITS, NOW
+        )
+    )
+    assert {b.contact: b.q for b in first.bindings} == {"sip:a@h": 500, "sip:b@h": 1000}
+    refreshed = _ok(
+        update(first.bindings, _register(ContactRequest("sip:b@h", q=0), cseq=3), LIMITS, NOW)
+    )
+    assert {b.contact: b.q for b in refreshed.bindings} == {"sip:a@h": 500, "sip:b@h": 0}
+
+
+@pytest.mark.parametrize("q", [-1, 1001])
+def test_a_q_out_of_range_is_no_contact(q: int) -> None:
+    with pytest.raises(ValueError, match="q out of range"):
+        ContactRequest("sip:a@h", q=q)
+
+
 def test_a_new_call_id_may_use_any_cseq() -> None:
     current = (_binding("sip:a@h", 100, call_id="old", cseq=50),)
     outcome = _ok(

@@ -150,6 +150,46 @@ def test_bind_query_refresh_remove_one_and_remove_all(run_scenario: Run) -> None
     run_scenario(scenario)
 
 
+def _q_values(response: Response) -> dict[str, str]:
+    """Contact URI -> its q parameter, as the 200 lists them."""
+    found = {}
+    for value in response.headers.get_all("Contact"):
+        found[value[1 : value.index(">")]] = value.split(";q=")[1].split(";")[0]
+    return found
+
+
+def test_q_values_are_kept_listed_and_changed_by_a_refresh(run_scenario: Run) -> None:
+    """RFC 3261 §10.2.1.2: each binding keeps its q (1 when the Contact has none); the
+    200 lists it with the shortest spelling; a refresh may change it."""
+
+    async def scenario(h: Harness) -> None:
+        phone = Phone(h, h.uac)
+        ok = await phone.register((f"<{A}>;q=0.500", f"<{B}>"), "600")
+        assert _q_values(ok) == {A: "0.5", B: "1"}
+        assert _q_values(await phone.register()) == {A: "0.5", B: "1"}
+        ok = await phone.register((f"<{A}>;Q=1.0", f"<{B}>;q=0"), "600")
+        assert _q_values(ok) == {A: "1", B: "0"}
+        ok = await phone.register((f"<{B}>;q=0.025",), "600")
+        assert _q_values(ok) == {A: "1", B: "0.025"}
+
+    run_scenario(scenario)
+
+
+@pytest.mark.parametrize("q", ["", "1.5", "2", "0.0001", "-0.5", ".5", "1.001", "1e-1", "one"])
+def test_a_malformed_q_is_refused_and_binds_nothing(run_scenario: Run, q: str) -> None:
+    async def scenario(h: Harness) -> None:
+        phone = Phone(h, h.uac)
+        contact = f"<{A}>;q" if not q else f"<{A}>;q={q}"
+        refused = await phone.register((contact,), "600")
+        assert (refused.status, refused.reason) == (
+            400,
+            "Bad Request - malformed q (0 to 1, at most three decimals)",
+        )
+        assert _bound(await phone.register()) == {}
+
+    run_scenario(scenario)
+
+
 def test_too_brief_gets_423_too_long_is_cut_and_bad_contacts_400(run_scenario: Run) -> None:
     async def scenario(h: Harness) -> None:
         phone = Phone(h, h.uac)
@@ -575,7 +615,7 @@ def test_another_account_cannot_take_over_a_flow(run_scenario: Run) -> None:
         await asyncio.sleep(0.2)
         mine = await alice.register()
         assert mine.headers.get_all("Contact") == (
-            f"<sip:alice@10.0.0.5:5061;transport=tcp>;expires={_bound(mine)[_uri(mine)]}"
+            f"<sip:alice@10.0.0.5:5061;transport=tcp>;expires={_bound(mine)[_uri(mine)]};q=1"
             f';+sip.instance="{INSTANCE}";reg-id=1',
         )
         alice.close()

@@ -28,7 +28,9 @@ The rules, from RFC 3261 §10.3:
   changes nothing (step 7: ``500``, the answer the RFC leaves open);
 * an account holds at most ``max_contacts`` bindings: past that, the ones that expire
   soonest give way to the new ones (a phone that re-registers from a new NAT port
-  without an instance would otherwise lock itself out until its old binding expires).
+  without an instance would otherwise lock itself out until its old binding expires);
+* each binding keeps the Contact's ``q`` (§10.2.1.2; 1.0 when absent), which a refresh
+  may change: calls ring the contacts of the highest q first (RFC 3261 §16.6).
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from dataclasses import dataclass
 from typing import Literal, Protocol
 
 __all__ = [
+    "Q_MAX",
     "Binding",
     "BindingKey",
     "Bindings",
@@ -54,6 +57,8 @@ __all__ = [
 # RFC 3261 §20.19: an Expires value is a 32-bit delta; bigger ones mean "as long as
 # possible", which the maximum cuts anyway.
 _EXPIRES_MAX = 2**32 - 1
+# q values (RFC 3261 §20.10) are kept in thousandths: 0.000 to 1.000 is 0 to 1000.
+Q_MAX = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +97,7 @@ class Binding:
     instance: str = ""  # RFC 5626 +sip.instance, when the phone sends one
     user_agent: str = ""
     reg_id: int = 0  # RFC 5626 reg-id of an outbound flow; 0: not a flow
+    q: int = Q_MAX  # the contact's q value in thousandths (RFC 3261 §20.10): 0 to 1000
 
     @property
     def key(self) -> BindingKey:
@@ -124,6 +130,11 @@ class ContactRequest:
     expires: int | None = None  # its ``expires`` parameter, if any
     instance: str = ""
     reg_id: int = 0  # RFC 5626 reg-id, when outbound applies (with an instance only)
+    q: int = Q_MAX  # its ``q`` parameter in thousandths; absent: 1.0
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.q <= Q_MAX:
+            raise ValueError(f"q out of range: {self.q}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,6 +256,7 @@ def update(
             instance=contact.instance,
             user_agent=request.user_agent,
             reg_id=contact.reg_id,
+            q=contact.q,
         )
         added.append(binding)
     room = limits.max_contacts - len(added)

@@ -49,6 +49,7 @@ from email.utils import formatdate
 
 from tollguard.config import SipSettings
 from tollguard.domain.registration import (
+    Q_MAX,
     Binding,
     Bindings,
     ContactRequest,
@@ -71,7 +72,7 @@ from tollguard.switch.timers import Cancellable, Scheduler
 from tollguard.switch.wire import Peer
 from tollguard.transport import Transports
 
-__all__ = ["Registrar", "limits_from_settings"]
+__all__ = ["Registrar", "limits_from_settings", "q_text"]
 
 log = logging.getLogger(__name__)
 security_log = logging.getLogger("tollguard.security")
@@ -85,6 +86,8 @@ _REG_ID_MAX = 2**31 - 1
 # A +sip.instance as the switch keeps (and echoes and logs) it: a URN in angle brackets
 # (RFC 5626 §4.1); nothing that could break out of the quoted string it comes back in.
 _INSTANCE_RE = re.compile(r"<[A-Za-z0-9:._~%!$&'()*+,;=/?@-]{1,254}>")
+# RFC 3261 §25.1: qvalue = ( "0" [ "." 0*3DIGIT ] ) / ( "1" [ "." 0*3("0") ] )
+_QVALUE_RE = re.compile(r"0(?:\.[0-9]{0,3})?|1(?:\.0{0,3})?")
 
 
 def limits_from_settings(sip: SipSettings) -> RegisterLimits:
@@ -109,6 +112,22 @@ def _seconds(text: str, what: str) -> int:
     return int(text)
 
 
+def _qvalue(text: str) -> int:
+    """A Contact's ``q`` parameter in thousandths (``0.5`` is 500)."""
+    text = text.strip()
+    if not _QVALUE_RE.fullmatch(text):
+        raise _Malformed("Bad Request - malformed q (0 to 1, at most three decimals)")
+    whole, _, decimals = text.partition(".")
+    return int(whole) * Q_MAX + int(decimals.ljust(3, "0"))
+
+
+def q_text(q: int) -> str:
+    """A q value in thousandths as the shortest qvalue (500 is ``0.5``, 1000 is ``1``)."""
+    if q >= Q_MAX:
+        return "1"
+    return f"0.{q:03d}".rstrip("0").rstrip(".")
+
+
 def _contacts(request: Request) -> tuple[ContactRequest, ...] | str:
     values = request.headers.values("Contact")
     found: list[ContactRequest] = []
@@ -129,6 +148,7 @@ def _contacts(request: Request) -> tuple[ContactRequest, ...] | str:
             instance = (contact.param("+sip.instance") or "").strip('"')
             if instance and not _INSTANCE_RE.fullmatch(instance):
                 raise _Malformed("Bad Request - malformed +sip.instance")
+            q = contact.param("q")
             reg_id = contact.param("reg-id")
             flow = 0
             if reg_id is not None:
@@ -142,6 +162,7 @@ def _contacts(request: Request) -> tuple[ContactRequest, ...] | str:
                     instance,
                     # §6: a reg-id without an instance is ignored.
                     flow if instance else 0,
+                    _qvalue(q) if q is not None else Q_MAX,
                 )
             )
     if star:
@@ -156,7 +177,7 @@ def _option_tags(request: Request, header: str) -> set[str]:
 
 
 def _contact_value(binding: Binding, wall: float) -> str:
-    value = f"<{binding.contact}>;expires={binding.expires_in(wall)}"
+    value = f"<{binding.contact}>;expires={binding.expires_in(wall)};q={q_text(binding.q)}"
     if binding.instance:
         value += f';+sip.instance="{binding.instance}"'
     if binding.reg_id:
@@ -339,13 +360,14 @@ class Registrar:
             for binding in outcome.added:
                 self._pings.heard_from(binding)
                 log.info(
-                    "registered %s at %s from %s:%d over %s%s for %d s",
+                    "registered %s at %s from %s:%d over %s%s for %d s, q=%s",
                     account.username,
                     binding.contact,
                     *binding.source,
                     binding.transport,
                     f" (flow {binding.reg_id} of {binding.instance})" if binding.reg_id else "",
                     binding.expires_in(wall),
+                    q_text(binding.q),
                 )
             self._arm()
         # §10.3 step 8: every current binding with its expiry, and the Date.
