@@ -60,8 +60,9 @@ class SipSettings:
     gateway_setup_timeout_s: float = 4.0
     # Ringing without an answer for this long: try the next gateway.
     gateway_ring_timeout_s: float = 90.0
-    # Ringing a registered contact of an account with another contact after it: try
-    # that one instead (serial forking, docs/registrar.md).
+    # How long the registered contacts of one q value ring (together) before the
+    # account's contacts of a lower q are tried instead (parallel forking by q,
+    # docs/registrar.md); the last group rings up to gateway_ring_timeout_s.
     fork_ring_timeout_s: float = 20.0
     # Which final responses from a gateway make the switch try the next one.
     failover_codes: tuple[str, ...] = ("408", "5xx")

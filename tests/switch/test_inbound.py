@@ -300,18 +300,18 @@ def test_a_range_forwards_to_a_did_and_a_trunk_fails_over(run_scenario: Run) -> 
     _run(run_scenario, scenario)
 
 
-def test_contacts_ring_in_turn(run_scenario: Run) -> None:
+def test_contacts_ring_together(run_scenario: Run) -> None:
     async def scenario(h: Harness) -> None:
         await h.source.swap(did_plan(h))
         first = await _registered(h, "bob", BOB_CONTACT)
         second = await _registered(h, "bob", "sip:bob@192.168.1.21:5062")
         provider = await _peer(PROVIDER_HOST)
         _invite(h, provider, BOB_DID)
-        invite, addr = await first.request("INVITE")
-        _reply(first, invite, addr, 486)  # this phone is busy: the other one rings
-        invite, addr = await second.request("INVITE")
-        assert str(invite.uri) == "sip:bob@192.168.1.21:5062"
-        _reply(second, invite, addr, 603)
+        invite1, addr1 = await first.request("INVITE")
+        invite2, addr2 = await second.request("INVITE")
+        assert str(invite2.uri) == "sip:bob@192.168.1.21:5062"
+        _reply(first, invite1, addr1, 486)  # this phone is busy: the other still rings
+        _reply(second, invite2, addr2, 603)
         assert (await provider.response()).status == 603
 
     _run(run_scenario, scenario)
@@ -325,15 +325,28 @@ def test_a_stranger_cannot_call_a_did_as_a_provider(run_scenario: Run) -> None:
         _invite(h, stranger, BOB_DID)
         # Not a gateway's address: a customer's call, to be authenticated first.
         assert (await stranger.response()).status == 407
-        # With the customer's own credentials the number is routed out like any other:
+        # Another customer's account dials it: the number is routed out like any other,
         # to a provider's gateway, never straight to the phone.
-        alice = await _peer(ALICE_HOST)
-        await _digest_call(h, alice, "alice", BOB_DID)
+        carol = await _peer(CAROL_HOST)
+        await _digest_call(h, carol, "carol", BOB_DID)
         invite, addr = await h.gw1.request("INVITE")
         assert str(invite.uri).startswith(f"sip:{BOB_DID}@127.0.0.1:")
         _reply(h.gw1, invite, addr, 486)
-        assert (await alice.response()).status == 486
+        assert (await carol.response()).status == 486
         assert phone.nothing(lambda m: isinstance(m, Request) and m.method == "INVITE")
+        # The owner's own account dials it: on-net, to the phone, no provider.
+        alice = await _peer(ALICE_HOST)
+        await _digest_call(h, alice, "alice", BOB_DID)
+        invite, addr = await phone.request("INVITE")
+        assert str(invite.uri) == BOB_CONTACT
+        _reply(phone, invite, addr, 486)
+        assert (await alice.response()).status == 486
+        assert h.gw1.nothing(lambda m: isinstance(m, Request) and m.method == "INVITE")
+        cdrs = await h.sink.wait(2)
+        assert [(c.direction, c.did) for c in cdrs] == [
+            (CallDirection.OUTBOUND, ""),
+            (CallDirection.INTERNAL, BOB_DID),
+        ]
 
     _run(run_scenario, scenario)
 

@@ -10,7 +10,9 @@ provider, and returns one verdict:
   gateways to try in order.
 
 The checks, in order: who is calling (source address or digest, :mod:`.auth`), the
-called number in E.164 (:func:`tollguard.domain.numbers.normalize`), a route
+called number in E.164 (:func:`tollguard.domain.numbers.normalize`; one of the
+customer's own DIDs is then delivered on-net instead, :meth:`.inbound.Inbound.own_did`,
+once the fraud policy let it through), a route
 (:meth:`tollguard.domain.routing.Plan.route`), then the fraud policy (:mod:`.guard`:
 destinations, caller ID, quiet hours, source country, limits, velocity). A refusal by a
 fraud rule answers what the rule says (403, or 503 for a capacity limit) and nothing
@@ -25,7 +27,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from tollguard.domain import fraud
@@ -88,12 +90,14 @@ class Refused:
     callee: str = ""
     detail: str = ""  # for the CDR (the operator), never for the caller
     direction: CallDirection = CallDirection.OUTBOUND
+    did: Did | None = None  # the customer's own DID it called (an on-net call)
 
 
 @dataclass(frozen=True, slots=True)
 class Delivered:
     """An inbound or internal call (:mod:`.inbound`): deliver it to ``deliveries`` in
-    order, for ``customer`` (the DID's owner, or the caller's customer)."""
+    order (contacts forked by q), for ``customer`` (the DID's owner, or the caller's
+    customer)."""
 
     plan: Plan
     direction: CallDirection
@@ -106,18 +110,21 @@ class Delivered:
     cost: tuple[Rate, RateCard] | None = None  # the provider's inbound rate and card
     charge: tuple[Rate, RateCard] | None = None  # the DID's per-minute price
     credit: CallCredit | None = None
+    fraud: fraud.Admitted | None = None  # a call to the caller's own DID: what it took
 
 
 Verdict = Admitted | Challenge | Refused | Delivered
 # An account calling a number of its own customer (an extension): where it goes, or None
 # when the number is no extension (see :mod:`.inbound`).
 Internal = Callable[[Plan, Customer, Account, str], Delivered | Refused | None]
+# A customer calling a number in E.164: one of its own DIDs, delivered on-net, or None.
+OnNet = Callable[[Plan, Customer, Account | None, str], Delivered | Refused | None]
 
 
 class Admission:
     """The checks every new call passes, against the plan of the moment."""
 
-    __slots__ = ("_auth", "calls_by_customer", "funds", "guard", "internal")
+    __slots__ = ("_auth", "calls_by_customer", "funds", "guard", "internal", "on_net")
 
     def __init__(self, authenticator: Authenticator, guard: Guard | None = None) -> None:
         self._auth = authenticator
@@ -126,8 +133,9 @@ class Admission:
         self.funds: CallFunds | None = None
         # Calls admitted and not yet ended, per customer id.
         self.calls_by_customer: dict[int, int] = {}
-        # Calls to a customer's own extensions, once the switch has set it up.
+        # Calls to a customer's own extensions and DIDs, once the switch has set it up.
         self.internal: Internal | None = None
+        self.on_net: OnNet | None = None
 
     def admit(
         self, plan: Plan, request: Request, peer: Peer, now: float, wall: datetime
@@ -160,6 +168,10 @@ class Admission:
             if log.isEnabledFor(logging.DEBUG):
                 log.debug("call %s: number %r: %s", request.call_id, result.number, exc)
             return Refused(484, "Address Incomplete", None, plan, customer, account)
+        if self.on_net is not None:
+            on_net = self.on_net(plan, customer, account, callee)
+            if on_net is not None:
+                return self._on_net(on_net, request, peer)
         decision = plan.route(customer, callee, wall)
         rejection = decision.rejection
         if rejection is not None:
@@ -225,6 +237,37 @@ class Admission:
             credit,
         )
 
+    def _on_net(
+        self, verdict: Delivered | Refused, request: Request, peer: Peer
+    ) -> Delivered | Refused:
+        """A call to the caller's own DID: no route, rate or credit (it costs nothing),
+        but the customer's fraud policy (limits, caller ID, hours ...) as for any call."""
+        if isinstance(verdict, Refused):
+            return verdict
+        guard = self.guard
+        checked: fraud.Admitted | None = None
+        if guard is not None:
+            plan, customer, account = verdict.plan, verdict.customer, verdict.account
+            source, callee = peer.address[0], verdict.callee
+            outcome = guard.admit(plan, customer, account, request, source, callee, None)
+            if isinstance(outcome, fraud.Refused):
+                answer = outcome.answer
+                return Refused(
+                    answer.status,
+                    answer.reason,
+                    answer.q850_cause,
+                    plan,
+                    customer,
+                    account,
+                    callee,
+                    f"fraud {outcome.rule.value}: {outcome.detail}",
+                    CallDirection.INTERNAL,
+                    verdict.did,
+                )
+            checked = outcome
+        self.count(verdict.customer)
+        return replace(verdict, fraud=checked)
+
     def count(self, customer: Customer) -> None:
         """One more call of ``customer`` in progress (:meth:`release` gives it back)."""
         counts = self.calls_by_customer
@@ -234,7 +277,7 @@ class Admission:
         """An admitted call that will not be set up after all: give everything back."""
         if admitted.credit is not None and self.funds is not None:
             self.funds.release(admitted.credit)
-        self.release(admitted.customer, admitted.fraud if isinstance(admitted, Admitted) else None)
+        self.release(admitted.customer, admitted.fraud)
 
     def release(self, customer: Customer, admitted_fraud: fraud.Admitted | None) -> None:
         """An admitted call of ``customer`` ended: give back what admission took."""

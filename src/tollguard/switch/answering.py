@@ -1,9 +1,10 @@
 """Answering the customer: the switch as the UAS of the customer's INVITE.
 
-What the customer sees of its call comes from here: the gateway's provisional responses
-relayed under the switch's own To tag, the 200 when a gateway answers (resent until the
-ACK, RFC 3261 §13.3.1.4; a 2xx never acknowledged means the customer is gone), or the
-final failure (resent until the ACK, Timer G/H). The INVITE's own retransmissions get
+What the customer sees of its call comes from here: the provisional responses of the
+gateway (or of any fork, RFC 3261 §16.7 step 5) relayed under the switch's own To tag,
+the 200 when a gateway answers (resent until the ACK, RFC 3261 §13.3.1.4; a 2xx never
+acknowledged means the customer is gone), or the final failure (resent until the ACK,
+Timer G/H). The INVITE's own retransmissions get
 the last response again, and a CANCEL that matches it (§9.2) stops the gateway attempt
 and ends the call with 487. The timers that end an answered call from this side — the
 missing ACK, the customer's duration limit, an expired session timer — hang up here.
@@ -70,13 +71,22 @@ class CustomerInvite:
         self.attempts: Attempts | None = None
         self.funds: CallFunds | None = None
 
-    def progress(self, call: Call, response: Response) -> None:
-        """Relay a gateway's provisional response (180, 183 ...) under our To tag."""
+    def progress(self, call: Call, attempt: GatewayAttempt, response: Response) -> None:
+        """Relay a gateway's provisional response (180, 183 ...) under our To tag.
+
+        While several forks ring, their session descriptions (early media) are not
+        relayed: the caller has one dialog with the switch and its media backend one
+        callee side, which only the fork that answers may take.
+        """
         body = response.body
         content_type = None
         if body:
-            content_type = response.content_type
-            body = self._media.answer(call, body, content_type)
+            forking = call.forking
+            if forking is not None and len(forking.live) > 1:
+                body = b""
+            else:
+                content_type = response.content_type
+                body = self._media.answer(call, attempt.leg, body, content_type)
         extra = (self._sig.contact(call.a.peer.transport),)
         self._sig.out(
             render_response(
@@ -100,7 +110,7 @@ class CustomerInvite:
         content_type = None
         if body:
             content_type = response.content_type
-            body = self._media.answer(call, body, content_type)
+            body = self._media.answer(call, attempt.leg, body, content_type)
         self._media.answered(call)
         extra: tuple[str, ...] = (self._sig.contact(call.a.peer.transport), f"Allow: {ALLOW}")
         session = call.a.session

@@ -12,8 +12,20 @@ Inbound and internal calls (:mod:`.inbound`) go through the same machinery with
 :class:`~tollguard.switch.call.Delivery` values instead of gateways: a registered contact
 gets the INVITE over the path its REGISTER came by (the connection included) with the
 bound contact as Request-URI; a trunk address like a gateway. They hold no gateway
-channel, and :meth:`Delivery.moves_on` replaces the failover policy. A contact that
-another contact follows rings at most ``sip.fork_ring_timeout_s`` (serial forking).
+channel, and :meth:`Delivery.moves_on` replaces the failover policy.
+
+Registered contacts are forked in parallel (RFC 3261 §16.6, §16.7): the contacts of one
+q value, highest first, ring at once (:class:`~tollguard.switch.call.Forking`), each a
+gateway attempt of its own. The first 2xx wins and every other fork of the group is
+cancelled with ``Reason: SIP;cause=200;text="Call completed elsewhere"`` (RFC 3326); a
+fork that answers after that is acknowledged and ended with a BYE like any answer that
+comes too late. A 6xx ends the search at once (the other forks are cancelled); any other
+failure leaves the group to its other forks, and once they have all failed, or the
+group rang for its ring timeout (``sip.fork_ring_timeout_s`` when a group of a lower q
+follows, else ``sip.gateway_ring_timeout_s``, from the group's first ringing), the next
+group rings. With none left the caller gets the best of the forks' final failures
+(:func:`~tollguard.switch.call.preference`). A fork over a phone's RFC 5626 flow that did
+not reach the phone is tried again over its next flow.
 
 What the customer sees is not decided here: the owner is told of progress, of the answer
 and of the final failure through the callbacks it passes in.
@@ -42,13 +54,20 @@ from tollguard.switch.call import (
     Call,
     CallState,
     Delivery,
+    FinalAnswer,
+    Forking,
     GatewayAttempt,
     Leg,
     TransactionKey,
 )
 from tollguard.switch.dialogs import DialogTable
 from tollguard.switch.guard import Guard
-from tollguard.switch.q850 import REASON_NO_ANSWER, REASON_TIMER_EXPIRY, reason_lines
+from tollguard.switch.q850 import (
+    REASON_ELSEWHERE,
+    REASON_NO_ANSWER,
+    REASON_TIMER_EXPIRY,
+    reason_lines,
+)
 from tollguard.switch.retransmit import Retransmitter
 from tollguard.switch.session_timer import SessionTimers
 from tollguard.switch.signalling import ALLOW, Signalling
@@ -58,8 +77,8 @@ from tollguard.transport import Address
 
 __all__ = ["Attempts", "GatewayChannels"]
 
-# A provisional (non-100) response to relay to the customer.
-Progress = Callable[[Call, Response], None]
+# A provisional (non-100) response of an attempt, to relay to the customer.
+Progress = Callable[[Call, GatewayAttempt, Response], None]
 # The current attempt answered: the call is answered.
 Answer = Callable[[Call, GatewayAttempt, Response], None]
 # No attempt left: (call, status, reason, hangup side, Q.850 cause, extra header lines).
@@ -146,14 +165,27 @@ class Attempts:
     # -- starting ------------------------------------------------------------------------
 
     def next(self, call: Call) -> None:
-        """Try the next gateway of the route; with none left, the call fails."""
+        """Try the next gateway of the route (or ring the next group of contacts); with
+        none left, the call fails."""
         channels = self.channels
-        while call.next_candidate < len(call.candidates):
-            candidate = call.candidates[call.next_candidate]
-            call.next_candidate += 1
-            if isinstance(candidate, RouteCandidate) and not channels.take(candidate.gateway):
-                continue
-            self._start(call, candidate)
+        candidates = call.candidates
+        while call.next_candidate < len(candidates):
+            candidate = candidates[call.next_candidate]
+            if isinstance(candidate, RouteCandidate):
+                call.next_candidate += 1
+                if not channels.take(candidate.gateway):
+                    continue
+            elif candidate.contact:
+                self._ring_group(call, candidate.q)
+                return
+            else:
+                call.next_candidate += 1
+            call.attempt = self._start(call, candidate)
+            return
+        forking = call.forking
+        if forking is not None and forking.best is not None:
+            status, reason, side, extra = forking.best
+            self._on_failure(call, status, reason, side, None, extra)
             return
         failure = call.tried[-1].failure if call.tried else None
         if failure is not None:
@@ -166,12 +198,29 @@ class Attempts:
             # Every gateway is at its channel limit: no circuit available (Q.850 34).
             self._on_failure(call, 503, "Service Unavailable", HangupSide.SWITCH, 34, ())
 
+    def _ring_group(self, call: Call, q: int) -> None:
+        """Ring every contact of the next group (those of q value ``q``) at once."""
+        forking = call.forking
+        if forking is None:
+            forking = call.forking = Forking()
+        candidates = call.candidates
+        first = end = call.next_candidate
+        while end < len(candidates):
+            candidate = candidates[end]
+            if not (isinstance(candidate, Delivery) and candidate.contact and candidate.q == q):
+                break
+            end += 1
+        call.next_candidate = end
+        for candidate in candidates[first:end]:
+            assert isinstance(candidate, Delivery)
+            forking.live.append(self._start(call, candidate))
+
     def _start(
         self,
         call: Call,
         candidate: RouteCandidate | Delivery,
         session_lines: tuple[str, ...] | None = None,
-    ) -> None:
+    ) -> GatewayAttempt:
         if isinstance(candidate, Delivery):
             peer, invite_uri = candidate.peer, candidate.uri
         else:
@@ -196,7 +245,6 @@ class Attempts:
         )
         via = sig.via(transport)
         attempt = GatewayAttempt(call, candidate, leg, invite_uri, via, self._wall())
-        call.attempt = attempt
         call.tried.append(attempt)
         self._dialogs.add_attempt(attempt)
         data = render_request(
@@ -215,6 +263,7 @@ class Attempts:
             data, leg.peer, invite=True, on_timeout=None, deadline=setup
         )
         attempt.setup_timer = self._scheduler.call_later(setup, self._setup_timeout, attempt)
+        return attempt
 
     # -- giving up -----------------------------------------------------------------------
 
@@ -232,16 +281,44 @@ class Attempts:
         if attempt.state not in LIVE_ATTEMPT:
             return
         self._give_up(attempt, 408, why, (reason,))
-        if call.state is CallState.ROUTING and call.attempt is attempt:
+        if call.state is not CallState.ROUTING:
+            return
+        if call.attempt is attempt:
             call.attempt = None
             self.next(call)
+        elif call.ringing_fork(attempt):
+            self._fork_failed(call, attempt, (408, reason_phrase(408), HangupSide.SWITCH, ()))
+
+    def _group_ring_timeout(self, call: Call) -> None:
+        """The group rang for its ring timeout: give up on its forks, ring the next."""
+        forking = call.forking
+        assert forking is not None
+        forking.ring_timer = None
+        if call.state is not CallState.ROUTING:
+            return
+        self._stop_forks(forking, 408, "ring timeout", (REASON_NO_ANSWER,))
+        forking.consider((408, reason_phrase(408), HangupSide.SWITCH, ()))
+        self.next(call)
 
     def abort(self, call: Call, why: str, reasons: tuple[str, ...] = ()) -> None:
-        """Stop the attempt in progress (CANCEL it, with ``reasons``) and try no other."""
+        """Stop the attempt in progress, or every fork, (CANCEL each, with ``reasons``)
+        and try no other."""
         attempt = call.attempt
         if attempt is not None:
             self._give_up(attempt, 0, why, reasons)
             call.attempt = None
+        if call.forking is not None:
+            self._stop_forks(call.forking, 0, why, reasons)
+
+    def _stop_forks(
+        self, forking: Forking, status: int, why: str, reasons: tuple[str, ...]
+    ) -> None:
+        """Give up on every fork still ringing (CANCEL, with ``reasons``)."""
+        forking.stop_timer()
+        live = forking.live
+        forking.live = []
+        for fork in live:
+            self._give_up(fork, status, why, reasons)
 
     def _give_up(
         self, attempt: GatewayAttempt, status: int, why: str, reasons: tuple[str, ...]
@@ -308,11 +385,21 @@ class Attempts:
         attempt.failure = (status, reason, False)
         self.channels.release(attempt)
         self._settle(attempt, status, reason)
-        if call.state is not CallState.ROUTING or call.attempt is not attempt:
+        if call.state is not CallState.ROUTING:
+            return
+        if call.attempt is not attempt:
+            if call.ringing_fork(attempt):
+                extra = _reason_lines_of(response)
+                self._fork_failed(
+                    call, attempt, (status, reason, HangupSide.CALLEE, extra), response
+                )
             return
         call.attempt = None
-        if status == 422 and response is not None and self._retry_interval(call, attempt, response):
-            return
+        if status == 422 and response is not None:
+            retry = self._retry_interval(call, attempt, response)
+            if retry is not None:
+                call.attempt = retry
+                return
         candidate = attempt.candidate
         moves_on = (
             candidate.moves_on(status)
@@ -322,24 +409,59 @@ class Attempts:
         if moves_on and call.next_candidate < len(call.candidates):
             self.next(call)
             return
-        extra: tuple[str, ...] = ()
-        if response is not None:
-            # The carrier's own Q.850 cause says more than our mapping of its code.
-            extra = tuple(f"Reason: {value}" for value in response.headers.get_all("Reason"))
+        extra = _reason_lines_of(response)
         self._on_failure(call, status, reason, HangupSide.CALLEE, None, extra)
 
-    def _retry_interval(self, call: Call, attempt: GatewayAttempt, response: Response) -> bool:
+    def _fork_failed(
+        self,
+        call: Call,
+        fork: GatewayAttempt,
+        answer: FinalAnswer,
+        response: Response | None = None,
+    ) -> None:
+        """A fork of the ringing group failed with ``answer`` (RFC 3261 §16.7)."""
+        forking = call.forking
+        assert forking is not None
+        forking.live.remove(fork)
+        status, reason, side, extra = answer
+        candidate = fork.candidate
+        assert isinstance(candidate, Delivery)
+        if not candidate.moves_on(status):
+            # A 6xx (§16.7 step 5): nobody of the account takes the call; the search ends.
+            declined = f'SIP;cause={status};text="{reason_phrase(status)}"'
+            self._stop_forks(forking, 0, "declined elsewhere", (declined,))
+            call.next_candidate = len(call.candidates)
+            self._on_failure(call, status, reason, side, None, extra)
+            return
+        fallback = candidate.fallback
+        if fallback is not None and candidate.flow_failed(status):
+            forking.live.append(self._start(call, fallback))  # RFC 5626 §5.2: next flow
+            return
+        if status == 422 and response is not None:
+            retry = self._retry_interval(call, fork, response)
+            if retry is not None:
+                forking.live.append(retry)
+                return
+        forking.consider(answer)
+        if not forking.live:
+            forking.stop_timer()
+            self.next(call)
+
+    def _retry_interval(
+        self, call: Call, attempt: GatewayAttempt, response: Response
+    ) -> GatewayAttempt | None:
         """422 (RFC 4028 §7.4): try the same gateway once more with the interval it asks."""
-        if any(tried.candidate is attempt.candidate for tried in call.tried[:-1]):
-            return False
+        if any(
+            tried.candidate is attempt.candidate and tried is not attempt for tried in call.tried
+        ):
+            return None
         lines = self._sessions.retry_lines(response)
         candidate = attempt.candidate
         if lines is None or (
             isinstance(candidate, RouteCandidate) and not self.channels.take(candidate.gateway)
         ):
-            return False
-        self._start(call, attempt.candidate, lines)
-        return True
+            return None
+        return self._start(call, attempt.candidate, lines)
 
     def transport_failed(self, transport: str, address: Address) -> None:
         """A connection to ``address`` failed: attempts waiting on it fail with 503."""
@@ -349,7 +471,7 @@ class Attempts:
                 and attempt.leg.peer.address == address
                 and attempt.leg.peer.transport == transport
                 and attempt.state is AttemptState.CALLING
-                and call.attempt is attempt
+                and (call.attempt is attempt or call.ringing_fork(attempt))
             ):
                 self._failed(attempt, 503, "Service Unavailable", None)
 
@@ -383,25 +505,32 @@ class Attempts:
             attempt.enter(AttemptState.PROCEEDING)
         elif state is not AttemptState.PROCEEDING:
             return
-        if call.attempt is not attempt or response.status == 100:
+        if response.status == 100:
             return
-        if attempt.setup_timer is not None:
+        if call.attempt is not attempt:
+            forking = call.forking
+            if forking is None or attempt not in forking.live:
+                return
+            if attempt.setup_timer is not None:
+                attempt.setup_timer.cancel()
+                attempt.setup_timer = None
+            if forking.ring_timer is None:
+                # The group's ring timeout, from its first ringing.
+                forking.ring_timer = self._scheduler.call_later(
+                    self._group_ring_s(call), self._group_ring_timeout, call
+                )
+        elif attempt.setup_timer is not None:
             attempt.setup_timer.cancel()
             attempt.setup_timer = None
             attempt.ring_timer = self._scheduler.call_later(
-                self._ring_timeout_s(call, attempt), self._ring_timeout, attempt
+                self._settings.gateway_ring_timeout_s, self._ring_timeout, attempt
             )
-        self._on_progress(call, response)
+        self._on_progress(call, attempt, response)
 
-    def _ring_timeout_s(self, call: Call, attempt: GatewayAttempt) -> float:
+    def _group_ring_s(self, call: Call) -> float:
         ring = self._settings.gateway_ring_timeout_s
-        candidate = attempt.candidate
-        if (
-            isinstance(candidate, Delivery)
-            and candidate.contact
-            and call.next_candidate < len(call.candidates)
-        ):
-            # Serial forking: another contact is waiting for its turn.
+        if call.next_candidate < len(call.candidates):
+            # Contacts of a lower q wait for their turn.
             return min(ring, self._settings.fork_ring_timeout_s)
         return ring
 
@@ -424,16 +553,24 @@ class Attempts:
         attempt.enter(AttemptState.ANSWERED)
         attempt.stop_timers()
         self._ack_2xx(leg)
+        current = call.attempt is attempt
         if (
             call.state is not CallState.ROUTING
-            or call.attempt is not attempt
+            or not (current or call.ringing_fork(attempt))
             or previous not in LIVE_ATTEMPT
         ):
-            # Answered after we gave up on it (RFC 3261 §9.1 race): end it at once.
-            # Its channel was released when the attempt was abandoned.
+            # Answered after we gave up on it (RFC 3261 §9.1 race), or after another fork
+            # won: end it at once. Its channel was released when it was abandoned.
             self._settle(attempt, response.status, f"{attempt.why}, answered too late: BYE")
             self._bye(leg, attempt.reasons)
             return
+        if not current:
+            # The first fork to answer wins (RFC 3261 §16.7 step 4); the others stop.
+            forking = call.forking
+            assert forking is not None
+            forking.live.remove(attempt)
+            self._stop_forks(forking, 0, "call completed elsewhere", (REASON_ELSEWHERE,))
+            call.attempt = attempt
         self._settle(attempt, response.status, response.reason)
         self._on_answer(call, attempt, response)
 
@@ -454,3 +591,11 @@ class Attempts:
             f"To: {response.headers.get('To')}\r\nCall-ID: {leg.call_id}\r\nCSeq: 1 ACK\r\n",
         )
         self._sig.out(data, leg.peer)
+
+
+def _reason_lines_of(response: Response | None) -> tuple[str, ...]:
+    """The callee's Reason header lines (its own Q.850 cause says more than our mapping
+    of its status code), passed on with a final failure."""
+    if response is None:
+        return ()
+    return tuple(f"Reason: {value}" for value in response.headers.get_all("Reason"))

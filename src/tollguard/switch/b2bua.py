@@ -6,8 +6,9 @@ matched to its call by Call-ID (:mod:`.dialogs`) and handed to the concern it be
 * a new INVITE to :mod:`.admission` (authentication, number, route, fraud rules,
   credit), then to :mod:`.attempts` (gateways tried in order, failover); a new INVITE
   from a provider gateway's address to :mod:`.inbound` (the DID called, its owner and
-  target), an account's call to an extension of its customer too; their deliveries
-  (registered contacts, trunk addresses) go through :mod:`.attempts` like gateways;
+  target), an account's call to an extension of its customer and a customer's call to
+  one of its own DIDs too; their deliveries go through :mod:`.attempts` like gateways
+  (trunk addresses in turn, registered contacts forked in parallel by q value);
 * responses from a gateway to its INVITE to :mod:`.attempts`;
 * in-dialog requests (re-INVITE, UPDATE, INFO) and their responses to :mod:`.relay`;
 * BYE, CANCEL and the switch's own timers to :mod:`.teardown`, which releases what the
@@ -211,6 +212,7 @@ class B2bua:
         )
         self._inbound = Inbound(self._admission, self._registrar.contacts)
         self._admission.internal = self._inbound.extension
+        self._admission.on_net = self._inbound.own_did
 
     def _forgotten(self, call: Call) -> None:
         self._attempts.settle_all(call)
@@ -488,6 +490,7 @@ class B2bua:
         """An inbound or internal call: its direction, DID, money and deliveries."""
         call.direction = verdict.direction
         call.did = verdict.did
+        call.fraud = verdict.fraud
         call.inbound_gateway = verdict.gateway
         call.inbound_cost = verdict.cost
         if verdict.charge is not None:
@@ -533,6 +536,8 @@ class B2bua:
             assert provider is not None
             call.inbound_gateway = (provider, gateway)
             call.did = verdict.plan.dids.lookup(verdict.callee) if verdict.callee else None
+        else:
+            call.did = verdict.did  # a call to the customer's own DID
         self._answering.reject(
             call, verdict.status, verdict.reason, HangupSide.SWITCH, verdict.cause, ()
         )

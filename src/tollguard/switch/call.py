@@ -3,11 +3,14 @@
 Both sides of a call are :class:`Leg` values, the dialog state the switch keeps as the
 user agent it is towards each peer (RFC 3261 §12): the customer leg (A), where the switch
 is the UAS of the initial INVITE, and one leg per gateway attempt (B), where it is the
-UAC. A leg holds where its messages go, its Call-ID, the two identities with their tags
-(``local`` is the From of the requests the switch sends on it, ``remote`` their To), the
-CSeq, the route set and remote target, and the transactions pending on it: requests the
-switch sent and may retransmit (keyed by CSeq number and method) and in-dialog requests
-relayed onto it whose responses go back to the other side (keyed by CSeq number).
+UAC. Gateways and trunk addresses are tried one at a time (``Call.attempt``); a call to
+an account's registered contacts rings the contacts of one q value at once
+(:class:`Forking`), and the fork that answers becomes ``Call.attempt``. A leg holds
+where its messages go, its Call-ID, the two identities with their tags (``local`` is the
+From of the requests the switch sends on it, ``remote`` their To), the CSeq, the route
+set and remote target, and the transactions pending on it: requests the switch sent and
+may retransmit (keyed by CSeq number and method) and in-dialog requests relayed onto it
+whose responses go back to the other side (keyed by CSeq number).
 
 Call and attempt states are tables (``_CALL_NEXT``, ``_ATTEMPT_NEXT``); entering a state
 the table does not allow from the current one is a bug and raises.
@@ -37,11 +40,14 @@ __all__ = [
     "Call",
     "CallState",
     "Delivery",
+    "FinalAnswer",
+    "Forking",
     "GatewayAttempt",
     "Leg",
     "LegSession",
     "Relay",
     "TransactionKey",
+    "preference",
 ]
 
 
@@ -103,6 +109,11 @@ class Delivery:
     a phone's registered contact, reached over the path its REGISTER came by (its NAT's
     public address, its very TCP/TLS connection), or an address of a customer's trunk.
 
+    Contacts are forked in parallel by ``q`` (thousandths, RFC 3261 §16.6 step 1): the
+    contacts of one q ring at once, the highest q first (:mod:`.attempts`). ``fallback``
+    is another flow of the same phone (RFC 5626 §5.2), tried when this one did not reach
+    it (:meth:`flow_failed`); a phone is never rung over two flows at once.
+
     ``moves_on`` says which final failures try the next delivery: a contact, any but a
     6xx (RFC 3261 §16.7: the phone that is busy is not the only one); a trunk, 408 and
     5xx only (its failover address is for a trunk that is down, not one that refuses).
@@ -111,11 +122,22 @@ class Delivery:
     peer: Peer
     uri: str  # the Request-URI: the bound contact, or sip:<number>@<trunk>
     contact: bool  # a registered contact (else a trunk address)
+    q: int = 1000  # the binding's q value in thousandths (1000: q=1)
+    fallback: Delivery | None = None  # the phone's next flow, if it has another
 
     def moves_on(self, status: int) -> bool:
         if self.contact:
             return 300 <= status < 600
         return status == 408 or 500 <= status < 600
+
+    @staticmethod
+    def flow_failed(status: int) -> bool:
+        """The flow did not reach the phone: no answer in time (408), the flow is broken
+        (430 Flow Failed, RFC 5626 §5.3), or it could not be written to (503)."""
+        return status in _FLOW_FAILURES
+
+
+_FLOW_FAILURES = frozenset({408, 430, 503})
 
 
 @dataclass(frozen=True, slots=True)
@@ -269,6 +291,52 @@ class GatewayAttempt:
             self.ring_timer = None
 
 
+# A final answer for the caller: (status, reason phrase, who ended the call, extra
+# header lines such as the callee's Reason).
+FinalAnswer = tuple[int, str, HangupSide, tuple[str, ...]]
+
+
+class Forking:
+    """A call forked to an account's registered contacts (RFC 3261 §16.6, §16.7).
+
+    The contacts of one q value ring at once: ``live`` holds the forks of the ringing
+    group still waiting for their final response, ``ring_timer`` the group's ring
+    timeout (armed at its first ringing), ``best`` the best final failure of every fork
+    so far (what the caller is told when no fork answers).
+    """
+
+    __slots__ = ("best", "live", "ring_timer")
+
+    def __init__(self) -> None:
+        self.live: list[GatewayAttempt] = []
+        self.ring_timer: Cancellable | None = None
+        self.best: FinalAnswer | None = None
+
+    def stop_timer(self) -> None:
+        if self.ring_timer is not None:
+            self.ring_timer.cancel()
+            self.ring_timer = None
+
+    def consider(self, answer: FinalAnswer) -> None:
+        """A fork failed with ``answer``: keep it if it is the best so far."""
+        if self.best is None or preference(answer[0]) < preference(self.best[0]):
+            self.best = answer
+
+
+# RFC 3261 §16.7 step 6: of the final failures of the forks, the caller gets a 6xx at
+# once, else the one of the lowest class; within the 4xx class a busy phone (486) says
+# most, a refusal of its own (403, 404, 488 ...) next, then a phone that is unavailable
+# (480), and last one that never answered (408).
+_WITHIN_CLASS = {486: 0, 480: 2, 408: 3}
+
+
+def preference(status: int) -> tuple[int, int]:
+    """How good a fork's final failure is for the caller: lower is better."""
+    if status >= 600:
+        return (0, 0)
+    return (status // 100, _WITHIN_CLASS.get(status, 1))
+
+
 class Call:
     """One customer call: the customer leg, its INVITE, and the gateway attempts."""
 
@@ -298,6 +366,7 @@ class Call:
         "final_out",
         "final_reason",
         "final_status",
+        "forking",
         "fraud",
         "hangup_side",
         "inbound_cost",
@@ -348,7 +417,10 @@ class Call:
         self.sell_rate: Rate | None = None
         self.candidates: tuple[RouteCandidate | Delivery, ...] = ()
         self.next_candidate = 0
-        self.attempt: GatewayAttempt | None = None  # in progress, or the answered one
+        # The attempt in progress (gateways, trunk addresses: one at a time), or the
+        # answered one (a fork too); the forks of a call to registered contacts.
+        self.attempt: GatewayAttempt | None = None
+        self.forking: Forking | None = None
         self.tried: list[GatewayAttempt] = []
         # Ended while an attempt still waited for its final response (the 487 to the
         # switch's CANCEL): the end time and Q.850 cause of the CDR to write once it came.
@@ -380,6 +452,11 @@ class Call:
         if state not in _CALL_NEXT[self.state]:
             raise RuntimeError(f"call {self.a.call_id}: {self.state.value} -> {state.value}")
         self.state = state
+
+    def ringing_fork(self, attempt: GatewayAttempt) -> bool:
+        """True while ``attempt`` is a fork of the ringing group, waiting for its answer."""
+        forking = self.forking
+        return forking is not None and attempt in forking.live
 
     def settled(self) -> bool:
         """True once every attempt's outcome is known (the CDR can be written)."""

@@ -86,6 +86,8 @@ class DialogTable:
             call.final_out.cancel()
         if call.duration_timer is not None:
             call.duration_timer.cancel()
+        if call.forking is not None:
+            call.forking.stop_timer()
         for out in call.a.pending.values():
             forget(out)
         for attempt in call.tried:

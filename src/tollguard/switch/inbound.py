@@ -14,9 +14,9 @@ decides where it goes:
   disabled DID in the chain: ``404 Not Found``, with a CDR naming the provider;
 * the owner disabled: ``403 Forbidden`` (the provider learns nothing more);
 * the final DID of the chain (:meth:`tollguard.domain.dids.DidIndex.resolve`) names
-  the target: an account (its registered contacts, in the order the registrar returns
-  them; none: ``480 Temporarily Unavailable``), or a trunk (its address, then its
-  failover address).
+  the target: an account (its registered contacts, forked by q value, highest first:
+  :meth:`Inbound.contacts_of`; none: ``480 Temporarily Unavailable``), or a trunk (its
+  address, then its failover address).
 
 The money of an inbound call: the provider's cost is its inbound card's rate for the
 DID number (:meth:`~tollguard.domain.routing.Plan.inbound_rate`; no card or no rate:
@@ -31,6 +31,12 @@ that is the extension of another account of the same customer rings that account
 contacts, without any provider and without money (``480`` when it is not registered).
 Extensions are looked up within the caller's customer only: another customer's
 extension is a number like any other, and goes to routing.
+
+:meth:`Inbound.own_did` runs for every customer's call once its number is normalised: a
+number that is one of the caller's own enabled DIDs is delivered on-net, as a call from
+a provider to that DID would be, but as an internal call: no provider, no provider cost
+and no DID price. Another customer's DID is a number like any other, and is routed out
+(the provider brings it back in as an inbound call).
 """
 
 from __future__ import annotations
@@ -123,17 +129,9 @@ class Inbound:
 
         if customer is None or not customer.enabled:
             return refuse(403, "Forbidden", "inbound: owner disabled")
-        if did.target is DidTarget.ACCOUNT:
-            if account is None or not account.enabled:
-                return refuse(480, "Temporarily Unavailable", "inbound: account disabled")
-            deliveries = self.contacts_of(account)
-        else:
-            deliveries = tuple(
-                _trunk_delivery(number, address.host, address.port, address.transport)
-                for address in did.trunk
-            )
-        if not deliveries:
-            return refuse(480, "Temporarily Unavailable", "inbound: not registered")
+        deliveries = self._target(did, account, number)
+        if isinstance(deliveries, str):
+            return refuse(480, "Temporarily Unavailable", f"inbound: {deliveries}")
         cost: tuple[Rate, RateCard] | None = None
         inbound_rate = plan.inbound_rate(provider, number, wall)
         if inbound_rate is not None and provider.inbound_card_id is not None:
@@ -189,12 +187,99 @@ class Inbound:
         self._admission.count(customer)
         return Delivered(plan, CallDirection.INTERNAL, customer, caller, number, deliveries)
 
+    def own_did(
+        self, plan: Plan, customer: Customer, caller: Account | None, number: str
+    ) -> Delivered | Refused | None:
+        """A call by ``customer`` to ``number`` (E.164): on-net when the number is one of
+        its own enabled DIDs (every DID of the forward chain its own), else None.
+
+        Delivered as an inbound call to the DID would be (its account's contacts, or its
+        trunk), as an internal call: no provider, and no DID price. Admission applies the
+        customer's fraud policy and counts the call (:meth:`Admission.admit`).
+        """
+        dids = plan.dids
+        if not len(dids):
+            return None
+        chain = dids.resolve(number)
+        if (
+            not chain
+            or not chain[-1].enabled
+            or any(did.customer_id != customer.id for did in chain)
+        ):
+            return None  # another customer's DID (or none, or disabled): routed out
+        did = chain[-1]
+        account = None
+        if did.target is DidTarget.ACCOUNT and did.account_id is not None:
+            account = plan.account(did.account_id)
+        deliveries = self._target(did, account, number)
+        if isinstance(deliveries, str):
+            return Refused(
+                480,
+                "Temporarily Unavailable",
+                None,
+                plan,
+                customer,
+                caller,
+                number,
+                f"own DID {did.first}: {deliveries}",
+                CallDirection.INTERNAL,
+                did,
+            )
+        return Delivered(plan, CallDirection.INTERNAL, customer, caller, number, deliveries, did)
+
+    def _target(self, did: Did, account: Account | None, number: str) -> tuple[Delivery, ...] | str:
+        """Where a call to ``did`` (the last of its chain) goes, or why nowhere."""
+        if did.target is DidTarget.ACCOUNT:
+            if account is None or not account.enabled:
+                return "account disabled"
+            deliveries = self.contacts_of(account)
+        else:
+            deliveries = tuple(
+                _trunk_delivery(number, address.host, address.port, address.transport)
+                for address in did.trunk
+            )
+        return deliveries or "not registered"
+
     def contacts_of(self, account: Account) -> tuple[Delivery, ...]:
-        """The account's registered contacts, each over the path it registered by."""
-        return tuple(
-            Delivery(Peer(b.source, b.transport, b.connection), b.contact, contact=True)
-            for b in self._contacts(account.id)
-        )
+        """The account's registered contacts, each over the path it registered by, the
+        highest q first (RFC 3261 §16.6: each q value is a group rung at once).
+
+        The flows of one phone (RFC 5626: one ``+sip.instance``, several reg-ids) are one
+        delivery per q value: the most recently registered flow, the others its
+        fallbacks in turn (§5.2), so that a phone never rings twice for one call.
+        """
+        phones: list[Binding | tuple[str, int]] = []
+        flows: dict[tuple[str, int], list[Binding]] = {}
+        for binding in self._contacts(account.id):
+            if binding.reg_id and binding.instance:
+                key = (binding.instance, binding.q)
+                if key not in flows:
+                    flows[key] = []
+                    phones.append(key)
+                flows[key].append(binding)
+            else:
+                phones.append(binding)
+        deliveries: list[Delivery] = []
+        for phone in phones:
+            if isinstance(phone, Binding):
+                deliveries.append(_contact_delivery(phone, None))
+                continue
+            delivery = None
+            for binding in flows[phone]:  # registered in this order: the last first
+                delivery = _contact_delivery(binding, delivery)
+            assert delivery is not None
+            deliveries.append(delivery)
+        deliveries.sort(key=_highest_q_first)
+        return tuple(deliveries)
+
+
+def _contact_delivery(binding: Binding, fallback: Delivery | None) -> Delivery:
+    peer = Peer(binding.source, binding.transport, binding.connection)
+    return Delivery(peer, binding.contact, contact=True, q=binding.q, fallback=fallback)
+
+
+def _highest_q_first(delivery: Delivery) -> int:
+    return -delivery.q
 
 
 def did_charge(plan: Plan, customer: Customer, did: Did) -> tuple[Rate, RateCard] | None:

@@ -1,7 +1,8 @@
 """Media hooks: where a call's session descriptions pass through its media backend.
 
 The B2BUA calls these at the offer (the customer's INVITE towards the gateways), the
-answer (a gateway's SDP in a provisional or 2xx towards the customer), the moment the
+answer (a gateway's SDP in a provisional or 2xx towards the customer; of a forked call,
+only the answering fork's, or the early media of a fork that rings alone), the moment the
 call is answered, every in-dialog re-offer and its answer, and at the end of the call.
 
 Which backend carries a call (:mod:`tollguard.media`: ``bypass``, ``relay``,
@@ -23,7 +24,7 @@ from collections.abc import Callable, Mapping
 from tollguard.domain.plan import MediaChoice
 from tollguard.domain.routing import RouteCandidate
 from tollguard.media import Bypass, MediaBackend, MediaCounters, MediaRefused, Party
-from tollguard.switch.call import Call
+from tollguard.switch.call import Call, Leg
 
 __all__ = ["REASON_MEDIA_TIMEOUT", "MediaHooks"]
 
@@ -92,12 +93,14 @@ class MediaHooks:
         self._calls[call.a.call_id] = (call, backend)
         return result
 
-    def answer(self, call: Call, body: bytes, content_type: str | None) -> bytes:
-        """A gateway's answer (18x or 2xx, a non-empty body), as it goes to the customer."""
+    def answer(self, call: Call, leg: Leg, body: bytes, content_type: str | None) -> bytes:
+        """The answer (18x or 2xx, a non-empty body) that came on gateway ``leg``, as it
+        goes to the customer. On a forked call only the fork that answers (or the only
+        one ringing) gets here: the backend sees one callee side."""
         entry = self._calls.get(call.a.call_id)
-        if entry is None or call.attempt is None:
+        if entry is None:
             return body
-        peer = call.attempt.leg.peer
+        peer = leg.peer
         return entry[1].answer(
             call.a.call_id, body, content_type, Party(*peer.address, peer.transport)
         )

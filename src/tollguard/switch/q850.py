@@ -14,6 +14,7 @@ from tollguard.sip.message import Request
 
 __all__ = [
     "NORMAL_CLEARING",
+    "REASON_ELSEWHERE",
     "REASON_MAX_DURATION",
     "REASON_NO_ANSWER",
     "REASON_TIMER_EXPIRY",
@@ -32,6 +33,9 @@ NORMAL_CLEARING = 16
 REASON_TIMER_EXPIRY = 'Q.850;cause=102;text="Recovery on timer expiry"'
 REASON_NO_ANSWER = 'Q.850;cause=19;text="No answer from user"'
 REASON_MAX_DURATION = 'Q.850;cause=16;text="Maximum call duration reached"'
+# RFC 3326 §2: the CANCEL of the forks that lost to the one that answered, so that those
+# phones do not show a missed call.
+REASON_ELSEWHERE = 'SIP;cause=200;text="Call completed elsewhere"'
 # Q.850 causes are 7 bits.
 _Q850_MAX = 127
 
