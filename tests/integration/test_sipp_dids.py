@@ -8,26 +8,34 @@ inbound card charges 0.01 a second; DID ``UDP_DID`` costs its owner 0.60 a minut
 The DIDs, the inbound card and the extensions are created through the ORM (the DID
 provisioning surfaces are not part of this module).
 
-A phone is one SIPp process (``uac_register_wait``) that registers with digest,
-refreshes, and answers the calls that reach it with ``uas_answer`` (``-oocsf``: calls
-arrive with Call-IDs of their own).
+A phone is one SIPp process (``uac_register_wait``, or ``uac_register_q`` to register
+with a q value) that registers with digest, refreshes, and answers the calls that reach
+it with an out-of-call scenario (``-oocsf``: calls arrive with Call-IDs of their own):
+``uas_answer``, or this directory's phones that ring and are cancelled, ring and
+refuse, or ring and answer.
+
+The account ``ring`` has two phones of one q (they ring together), ``hunt`` one of q 1
+and one of q 0.5 (rung in that order), and ``own`` is called by its own customer on its
+DID: on-net. The provider ``carrier-out`` (a SIPp gateway, the cheapest for 44) takes
+the calls that are routed out.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tollguard.bench.sipp import scenario_path
-from tollguard.bench.sippctl import LOOPBACK, Sipp, free_udp_ports, status_line
+from tollguard.bench.sippctl import LOOPBACK, Sipp, SippStats, free_udp_ports, status_line
 
 from .harness import PHONE, Provider, Switch, call_charges, manage_shell
-from .switches import own_switch
+from .switches import SCENARIOS, own_switch
 
 pytestmark = pytest.mark.integration
 
@@ -38,9 +46,15 @@ CAROL_HOST = "127.0.0.6"
 ALICE = ("alice", "correct-horse-battery")
 DESK2 = ("desk2", "battery-horse-staple")
 CAROL = ("carol", "horse-staple-battery")
+RING = ("ring", "horse-battery-correct")
+HUNT = ("hunt", "battery-correct-horse")
+OWN = ("own", "correct-staple-horse")
 UDP_DID = "442071000001"  # desk1, 0.60 a minute
 TCP_DID = "442071000002"  # desk2 (registers over TCP)
 TRUNK_DID = "442071000003"  # the trunk: trunk-down (503), then trunk-up
+FORK_DID = "442071000004"  # ring: two phones of one q
+HUNT_DID = "442071000005"  # hunt: the q=1 phone, then the q=0.5 one
+OWN_DID = "442071000006"  # own: called by its own customer
 UNKNOWN = "442071000009"
 DID_PRICE = Decimal("0.60")
 INBOUND_PER_SECOND = Decimal("0.01")
@@ -57,13 +71,15 @@ def _rate(prefix: str, per_minute: str) -> dict[str, Any]:
 
 
 def did_plan(gateways: dict[str, int]) -> dict[str, Any]:
-    del gateways  # the trunk's addresses go into its DID, below
+    # The trunk's addresses go into its DID (_provision_dids); carrier-out's is a gateway.
     credit = {"mode": "postpaid", "credit_limit": "1000"}
     numbering = {"country_code": "44"}
+    out_gw = {"name": "out-gw", "host": LOOPBACK, "port": gateways["carrier-out"]}
     return {
         "rate_cards": [
             {"name": "pbx-sell", "kind": "sell", "currency": "EUR", "rates": [_rate("44", "1")]},
             {"name": "in-cost", "kind": "cost", "currency": "EUR", "rates": [_rate("44", "0.6")]},
+            {"name": "out-cost", "kind": "cost", "currency": "EUR", "rates": [_rate("44", "0.3")]},
         ],
         "providers": [
             {
@@ -72,7 +88,12 @@ def did_plan(gateways: dict[str, int]) -> dict[str, Any]:
                 "gateways": [
                     {"name": "in-gw", "host": PROVIDER_HOST, "port": 5099, "transport": "udp"}
                 ],
-            }
+            },
+            {
+                "name": "carrier-out",
+                "cost_card": "out-cost",
+                "gateways": [{**out_gw, "transport": "udp"}],
+            },
         ],
         "customers": [
             {
@@ -82,7 +103,7 @@ def did_plan(gateways: dict[str, int]) -> dict[str, Any]:
                 "numbering": numbering,
                 "accounts": [
                     {"username": u, "password": p, "allow_md5": True}
-                    for u, p in (PHONE, DESK2, ALICE)
+                    for u, p in (PHONE, DESK2, ALICE, RING, HUNT, OWN)
                 ],
             },
             {
@@ -121,6 +142,10 @@ def _provision_dids(switch: Switch) -> None:
         f"Did.objects.create(customer=pbx, first='{TRUNK_DID}', target='trunk',"
         f" trunk_host='{LOOPBACK}', trunk_port={down}, failover_host='{LOOPBACK}',"
         f" failover_port={up})\n"
+        f"for number, user in (('{FORK_DID}', 'ring'), ('{HUNT_DID}', 'hunt'),"
+        f" ('{OWN_DID}', 'own')):\n"
+        "    Did.objects.create(customer=pbx, first=number, target='account',"
+        " account=Account.objects.get(username=user))\n"
         "print(json.dumps(config_version()))\n"
     )
     version = manage_shell(switch.server, code)
@@ -137,6 +162,7 @@ def switch(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Switch]:
     gateways = {
         "trunk-down": Provider("uas_reject", "", Decimal(0), {"status": status_line(503)}),
         "trunk-up": Provider("uas_answer", "", Decimal(0)),
+        "carrier-out": Provider("uas_answer", "", Decimal(0)),
     }
     settings = {
         "sip": {
@@ -152,31 +178,52 @@ def switch(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Switch]:
 
 
 class _Phone:
-    """A SIPp phone registered as ``user`` for ``stay_ms``, answering its calls."""
+    """A SIPp phone registered as ``user`` for ``stay_ms`` (with q value ``q``, when
+    given), answering its calls with ``answers`` (a shipped scenario's name, or a path)."""
 
     def __init__(
-        self, switch: Switch, user: tuple[str, str], *, tcp: bool = False, stay_ms: int = 120_000
+        self,
+        switch: Switch,
+        user: tuple[str, str],
+        *,
+        tcp: bool = False,
+        stay_ms: int = 120_000,
+        q: str | None = None,
+        answers: str | Path = "uas_answer",
+        keys: dict[str, str] | None = None,
     ) -> None:
         (port,) = free_udp_ports(1)
         self.port = port
-        extra = ["-oocsf", str(scenario_path("uas_answer"))]
+        ooc = answers if isinstance(answers, Path) else scenario_path(answers)
+        extra = ["-oocsf", str(ooc)]
         if tcp:
             extra += ["-t", "t1"]
+        scenario: str | Path = "uac_register_wait"
+        phone_keys = {"expires": "600", **(keys or {})}
+        if q is not None:
+            scenario = SCENARIOS / "uac_register_q.xml"
+            phone_keys["q"] = q
         self.sipp = Sipp(
-            "uac_register_wait",
+            scenario,
             workdir=switch.workdir,
             name=f"phone-{user[0]}-{port}",
             local_port=port,
             remote=(LOOPBACK, switch.port),
             service=user[0],
             auth=user,
-            keys={"expires": "600"},
+            keys=phone_keys,
             calls=1,
             pause_ms=stay_ms,
             extra_args=extra,
         )
         self.switch = switch
         self.user = user[0]
+        self.contact = f"sip:{self.user}@{LOOPBACK}:{port}"
+
+    def log(self) -> str:
+        """The lines its scenarios logged so far."""
+        path = self.sipp.log_path
+        return path.read_text(errors="replace") if path.exists() else ""
 
     def __enter__(self) -> _Phone:
         self.sipp.start()
@@ -289,3 +336,85 @@ def test_strangers_and_other_customers_reach_no_phone(switch: Switch) -> None:
         )
         assert result.ok, result.errors
         assert _one(switch, tag)["direction"] == "internal"
+
+
+def _until(what: str, check: Callable[[], bool], timeout_s: float = 20) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not check():
+        assert time.monotonic() < deadline, f"not seen within {timeout_s} s: {what}"
+        time.sleep(0.1)
+
+
+def _lines(cdr: dict[str, Any]) -> list[tuple[str, int, str]]:
+    """Each attempt's contact (without its parameters), final answer and reason."""
+    return [(a["target"].split(";")[0], a["sip_code"], a["reason"]) for a in cdr["attempts"]]
+
+
+def test_two_phones_of_one_q_ring_together_and_the_first_to_answer_wins(switch: Switch) -> None:
+    """Both phones get the INVITE; the one picked up after half a second of ringing
+    takes the call, the other (ringing, never picked up) gets the CANCEL, which its
+    scenario waits for, with "Call completed elsewhere"."""
+    idle = _Phone(switch, RING, q="0.8", answers=SCENARIOS / "uas_ring_elsewhere.xml")
+    answering = _Phone(switch, RING, q="0.8", answers=SCENARIOS / "uas_ring_answer.xml")
+    with idle, answering:
+        tag, result = switch.call("uac_basic", FORK_DID, host=PROVIDER_HOST, pause_ms=500)
+        assert result.ok, result.errors
+        assert result.successful == 1
+        _until("the idle phone's CANCEL", lambda: "cancel reason" in idle.log())
+        assert 'SIP;cause=200;text="Call completed elsewhere"' in idle.log()
+        assert "answered" in answering.log()
+        assert "answered" not in idle.log()
+    cdr = _one(switch, tag)
+    assert (cdr["direction"], cdr["sip_code"], cdr["did"]) == ("inbound", 200, FORK_DID)
+    assert (cdr["customer"], cdr["account"], cdr["provider"]) == ("pbx", "ring", "carrier-in")
+    assert sorted(_lines(cdr)) == sorted(
+        [(idle.contact, 487, "call completed elsewhere"), (answering.contact, 200, "OK")]
+    )
+
+
+def test_a_lower_q_phone_rings_only_after_the_higher_one_refused(switch: Switch) -> None:
+    """The q=1 phone rings for a second, then refuses (486); only then does the q=0.5
+    phone ring, and it answers half a second later. Had both rung together, the second
+    would have answered while the first still rang, and the first been cancelled."""
+    first = _Phone(
+        switch, HUNT, q="1", answers=SCENARIOS / "uas_ring_refuse.xml",
+        keys={"status": status_line(486)},
+    )  # fmt: skip
+    second = _Phone(switch, HUNT, q="0.5", answers=SCENARIOS / "uas_ring_answer.xml")
+    with first, second:
+        tag, result = switch.call("uac_basic", HUNT_DID, host=PROVIDER_HOST, pause_ms=200)
+        assert result.ok, result.errors
+        _until("the q=0.5 phone answered", lambda: "answered" in second.log())
+        assert "refused" in first.log()
+    cdr = _one(switch, tag)
+    assert (cdr["sip_code"], cdr["account"]) == (200, "hunt")
+    assert _lines(cdr) == [(first.contact, 486, "Busy Here"), (second.contact, 200, "OK")]
+
+
+def _created(gateway: Sipp) -> int:
+    stats: SippStats | None = gateway.result().stats
+    return stats.created if stats is not None else 0
+
+
+def test_a_customer_calling_its_own_did_reaches_its_phone_on_net(switch: Switch) -> None:
+    """alice (of pbx) dials pbx's DID: the phone rings with no provider involved, the
+    CDR is internal and costs nothing. carol (of another customer) dials the same
+    number: routed out to carrier-out, whose SIPp therefore takes one call in all."""
+    provider = switch.gateways["carrier-out"]
+    assert _created(provider) == 0
+    with _Phone(switch, OWN) as phone:
+        tag, result = switch.call("uac_auth", OWN_DID, host=ALICE_HOST, auth=ALICE)
+        assert result.ok, result.errors
+        otag, oresult = switch.call("uac_auth", OWN_DID, host=CAROL_HOST, auth=CAROL)
+        assert oresult.ok, oresult.errors
+    cdr, other = _one(switch, tag), _one(switch, otag)
+    assert (cdr["direction"], cdr["did"], cdr["sip_code"]) == ("internal", OWN_DID, 200)
+    assert (cdr["customer"], cdr["account"], cdr["provider"]) == ("pbx", "alice", None)
+    assert Decimal(cdr["sell_amount"]) == Decimal(cdr["cost_amount"]) == 0
+    assert [(target, code) for target, code, _ in _lines(cdr)] == [(phone.contact, 200)]
+    assert call_charges(switch.server, tag) == []
+    assert (other["direction"], other["did"], other["provider"]) == ("outbound", "", "carrier-out")
+    # carol's call reached the provider's SIPp; alice's never did.
+    _until("carol's call counted", lambda: _created(provider) >= 1)
+    time.sleep(1.5)  # SIPp writes its statistics every second
+    assert _created(provider) == 1
