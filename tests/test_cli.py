@@ -152,8 +152,15 @@ def test_load_reports_every_error_and_changes_nothing(data_dir: Path, tmp_path: 
     result = tollguard("load", str(bad), data_dir=data_dir, check=False)
     assert result.returncode == 1
     assert "nothing was changed" in result.stderr
-    assert "price_per_minute" in result.stderr
-    assert "nowhere" in result.stderr
+    # Each error starts with the file and line it is about, as editors read them.
+    assert (
+        "  bad.yaml:5: rate_cards[0] 'retail'.rates[0]: price_per_minute 'abc' is not a decimal"
+        in result.stderr.splitlines()
+    )
+    assert (
+        "  bad.yaml:8: customers[0] 'acme'.sell_card: unknown rate card 'nowhere'"
+        in result.stderr.splitlines()
+    )
     exported = tollguard("cdr", "export", "--format", "json", data_dir=data_dir)
     assert json.loads(exported.stdout) == []
 

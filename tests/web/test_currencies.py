@@ -93,7 +93,8 @@ def test_load_refuses_a_customer_listing_a_provider_in_another_currency(tmp_path
     with pytest.raises(PlanFileError) as caught:
         load_plan_file(path, realm=REALM)
     assert caught.value.errors == (
-        "customers: customer 'usd-shop' sells in USD: lists providers whose cost card is in "
+        "plan.yaml:10: customers[0] 'usd-shop'.providers: customer 'usd-shop' sells in USD: "
+        "lists providers whose cost card is in "
         "another currency: 'carrier-eur' (EUR); its calls are never routed to them; no "
         "enabled provider it may use has a cost card in USD: every call is refused (503)",
     )

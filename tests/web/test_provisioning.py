@@ -1,10 +1,12 @@
-"""``tollguard load``: valid plans, every validation error, atomicity, prune, dry run."""
+"""``tollguard load``: valid plans, every validation error (with its line), atomicity, prune,
+dry run."""
 
 from __future__ import annotations
 
 import textwrap
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -297,12 +299,12 @@ ERROR_CASES = [
           - name: acme
             accounts: [{username: alice, password: y}]
         """,
-        ["customers[2] 'acme'.accounts[0].username: duplicate 'alice'"],
+        ["plan.yaml:7: customers[2] 'acme'.accounts[0].username: duplicate 'alice'"],
     ),
     (
         "csv-bad-decimal",
         None,  # built from a CSV file in the test
-        ["rate_cards[0] 'c'.rates line 3: price_per_minute 'abc' is not a decimal"],
+        ["r.csv:3: rate_cards[0] 'c'.rates: price_per_minute 'abc' is not a decimal"],
     ),
     (
         "inline-rate-errors",
@@ -320,16 +322,17 @@ ERROR_CASES = [
               - {destination: x}
         """,
         [
-            "rate_cards[0] 'r'.rates[0]: prefix '4x' is not a string of digits",
-            "rate_cards[0] 'r'.rates[1]: price_per_minute '-1' is negative",
-            "rate_cards[0] 'r'.rates[1]: next_increment 0 is not a whole number of seconds >= 1",
-            "rate_cards[0] 'r'.rates[2]: price_per_minute '0.1234567' "
+            "plan.yaml:5: rate_cards[0] 'r'.rates[0]: prefix '4x' is not a string of digits",
+            "plan.yaml:6: rate_cards[0] 'r'.rates[1]: price_per_minute '-1' is negative",
+            "plan.yaml:6: rate_cards[0] 'r'.rates[1]: next_increment 0 is not a whole number "
+            "of seconds >= 1",
+            "plan.yaml:7: rate_cards[0] 'r'.rates[2]: price_per_minute '0.1234567' "
             "has more than 6 decimal places",
-            "rate_cards[0] 'r'.rates[3]: effective_until is not after effective_from",
-            "rate_cards[0] 'r'.rates[4]: unknown key 'colour'",
-            "rate_cards[0] 'r'.rates[6]: prefix is required",
-            "rate_cards[0] 'r'.rates[6]: price_per_minute is required",
-            "rate_cards[0] 'r'.rates.prefix: duplicate '47'",
+            "plan.yaml:8: rate_cards[0] 'r'.rates[3]: effective_until is not after effective_from",
+            "plan.yaml:10: rate_cards[0] 'r'.rates[4]: unknown key 'colour'",
+            "plan.yaml:12: rate_cards[0] 'r'.rates[6]: prefix is required",
+            "plan.yaml:12: rate_cards[0] 'r'.rates[6]: price_per_minute is required",
+            "plan.yaml:11: rate_cards[0] 'r'.rates[5].prefix: duplicate '47'",
         ],
     ),
     (
@@ -347,14 +350,14 @@ ERROR_CASES = [
           - {currency: EUR}
         """,
         [
-            "rate_cards[0] 'r'.currency: 'euro' is not an ISO 4217 code",
-            "rate_cards[0] 'r'.rounding: 'sideways' is not one of "
+            "plan.yaml:4: rate_cards[0] 'r'.currency: 'euro' is not an ISO 4217 code",
+            "plan.yaml:5: rate_cards[0] 'r'.rounding: 'sideways' is not one of "
             "half_up, half_even, up, down, ceiling",
-            "rate_cards[0] 'r'.decimals: 9 is not between 0 and 6",
-            "rate_cards[0] 'r'.kind: 'both' is not one of sell, cost",
-            "rate_cards[0] 'r': give either 'rates' or 'file', not both",
-            "rate_cards[2].name: required",
-            "rate_cards[1] 'r'.name: duplicate 'r'",
+            "plan.yaml:6: rate_cards[0] 'r'.decimals: 9 is not between 0 and 6",
+            "plan.yaml:7: rate_cards[0] 'r'.kind: 'both' is not one of sell, cost",
+            "plan.yaml:3: rate_cards[0] 'r': give either 'rates' or 'file', not both",
+            "plan.yaml:11: rate_cards[2].name: required",
+            "plan.yaml:10: rate_cards[1] 'r'.name: duplicate 'r'",
         ],
     ),
     (
@@ -363,7 +366,10 @@ ERROR_CASES = [
         rate_cards:
           - {name: r, file: nowhere.csv}
         """,
-        ["rate_cards[0] 'r'.file: cannot read '{tmp}/nowhere.csv' (No such file or directory)"],
+        [
+            "plan.yaml:3: rate_cards[0] 'r'.file: cannot read '{tmp}/nowhere.csv' "
+            "(No such file or directory)"
+        ],
     ),
     (
         "provider-and-gateways",
@@ -379,16 +385,17 @@ ERROR_CASES = [
             enabled: "yes"
         """,
         [
-            "providers[0] 'p'.priority: expected an integer, got 'high'",
-            "providers[0] 'p'.gateways[0] 'g1'.port: 70000 is not between 1 and 65535",
-            "providers[0] 'p'.gateways[0] 'g1'.transport: 'sctp' is not one of udp, tcp, tls",
-            "providers[0] 'p'.gateways[0] 'g1'.add_prefix: "
+            "plan.yaml:5: providers[0] 'p'.priority: expected an integer, got 'high'",
+            "plan.yaml:7: providers[0] 'p'.gateways[0] 'g1'.port: 70000 is not between 1 and 65535",
+            "plan.yaml:7: providers[0] 'p'.gateways[0] 'g1'.transport: 'sctp' is not one of "
+            "udp, tcp, tls",
+            "plan.yaml:7: providers[0] 'p'.gateways[0] 'g1'.add_prefix: "
             "'x1' is not digits, '#', '*' with an optional '+'",
-            "providers[0] 'p'.gateways[1] 'g1'.host: required",
-            "providers[1] 'p'.enabled: expected true or false, got 'yes'",
-            "providers[1] 'p'.name: duplicate 'p'",
-            "providers[0] 'p'.gateways[1] 'g1'.name: duplicate 'g1'",
-            "providers[0] 'p'.cost_card: unknown rate card 'retail-nowhere'",
+            "plan.yaml:8: providers[0] 'p'.gateways[1] 'g1'.host: required",
+            "plan.yaml:10: providers[1] 'p'.enabled: expected true or false, got 'yes'",
+            "plan.yaml:9: providers[1] 'p'.name: duplicate 'p'",
+            "plan.yaml:8: providers[0] 'p'.gateways[1] 'g1'.name: duplicate 'g1'",
+            "plan.yaml:4: providers[0] 'p'.cost_card: unknown rate card 'retail-nowhere'",
         ],
     ),
     (
@@ -413,20 +420,28 @@ ERROR_CASES = [
           - just-a-string
         """,
         [
-            "customers[0] 'c'.strategy: 'cheapest' is not one of lcr, priority, weight",
-            "customers[0] 'c'.max_call_duration_s: 0 is not >= 1",
-            "customers[0] 'c'.numbering: unknown key 'area'",
-            "customers[0] 'c'.numbering.country_code: expected a string, got 44 (quote it: '44')",
-            "customers[0] 'c'.numbering.international_prefix: '0x' is not a string of digits",
-            "customers[0] 'c'.accounts[0].username: 'bad user' is not a valid SIP user name",
-            "customers[0] 'c'.accounts[1]: give either 'password' or HA1 digests, not both",
-            "customers[0] 'c'.accounts[2].ha1_sha256: required with ha1_md5",
-            "customers[0] 'c'.accounts[3].ha1_sha256: 'ABC' is not 64 lower-case hex digits",
-            "customers[0] 'c'.accounts[4].password: must not be empty",
-            "customers[0] 'c'.acl[0].network: '10.0.0.7/24' is not an IP network in CIDR form",
-            "customers[0] 'c'.acl[1].tech_prefix: expected a string, got 12 (quote it: '12')",
-            "customers[1]: expected a mapping, got 'just-a-string'",
-            "customers[0] 'c'.acl[3].network: duplicate '10.1.0.0/24'",
+            "plan.yaml:4: customers[0] 'c'.strategy: 'cheapest' is not one of lcr, priority, "
+            "weight",
+            "plan.yaml:5: customers[0] 'c'.max_call_duration_s: 0 is not >= 1",
+            "plan.yaml:6: customers[0] 'c'.numbering: unknown key 'area'",
+            "plan.yaml:6: customers[0] 'c'.numbering.country_code: expected a string, got 44 "
+            "(quote it: '44')",
+            "plan.yaml:6: customers[0] 'c'.numbering.international_prefix: '0x' is not a "
+            "string of digits",
+            "plan.yaml:8: customers[0] 'c'.accounts[0].username: 'bad user' is not a valid SIP "
+            "user name",
+            "plan.yaml:9: customers[0] 'c'.accounts[1]: give either 'password' or HA1 "
+            "digests, not both",
+            "plan.yaml:10: customers[0] 'c'.accounts[2].ha1_sha256: required with ha1_md5",
+            "plan.yaml:11: customers[0] 'c'.accounts[3].ha1_sha256: 'ABC' is not 64 lower-case "
+            "hex digits",
+            "plan.yaml:12: customers[0] 'c'.accounts[4].password: must not be empty",
+            "plan.yaml:14: customers[0] 'c'.acl[0].network: '10.0.0.7/24' is not an IP network "
+            "in CIDR form",
+            "plan.yaml:15: customers[0] 'c'.acl[1].tech_prefix: expected a string, got 12 "
+            "(quote it: '12')",
+            "plan.yaml:18: customers[1]: expected a mapping, got 'just-a-string'",
+            "plan.yaml:17: customers[0] 'c'.acl[3].network: duplicate '10.1.0.0/24'",
         ],
     ),
     (
@@ -437,15 +452,18 @@ ERROR_CASES = [
         customers: {name: x}
         """,
         [
-            "(file): unknown key 'routes'",
-            "(file).prune: expected true or false, got 'maybe'",
-            "(file).customers: expected a list, got a mapping",
+            "plan.yaml:3: (file): unknown key 'routes'",
+            "plan.yaml:2: (file).prune: expected true or false, got 'maybe'",
+            "plan.yaml:4: (file).customers: expected a list, got a mapping",
         ],
     ),
     (
         "not-yaml",
         "customers: [\n",
-        ["(file) line 2: not valid YAML: expected the node content, but found '<stream end>'"],
+        [
+            "plan.yaml:2: (file): not valid YAML: expected the node content, but found "
+            "'<stream end>'"
+        ],
     ),
     (
         "references",
@@ -463,11 +481,14 @@ ERROR_CASES = [
             accounts: [{username: newbie}]
         """,
         [
-            "providers[0] 'p'.cost_card: rate card 'sell-card' is a sell card, not cost",
-            "providers[1] 'q'.cost_card: unknown rate card 'nowhere'",
-            "customers[0] 'c'.sell_card: rate card 'cost-card' is a cost card, not sell",
-            "customers[0] 'c'.providers[1]: unknown provider 'ghost'",
-            "customers[0] 'c'.accounts[0]: a new account needs 'password' or HA1 digests",
+            "plan.yaml:6: providers[0] 'p'.cost_card: rate card 'sell-card' is a sell card, "
+            "not cost",
+            "plan.yaml:7: providers[1] 'q'.cost_card: unknown rate card 'nowhere'",
+            "plan.yaml:10: customers[0] 'c'.sell_card: rate card 'cost-card' is a cost card, "
+            "not sell",
+            "plan.yaml:11: customers[0] 'c'.providers[1]: unknown provider 'ghost'",
+            "plan.yaml:12: customers[0] 'c'.accounts[0]: a new account needs 'password' or "
+            "HA1 digests",
         ],
     ),
 ]
@@ -476,7 +497,7 @@ ERROR_CASES = [
 @pytest.mark.parametrize(
     ("text", "expected"), [case[1:] for case in ERROR_CASES], ids=[case[0] for case in ERROR_CASES]
 )
-def test_errors_are_reported_with_their_path(
+def test_errors_are_reported_with_their_line_and_path(
     tmp_path: Path, text: str | None, expected: list[str]
 ) -> None:
     if text is None:
@@ -490,8 +511,7 @@ def test_csv_header_errors(tmp_path: Path) -> None:
     (tmp_path / "r.csv").write_text("prefix,cost\n44,0.1\n")
     got = errors_of(tmp_path, "rate_cards:\n  - name: c\n    file: r.csv\n")
     assert got == [
-        "rate_cards[0] 'c'.file r.csv line 1: unknown column 'cost'; "
-        "missing column 'price_per_minute'"
+        "r.csv:1: rate_cards[0] 'c'.rates: unknown column 'cost'; missing column 'price_per_minute'"
     ]
 
 
@@ -502,10 +522,12 @@ def test_ownership_conflicts_with_the_database(tmp_path: Path) -> None:
     factories.gateway(factories.provider("carrier-z"), "gw-a1")
     got = errors_of(tmp_path, BASE)
     assert got == [
-        "providers[0] 'carrier-a'.gateways[0] 'gw-a1'.name: already belongs to provider "
-        "'carrier-z'",
-        "customers[0] 'acme'.accounts[0].username: 'alice' already belongs to customer 'other'",
-        "customers[0] 'acme'.acl[0].network: '198.51.100.0/24' already belongs to customer 'other'",
+        "plan.yaml:14: providers[0] 'carrier-a'.gateways[0] 'gw-a1'.name: already belongs to "
+        "provider 'carrier-z'",
+        "plan.yaml:19: customers[0] 'acme'.accounts[0].username: 'alice' already belongs to "
+        "customer 'other'",
+        "plan.yaml:21: customers[0] 'acme'.acl[0].network: '198.51.100.0/24' already belongs "
+        "to customer 'other'",
     ]
 
 
@@ -536,11 +558,14 @@ def test_a_database_failure_rolls_back_everything(
     before = snapshot()
     original = provisioning_apply._upsert
 
-    def failing(model: type, lookup: dict[str, object], values: dict[str, object]) -> object:
+    def failing(
+        model: type, lookup: dict[str, object], values: dict[str, object], *args: Any, **kw: Any
+    ) -> object:
+        # A refusal from no entry of the file (as a prune's could be): no line to tell.
         if model is AclEntry:
             customer = Customer.objects.get(name="acme")
             AclEntry(customer=customer, network="not a network").full_clean()
-        return original(model, lookup, values)
+        return original(model, lookup, values, *args, **kw)
 
     monkeypatch.setattr(provisioning_apply, "_upsert", failing)
     changed = BASE.replace('price_per_minute: "0.02"', 'price_per_minute: "0.05"').replace(
@@ -556,12 +581,14 @@ def test_files_that_are_not_utf8(tmp_path: Path) -> None:
     (tmp_path / "r.csv").write_bytes(b"prefix,price_per_minute\n44,0.1\xff\n")
     got = errors_of(tmp_path, "rate_cards:\n  - name: c\n    file: r.csv\n")
     assert len(got) == 1
-    assert got[0].startswith("rate_cards[0] 'c'.file r.csv: not a UTF-8 CSV file (")
+    assert got[0].startswith("plan.yaml:3: rate_cards[0] 'c'.file: r.csv is not a UTF-8 CSV file (")
     plan = tmp_path / "latin1.yaml"
     plan.write_bytes(b"customers:\n  - name: caf\xe9\n")
     with pytest.raises(PlanFileError) as info:
         load_plan_file(plan, realm=REALM)
-    assert info.value.errors == ("(file): not UTF-8 text (invalid continuation byte)",)
+    assert info.value.errors == (
+        "latin1.yaml:2: (file): not UTF-8 text (invalid continuation byte)",
+    )
 
 
 @pytest.mark.parametrize(
@@ -583,7 +610,8 @@ def test_gateway_host(tmp_path: Path, host: str, ok: bool) -> None:
         assert Gateway.objects.get(name="g").host == host
     else:
         assert errors_of(tmp_path, text) == [
-            f"providers[0] 'p'.gateways[0] 'g'.host: {host!r} is not a host name or IP address"
+            f"plan.yaml:4: providers[0] 'p'.gateways[0] 'g'.host: {host!r} is not a host name "
+            "or IP address"
         ]
 
 
@@ -600,11 +628,12 @@ def test_value_and_reference_errors_are_reported_together(tmp_path: Path) -> Non
         """,
     )
     assert got == [
-        "customers[0]: expected a mapping, got 42",
-        "customers[1] 'x'.providers[0]: expected a string, got 7 (quote it: '7')",
-        "customers[1] 'x'.accounts[0].username: 'a b' is not a valid SIP user name",
-        "customers[1] 'x'.accounts[0].password: expected a string, got 5 (quote it: '5')",
-        "customers[1] 'x'.sell_card: unknown rate card 'nope'",
-        "customers[1] 'x'.providers[1]: unknown provider 'ghost'",
-        "customers[1] 'x'.accounts[1]: a new account needs 'password' or HA1 digests",
+        "plan.yaml:3: customers[0]: expected a mapping, got 42",
+        "plan.yaml:6: customers[1] 'x'.providers[0]: expected a string, got 7 (quote it: '7')",
+        "plan.yaml:7: customers[1] 'x'.accounts[0].username: 'a b' is not a valid SIP user name",
+        "plan.yaml:7: customers[1] 'x'.accounts[0].password: expected a string, got 5 "
+        "(quote it: '5')",
+        "plan.yaml:5: customers[1] 'x'.sell_card: unknown rate card 'nope'",
+        "plan.yaml:6: customers[1] 'x'.providers[1]: unknown provider 'ghost'",
+        "plan.yaml:7: customers[1] 'x'.accounts[1]: a new account needs 'password' or HA1 digests",
     ]

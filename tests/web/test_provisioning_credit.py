@@ -155,7 +155,10 @@ def test_moving_to_a_card_in_another_currency_moves_the_customer_along(tmp_path:
     ],
 )
 def test_credit_errors_name_their_entry(tmp_path: Path, customer: str, expected: str) -> None:
-    assert _errors(tmp_path, CARDS + f"customers:\n  - {customer}\n") == [expected]
+    # The customer is on the file's line 6.
+    assert _errors(tmp_path, CARDS + f"customers:\n  - {customer}\n") == [
+        f"plan.yaml:6: {expected}"
+    ]
     assert not Customer.objects.exists()
 
 
@@ -163,7 +166,8 @@ def test_a_customer_with_a_ledger_keeps_its_currency(tmp_path: Path) -> None:
     _load(tmp_path, CARDS + "customers:\n  - {name: acme, sell_card: retail-eur}\n")
     services.post_entry(Customer.objects.get(name="acme"), EntryKind.TOP_UP, Decimal(5))
     assert _errors(tmp_path, CARDS + "customers:\n  - {name: acme, sell_card: retail-usd}\n") == [
-        "customers[0] 'acme': customer 'acme' has a ledger in EUR; its currency is fixed (not USD)"
+        "plan.yaml:6: customers[0] 'acme': customer 'acme' has a ledger in EUR; its currency "
+        "is fixed (not USD)"
     ]
     assert _terms("acme")[2] == "EUR"
 

@@ -204,7 +204,8 @@ dids:
     ],
 )
 def test_did_errors_are_reported_with_their_path(tmp_path: Path, entry: str, error: str) -> None:
-    assert errors_of(tmp_path, BASE + f"dids: [{entry}]") == [error]
+    # The entry is on the file's line 20, after BASE's 19.
+    assert errors_of(tmp_path, BASE + f"dids: [{entry}]") == [f"plan.yaml:20: {error}"]
 
 
 def test_table_errors_name_the_file_entry_and_change_nothing(tmp_path: Path) -> None:
@@ -236,15 +237,16 @@ def test_duplicate_numbers_and_extensions_in_the_file(tmp_path: Path) -> None:
         ' {number: "4420", customer: acme, account: bob}]'
     )
     assert errors_of(tmp_path, text) == [
-        "customers[0] 'acme'.accounts[1].extension: duplicate '201'",
-        "dids[1] '4420'.number: duplicate '4420'",
+        "plan.yaml:16: customers[0] 'acme'.accounts[1].extension: duplicate '201'",
+        "plan.yaml:20: dids[1] '4420'.number: duplicate '4420'",
     ]
 
 
 def test_inbound_card_must_be_a_cost_card(tmp_path: Path) -> None:
     text = BASE.replace("inbound_card: inbound-a", "inbound_card: retail")
     assert errors_of(tmp_path, text) == [
-        "providers[0] 'carrier-a'.inbound_card: rate card 'retail' is a sell card, not cost"
+        "plan.yaml:10: providers[0] 'carrier-a'.inbound_card: rate card 'retail' is a sell "
+        "card, not cost"
     ]
 
 

@@ -129,26 +129,28 @@ def test_every_bad_value_is_reported_with_its_path(tmp_path: Path) -> None:
     errors = info.value.errors
     where = "customers[0] 'acme'.fraud"
     expected = [
-        f"{where}: unknown key 'colour'",
-        f"{where}.limits.max_concurrent: -1 is not between 0 and 2147483647",
-        f"{where}.limits.calls_per_hour: expected an integer, got 1.5",
-        f"{where}.limits.spend_per_day: 'lots' is not an amount",
-        f"{where}.caller_ranges[0]: '44x' is not a number prefix"
+        f"plan.yaml:18: {where}: unknown key 'colour'",
+        f"plan.yaml:5: {where}.limits.max_concurrent: -1 is not between 0 and 2147483647",
+        f"plan.yaml:5: {where}.limits.calls_per_hour: expected an integer, got 1.5",
+        f"plan.yaml:5: {where}.limits.spend_per_day: 'lots' is not an amount",
+        f"plan.yaml:13: {where}.caller_ranges[0]: '44x' is not a number prefix"
         " or a range 'first-last' of numbers",
-        f"{where}.source_countries[0]: 'GBR' is longer than 2 characters",
-        f"{where}.velocity.action: 'shout' is not one of alert, block, suspend_account,"
-        " suspend_customer",
-        f"{where}.destinations[0].deny: 'CUB' is not a two-letter country code or 001",
-        f"{where}.destinations[2].deny: '88a' is not a digit prefix",
-        f"{where}.destinations[3]: give exactly one of 'allow' or 'deny', e.g. deny: kind premium",
-        f"{where}.destinations[4]: unknown key 'block'",
-        f"{where}.quiet_hours[0].start: expected a time such as '22:00', got '25:00'",
-        f"{where}.quiet_hours[0].timezone: unknown time zone 'Mars/Olympus'",
+        f"plan.yaml:14: {where}.source_countries[0]: 'GBR' is longer than 2 characters",
+        f"plan.yaml:17: {where}.velocity.action: 'shout' is not one of alert, block, "
+        "suspend_account, suspend_customer",
+        f"plan.yaml:7: {where}.destinations[0].deny: 'CUB' is not a two-letter country code or 001",
+        f"plan.yaml:9: {where}.destinations[2].deny: '88a' is not a digit prefix",
+        f"plan.yaml:10: {where}.destinations[3]: give exactly one of 'allow' or 'deny', e.g. "
+        "deny: kind premium",
+        f"plan.yaml:12: {where}.destinations[4]: unknown key 'block'",
+        f"plan.yaml:16: {where}.quiet_hours[0].start: expected a time such as '22:00', got '25:00'",
+        f"plan.yaml:16: {where}.quiet_hours[0].timezone: unknown time zone 'Mars/Olympus'",
     ]
     for message in expected:
         assert message in errors, (message, errors)
     assert any(
-        e.startswith(f"{where}.destinations[1].allow: 'expensive' is not one of") for e in errors
+        e.startswith(f"plan.yaml:8: {where}.destinations[1].allow: 'expensive' is not one of")
+        for e in errors
     )
     assert not FraudPolicy.objects.exists()
 
@@ -169,9 +171,10 @@ def test_an_amount_the_database_cannot_hold_is_reported_with_its_path(tmp_path: 
         load_plan_file(write(tmp_path, text), realm=REALM)
     where = "customers[0] 'acme'.fraud"
     assert list(info.value.errors) == [
-        f"{where}.limits.calls_per_day: 2147483648 is not between 0 and 2147483647",
-        f"{where}.limits.spend_per_day: '100000000' is too large (at most 8 digits before"
-        " the point)",
-        f"{where}.velocity.spend_min: 123456789 is too large (at most 8 digits before the point)",
+        f"plan.yaml:6: {where}.limits.calls_per_day: 2147483648 is not between 0 and 2147483647",
+        f"plan.yaml:5: {where}.limits.spend_per_day: '100000000' is too large (at most 8 "
+        "digits before the point)",
+        f"plan.yaml:7: {where}.velocity.spend_min: 123456789 is too large (at most 8 digits "
+        "before the point)",
     ]
     assert not FraudPolicy.objects.exists()

@@ -432,9 +432,13 @@ class MemoryReservations:
         self._lock = threading.Lock()
         self._funds: dict[int, _Funds] = {}
         self._held: dict[_Key, _Held] = {}
-        # Leases and settled keys in time order; an entry whose time no longer matches
-        # (a lease moved by an extension) is skipped when it comes up.
+        # Leases and settled keys in time order. A lease entry goes stale when its
+        # reservation ends (commit, release) or moves its lease (extend); a stale entry is
+        # skipped when it comes up, and counted: once they outnumber the live ones the
+        # heap is rebuilt from the reservations held (and emptied with the last of them),
+        # so that ended calls do not stay in it until their leases would have ended.
         self._leases: list[tuple[float, int, str]] = []
+        self._stale = 0
         self._settled: dict[_Key, float] = {}
         self._forget: list[tuple[float, int, str]] = []
 
@@ -506,6 +510,8 @@ class MemoryReservations:
             if expires_at != held.expires_at:
                 held.expires_at = expires_at
                 heapq.heappush(self._leases, (expires_at, customer_id, key))
+                self._stale += 1  # the entry of the lease it had
+                self._compact()
             return True
 
     def commit(self, customer_id: int, key: str, amount: Decimal, now: float) -> bool:
@@ -527,12 +533,27 @@ class MemoryReservations:
     def _drop(self, customer_id: int, key: str, funds: _Funds, now: float) -> Decimal:
         """Remove the reservation (if any) and remember the key as settled."""
         held = self._held.pop((customer_id, key), None)
-        amount = held.amount if held is not None else _ZERO
+        amount = _ZERO
+        if held is not None:
+            amount = held.amount
+            self._stale += 1  # its lease entry
+            self._compact()
         funds.reserved -= amount
         forget_at = now + SETTLED_MEMORY_S
         self._settled[customer_id, key] = forget_at
         heapq.heappush(self._forget, (forget_at, customer_id, key))
         return amount
+
+    def _compact(self) -> None:
+        """Drop the stale lease entries once they are more than the live ones (at most
+        twice as many entries as reservations: each rebuild pays for the pushes since)."""
+        if not self._held:
+            self._leases.clear()
+            self._stale = 0
+        elif self._stale > len(self._held):
+            self._leases = [(h.expires_at, c, k) for (c, k), h in self._held.items()]
+            heapq.heapify(self._leases)
+            self._stale = 0
 
     def expire(self, now: float) -> tuple[Lapsed, ...]:
         lapsed: list[Lapsed] = []
@@ -542,10 +563,12 @@ class MemoryReservations:
                 at, customer_id, key = heapq.heappop(leases)
                 held = self._held.get((customer_id, key))
                 if held is None or held.expires_at != at:
+                    self._stale -= 1
                     continue
                 del self._held[customer_id, key]
                 self._funds[customer_id].reserved -= held.amount
                 lapsed.append(Lapsed(customer_id, key, held.amount))
+            self._compact()
             forget = self._forget
             while forget and forget[0][0] <= now:
                 at, customer_id, key = heapq.heappop(forget)

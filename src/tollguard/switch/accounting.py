@@ -81,6 +81,7 @@ def build_cdr(call: Call, ended: float, cause: int | None) -> Cdr:
     cost_rate = cost[0] if cost is not None else None
     status = call.final_status
     media = call.media
+    destination, detail = _did_fields(call)
     return Cdr(
         call_id=call.a.call_id,
         started_at=datetime.fromtimestamp(call.started_at, UTC),
@@ -95,7 +96,7 @@ def build_cdr(call: Call, ended: float, cause: int | None) -> Cdr:
         caller=call.caller,
         callee_raw=call.callee_raw,
         callee=call.callee,
-        destination=call.destination,
+        destination=destination,
         sip_code=status,
         sip_reason=call.final_reason,
         q850_cause=cause if cause is not None else q850_cause(status),
@@ -114,13 +115,28 @@ def build_cdr(call: Call, ended: float, cause: int | None) -> Cdr:
         else None,
         caller_user_agent=call.caller_ua,
         callee_user_agent=answered.user_agent if answered else "",
-        detail=call.detail,
+        detail=detail,
         direction=call.direction,
         # The number called, which a DID holds (a range's, or the start of a forward).
         did=call.callee if call.did is not None else "",
         attempts=tuple(attempt.record for attempt in call.tried if attempt.record is not None),
         **(_media_fields(media) if media is not None else {}),
     )
+
+
+def _did_fields(call: Call) -> tuple[str, str]:
+    """The CDR's destination and detail. A call to a DID, delivered or refused, is the
+    DID called's: its number is ``did``, its name the destination (what the operator
+    bills and searches by); where a forward took the call is said in the detail."""
+    did = call.did
+    if did is None:
+        return call.destination, call.detail
+    chain = call.plan.dids.resolve(call.callee)
+    detail = call.detail
+    if len(chain) > 1:
+        forward = f"forwarded to DID {chain[-1].first}"
+        detail = f"{detail}; {forward}" if detail else forward
+    return call.destination or f"DID {did.first}", detail
 
 
 def _cost_side(

@@ -20,8 +20,9 @@ decides where it goes:
 
 The money of an inbound call: the provider's cost is its inbound card's rate for the
 DID number (:meth:`~tollguard.domain.routing.Plan.inbound_rate`; no card or no rate:
-nothing); the owner's charge is the DID's ``price_per_minute``, billed per started
-minute (60/60, like a rate without increments), rounded and to the decimals of the
+nothing); the charge is the ``price_per_minute`` of the DID called (the first of a
+forward chain), to its owner, billed per started minute (60/60, like a rate without
+increments), rounded and to the decimals of the
 owner's sell card when it has one in the DID's currency. A per-minute price goes
 through credit control exactly as an outbound call's sell rate does (402 when the owner
 cannot pay for the first minute).
@@ -118,8 +119,10 @@ class Inbound:
             return Refused(
                 404, "Not Found", None, plan, callee=number, detail=f"inbound: {why}", direction=_IN
             )
-        did = chain[-1]
-        customer = plan.customer(did.customer_id)
+        # The DID called is billed (its owner, its price); the last one of a forward
+        # chain says where the call goes (docs/billing.md, "Forwards").
+        called, did = chain[0], chain[-1]
+        customer = plan.customer(called.customer_id)
         account: Account | None = None
         if did.target is DidTarget.ACCOUNT and did.account_id is not None:
             account = plan.account(did.account_id)
@@ -136,7 +139,7 @@ class Inbound:
         inbound_rate = plan.inbound_rate(provider, number, wall)
         if inbound_rate is not None and provider.inbound_card_id is not None:
             cost = (inbound_rate, plan.rate_card(provider.inbound_card_id))
-        charge = did_charge(plan, customer, did)
+        charge = did_charge(plan, customer, called)
         credit: CallCredit | None = None
         funds = self._admission.funds
         if funds is not None and charge is not None:
@@ -157,7 +160,7 @@ class Inbound:
             account,
             number,
             deliveries,
-            did,
+            called,
             (provider, gateway),
             cost,
             charge,

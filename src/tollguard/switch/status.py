@@ -7,8 +7,10 @@ interval, how many messages failed on a bug of the switch (``handler_errors``, l
 with their Call-ID; anything but 0 deserves a look), the registrar's bindings and the
 accounts that hold them, its process id and the time it was written. Each write goes to a temporary
 file renamed over the old one, so a reader sees a whole document or the previous one.
-A reader treats a document older than a few intervals as "switch not running"; the
-switch removes it when it stops.
+The figures are read on the event loop, the file written in a worker thread: a slow or
+stuck disk delays the document, never the calls (one write at a time; the next waits
+for it). A reader treats a document older than a few intervals as "switch not
+running"; the switch removes it when it stops.
 """
 
 from __future__ import annotations
@@ -84,10 +86,14 @@ class StatusPublisher:
         }
 
     def publish(self) -> None:
-        """Write one document atomically (temporary file, then rename)."""
+        """Write one document now, in this thread (:meth:`write`)."""
+        self.write(json.dumps(self.document()))
+
+    def write(self, text: str) -> None:
+        """Write ``text`` as the document atomically: a temporary file, then a rename."""
         self.path.parent.mkdir(mode=0o750, parents=True, exist_ok=True)
         temporary = self.path.with_suffix(".tmp")
-        temporary.write_text(json.dumps(self.document()))
+        temporary.write_text(text)
         os.replace(temporary, self.path)
 
     def remove(self) -> None:
@@ -101,8 +107,10 @@ class StatusPublisher:
         """Publish every ``interval_s`` until ``stop`` is set, then remove the document."""
         try:
             while not stop.is_set():
+                # The counters belong to the loop; the disk must not hold it up.
+                text = json.dumps(self.document())
                 try:
-                    self.publish()
+                    await asyncio.to_thread(self.write, text)
                 except OSError as exc:
                     # The dashboard loses its live figures; calls are not affected.
                     log.warning("cannot write the switch status %s: %s", self.path, exc)

@@ -145,6 +145,10 @@ class ApiKeyAdmin(admin.ModelAdmin[ApiKey]):
     @admin.action(description="Revoke selected keys", permissions=["change"])
     def revoke(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> None:
         now = timezone.now()
-        for key in queryset:
+        revoked = 0
+        for key in queryset.filter(revoked_at__isnull=True):
             revoke_api_key(key, now=now)
-        self.message_user(request, f"{queryset.count()} key(s) revoked.")
+            # In the key's history beside its issue; django-auditlog has the change too.
+            self.log_change(request, key, "Revoked the key.")
+            revoked += 1
+        self.message_user(request, f"{revoked} key(s) revoked.")

@@ -16,7 +16,7 @@ from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 
 from tollguard.domain.dids import index_dids
 from tollguard.domain.errors import PlanError
-from tollguard.domain.plan import Did, DidTarget, SipAddress, SipTransport
+from tollguard.domain.plan import Did, DidTarget
 from tollguard.web.customers import models, selectors
 
 __all__ = ["delete_errors", "did_errors", "field_of", "table_error"]
@@ -47,34 +47,14 @@ def _candidate(did: models.Did) -> Did | None:
     """``did`` as the domain sees it, every target field kept (so that a stray one is
     reported), or None when its fields are too broken to index (their own validators
     report them)."""
-    try:
-        target = DidTarget(did.target)
-        transports = (SipTransport(did.trunk_transport), SipTransport(did.failover_transport))
-    except ValueError:
-        return None
     if not did.first or did.customer_id is None:
         return None
-    trunk = tuple(
-        SipAddress(host, port or 0, transport)
-        for host, port, transport in (
-            (did.trunk_host, did.trunk_port, transports[0]),
-            (did.failover_host, did.failover_port, transports[1]),
-        )
-        if host
-    )
-    return Did(
-        id=did.pk if did.pk is not None else -1,
-        customer_id=did.customer_id,
-        first=did.first,
-        last=did.last,
-        target=target,
-        account_id=did.account_id,
-        trunk=trunk,
-        forward_to=did.forward_to,
-        price_per_minute=did.price_per_minute,
-        monthly_price=did.monthly_price,
-        enabled=did.enabled,
-    )
+    row = {column: getattr(did, column) for column in selectors.DID_COLUMNS}
+    row["id"] = did.pk if did.pk is not None else -1  # not saved yet
+    try:
+        return selectors.did_value(row, every_target=True)
+    except ValueError:
+        return None
 
 
 def table_error(dids: Iterable[Did]) -> PlanError | None:

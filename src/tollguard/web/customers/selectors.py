@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -146,17 +147,21 @@ def dids() -> tuple[Did, ...]:
     )
 
 
-def did_value(row: dict[str, Any], *, currency: str = "EUR") -> Did:
+def did_value(row: Mapping[str, Any], *, currency: str = "EUR", every_target: bool = False) -> Did:
     """One DID as the domain sees it, from the values of :data:`DID_COLUMNS` (a row, or a
-    model not yet saved: :func:`tollguard.web.customers.dids.did_errors` checks those).
+    model being checked: :func:`tollguard.web.customers.dids.did_errors`).
 
-    Only the fields of the DID's target are carried over; the others are left empty.
+    Only the fields of the DID's target are carried over, the others left empty: a
+    stored DID's leftovers of an earlier target mean nothing. With ``every_target``
+    every target's fields are kept, so that the DID rules report a stray one on a DID
+    about to be saved. Raises ``ValueError`` for a target or transport that is none.
     """
     kind = DidTarget(row["target"])
     trunk: tuple[SipAddress, ...] = ()
-    if kind is DidTarget.TRUNK:
+    if every_target or kind is DidTarget.TRUNK:
         trunk = tuple(
-            SipAddress(host, port, SipTransport(transport))
+            # A port not given yet (a form's empty field) is 0, which the rules refuse.
+            SipAddress(host, port or 0, SipTransport(transport))
             for host, port, transport in (
                 (row["trunk_host"], row["trunk_port"], row["trunk_transport"]),
                 (row["failover_host"], row["failover_port"], row["failover_transport"]),
@@ -169,9 +174,9 @@ def did_value(row: dict[str, Any], *, currency: str = "EUR") -> Did:
         first=row["first"],
         last=row["last"],
         target=kind,
-        account_id=row["account_id"] if kind is DidTarget.ACCOUNT else None,
+        account_id=row["account_id"] if every_target or kind is DidTarget.ACCOUNT else None,
         trunk=trunk,
-        forward_to=row["forward_to"] if kind is DidTarget.DID else "",
+        forward_to=row["forward_to"] if every_target or kind is DidTarget.DID else "",
         price_per_minute=row["price_per_minute"],
         monthly_price=row["monthly_price"],
         currency=currency,

@@ -3,16 +3,22 @@
 Every object is found by its natural key (names, usernames, ``network`` +
 ``tech_prefix``) and saved only when a value differs, after the model's own validation
 (as an admin form would). The caller holds the transaction and the configuration batch.
+What the database refuses of an entry of the file (a model's rule, a unique key taken
+meanwhile) is raised as :class:`EntryRefused`, naming the entry and, when the refusal
+is about one, the file's key of the field.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import dataclasses
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
-from django.db import models
+from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
+from django.db import IntegrityError, models
 
-from tollguard.domain.plan import Rate
+from tollguard.domain.plan import CallLimits, Rate, VelocityPolicy
 from tollguard.web.billing.models import BalanceAlerts
 from tollguard.web.carriers.models import Gateway, Provider
 from tollguard.web.customers.models import Account, AclEntry, Customer, Did
@@ -24,7 +30,63 @@ from tollguard.web.rating import services as rating_services
 from tollguard.web.rating.models import Rate as RateModel
 from tollguard.web.rating.models import RateCard
 
-__all__ = ["apply"]
+__all__ = ["EntryRefused", "apply"]
+
+# The file's key of a model field, where the two differ (other fields keep their name).
+_CUSTOMER_KEYS = {
+    "country_code": "numbering.country_code",
+    "national_prefix": "numbering.national_prefix",
+    "international_prefix": "numbering.international_prefix",
+    "strip_prefix": "numbering.strip_prefix",
+    "billing_mode": "credit.mode",
+    "credit_limit": "credit.credit_limit",
+    "currency": "credit.currency",
+}
+# A fraud policy's limits and velocity are the domain's fields, nested in the file.
+_POLICY_KEYS = {
+    **{f.name: f"limits.{f.name}" for f in dataclasses.fields(CallLimits)},
+    **{f"velocity_{f.name}": f"velocity.{f.name}" for f in dataclasses.fields(VelocityPolicy)},
+}
+
+
+class EntryRefused(Exception):
+    """The database refused an entry of the plan file; ``problems`` holds (path, message)
+    pairs, the path the entry's or one of its fields'."""
+
+    def __init__(self, problems: list[tuple[str, str]]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(f"{where}: {message}" for where, message in problems))
+
+
+type _Keys = Callable[[str], str | None]
+
+
+def _as_named(field: str) -> str | None:
+    return None
+
+
+@contextmanager
+def _entry(where: str, keys: _Keys = _as_named) -> Iterator[None]:
+    """Raise what the database refuses inside as :class:`EntryRefused` for ``where``;
+    ``keys`` gives the file's key of a model field when it is not the field's name."""
+    try:
+        yield
+    except ValidationError as exc:
+        raise EntryRefused(list(_refusals(where, exc, keys))) from exc
+    except IntegrityError as exc:
+        raise EntryRefused([(where, str(exc))]) from exc
+
+
+def _refusals(where: str, exc: ValidationError, keys: _Keys) -> Iterator[tuple[str, str]]:
+    if not hasattr(exc, "error_dict"):
+        yield where, " ".join(exc.messages)
+        return
+    for field, messages in exc.message_dict.items():
+        text = " ".join(messages)
+        if field == NON_FIELD_ERRORS:
+            yield where, text
+        else:
+            yield f"{where}.{keys(field) or field}", text
 
 
 def _full_clean(obj: models.Model) -> None:
@@ -45,22 +107,27 @@ def _upsert(
     lookup: dict[str, Any],
     values: dict[str, Any],
     check: Callable[[models.Model], None] = _full_clean,
+    *,
+    where: str,
+    keys: _Keys = _as_named,
 ) -> tuple[Any, Outcome]:
-    """Create or update the row found by ``lookup``; validated like an admin form save."""
+    """Create or update the row found by ``lookup``, validated like an admin form save;
+    a refusal is the entry's at ``where`` (:func:`_entry`)."""
     obj = model._default_manager.filter(**lookup).first()
-    if obj is None:
-        obj = model(**lookup, **values)
+    with _entry(where, keys):
+        if obj is None:
+            obj = model(**lookup, **values)
+            check(obj)
+            obj.save()
+            return obj, "created"
+        changed = [name for name, value in values.items() if getattr(obj, name) != value]
+        if not changed:
+            return obj, "unchanged"
+        for name in changed:
+            setattr(obj, name, values[name])
         check(obj)
-        obj.save()
-        return obj, "created"
-    changed = [name for name, value in values.items() if getattr(obj, name) != value]
-    if not changed:
-        return obj, "unchanged"
-    for name in changed:
-        setattr(obj, name, values[name])
-    check(obj)
-    obj.save(update_fields=changed)
-    return obj, "updated"
+        obj.save(update_fields=changed)
+        return obj, "updated"
 
 
 def apply(plan: PlanSpec, realm: str, counts: dict[str, Counts]) -> None:
@@ -75,11 +142,13 @@ def apply(plan: PlanSpec, realm: str, counts: dict[str, Counts]) -> None:
                 "decimals": spec.decimals,
                 "kind": spec.kind,
             },
+            where=spec.where,
         )
         counts["rate_cards"].add(outcome)
         cards[spec.name] = card
         if spec.rates is not None:
-            _replace_rates(card, spec.rates, counts["rates"])
+            with _entry(f"{spec.where}.rates"):
+                _replace_rates(card, spec.rates, counts["rates"])
 
     def card_id(name: str | None) -> int | None:
         if name is None:
@@ -98,16 +167,25 @@ def apply(plan: PlanSpec, realm: str, counts: dict[str, Counts]) -> None:
                 "inbound_card_id": card_id(pspec.inbound_card),
                 **pspec.values,
             },
+            where=pspec.where,
         )
         counts["providers"].add(outcome)
         providers[pspec.name] = provider
         for gspec in pspec.gateways or ():
             gateway, outcome = _upsert(
-                Gateway, {"name": gspec.name}, {"provider_id": provider.pk, **gspec.values}
+                Gateway,
+                {"name": gspec.name},
+                {"provider_id": provider.pk, **gspec.values},
+                where=gspec.where,
             )
             counts["gateways"].add(outcome)
             if gspec.limits is not None:
-                _, outcome = _upsert(GatewayLimits, {"gateway": gateway}, gspec.limits.values)
+                _, outcome = _upsert(
+                    GatewayLimits,
+                    {"gateway": gateway},
+                    gspec.limits.values,
+                    where=gspec.limits.where,
+                )
                 counts["fraud"].add(outcome)
 
     for cspec in plan.customers:
@@ -122,7 +200,9 @@ def apply(plan: PlanSpec, realm: str, counts: dict[str, Counts]) -> None:
             currency = cards[cspec.sell_card].currency
         if currency is not None:
             fields["currency"] = currency
-        customer, outcome = _upsert(Customer, {"name": cspec.name}, fields)
+        customer, outcome = _upsert(
+            Customer, {"name": cspec.name}, fields, where=cspec.where, keys=_CUSTOMER_KEYS.get
+        )
         if cspec.providers is not None:
             wanted = set(
                 Provider.objects.filter(name__in=cspec.providers).values_list("pk", flat=True)
@@ -150,7 +230,9 @@ def apply(plan: PlanSpec, realm: str, counts: dict[str, Counts]) -> None:
                 # The MD5 HA1 is kept only for accounts that allow MD5 (Account.save).
                 values["ha1_md5"] = (aspec.ha1_md5 or "") if aspec.allow_md5 else ""
                 values["ha1_sha256"] = aspec.ha1_sha256
-            account, outcome = _upsert(Account, {"username": aspec.username}, values)
+            account, outcome = _upsert(
+                Account, {"username": aspec.username}, values, where=aspec.where
+            )
             counts["accounts"].add(outcome)
             if aspec.fraud is not None:
                 counts["fraud"].add(_apply_fraud(aspec.fraud, {"account": account}))
@@ -159,6 +241,7 @@ def apply(plan: PlanSpec, realm: str, counts: dict[str, Counts]) -> None:
                 AclEntry,
                 {"network": lspec.network, "tech_prefix": lspec.tech_prefix},
                 {"customer_id": customer.pk},
+                where=lspec.where,
             )
             counts["acl"].add(outcome)
         if cspec.alerts is not None:
@@ -170,6 +253,7 @@ def apply(plan: PlanSpec, realm: str, counts: dict[str, Counts]) -> None:
                     "email": cspec.alerts.email,
                     "webhook_url": cspec.alerts.webhook_url,
                 },
+                where=f"{cspec.where}.alerts",
             )
             counts["alerts"].add(outcome)
 
@@ -194,14 +278,18 @@ def _apply_dids(plan: PlanSpec, counts: Counts) -> None:
             "account_id": accounts[spec.account] if spec.account else None,
             **spec.values,
         }
-        _, outcome = _upsert(Did, {"first": spec.first}, values, _row_clean)
+        _, outcome = _upsert(
+            Did, {"first": spec.first}, values, _row_clean, where=spec.where, keys=spec.key_of
+        )
         counts.add(outcome)
 
 
 def _apply_fraud(spec: FraudSpec, owner: dict[str, Any]) -> Outcome:
     """Make the owner's fraud policy exactly ``spec``: values, destination rules and quiet
     hours (rules and hours are replaced when they differ)."""
-    policy, outcome = _upsert(FraudPolicy, owner, spec.values)
+    policy, outcome = _upsert(
+        FraudPolicy, owner, spec.values, where=spec.where, keys=_POLICY_KEYS.get
+    )
     rules = [
         (r["allow"], r["match"], r["value"], r["international_only"], r["note"])
         for r in spec.destinations
@@ -213,10 +301,12 @@ def _apply_fraud(spec: FraudSpec, owner: dict[str, Any]) -> Outcome:
     )
     if held != rules:
         policy.destination_rules.all().delete()
-        for values in spec.destinations:
-            rule = DestinationRule(policy=policy, **values)
-            rule.full_clean()
-            rule.save()
+        for j, values in enumerate(spec.destinations):
+            verb = "allow" if values["allow"] else "deny"
+            with _entry(f"{spec.where}.destinations[{j}]", {"match": verb, "value": verb}.get):
+                rule = DestinationRule(policy=policy, **values)
+                rule.full_clean()
+                rule.save()
         outcome = "updated" if outcome == "unchanged" else outcome
     hours = [
         (q["days"], q["start"], q["end"], q["timezone"], q["international_only"])
@@ -229,10 +319,11 @@ def _apply_fraud(spec: FraudSpec, owner: dict[str, Any]) -> Outcome:
     )
     if held_hours != hours:
         policy.quiet_hours.all().delete()
-        for values in spec.quiet_hours:
-            window = QuietHours(policy=policy, **values)
-            window.full_clean()
-            window.save()
+        for j, values in enumerate(spec.quiet_hours):
+            with _entry(f"{spec.where}.quiet_hours[{j}]"):
+                window = QuietHours(policy=policy, **values)
+                window.full_clean()
+                window.save()
         outcome = "updated" if outcome == "unchanged" else outcome
     return outcome
 

@@ -15,7 +15,7 @@ from tollguard.web.customers.dids import field_of, table_error
 from tollguard.web.customers.selectors import currency_mismatches
 from tollguard.web.customers.selectors import dids as dids_selector
 from tollguard.web.provisioning import apply, schema, validation
-from tollguard.web.provisioning.errors import PlanApplyError, PlanFileError
+from tollguard.web.provisioning.errors import PlanApplyError, PlanFileError, Problems
 from tollguard.web.provisioning.report import KINDS, Counts, LoadReport
 
 __all__ = ["load_plan_file"]
@@ -34,42 +34,41 @@ def _describe(exc: ValidationError | IntegrityError) -> str:
     return str(exc)
 
 
-def _check_currencies(plan: schema.PlanSpec, path: Path) -> list[str]:
+def _check_currencies(plan: schema.PlanSpec, problems: Problems, path: Path) -> list[str]:
     """After the changes, inside the load's transaction: a customer of the file that
     lists a provider whose cost card is in another currency is an error (the switch
-    would never route there); the rest of what ``tollguard check`` says about
-    currencies (customers.W001) comes back as warnings."""
-    declared = {customer.name for customer in plan.customers}
-    errors, warnings = [], []
+    would never route there), told at the customer's ``providers``; the rest of what
+    ``tollguard check`` says about currencies (customers.W001) comes back as warnings."""
+    declared = {customer.name: customer for customer in plan.customers}
+    warnings = []
     for mismatch in currency_mismatches():
-        if mismatch.listed and mismatch.customer in declared:
-            errors.append(f"customers: {mismatch.describe()}")
+        spec = declared.get(mismatch.customer)
+        if mismatch.listed and spec is not None:
+            where = f"{spec.where}.providers" if spec.providers is not None else spec.where
+            problems.add(where, mismatch.describe())
         else:
             warnings.append(mismatch.describe())
-    if errors:
-        raise PlanFileError(path, errors)
+    if problems:
+        raise PlanFileError(path, problems)
     return warnings
 
 
-def _check_did_table(plan: schema.PlanSpec, path: Path) -> None:
+def _check_did_table(plan: schema.PlanSpec, problems: Problems, path: Path) -> None:
     """After the changes, inside the load's transaction: the DID table the switch would
     load (the file's DIDs and the database's others) obeys the DID rules (overlaps,
-    forwards, account owners); an error names the file's entry when it is one."""
+    forwards, account owners); an error names the file's entry, and its field, when it
+    is one (:func:`~tollguard.web.customers.dids.field_of` gives the model field)."""
     problem = table_error(dids_selector())
     if problem is None:
         return
-    entries = {f"DID {spec.first}": spec for spec in plan.dids}
     first = problem.entry.removeprefix("DID ").split("-")[0]
-    spec = entries.get(f"DID {first}")
+    spec = next((spec for spec in plan.dids if spec.first == first), None)
     if spec is None:
-        raise PlanFileError(path, [f"dids: {problem}"])
-    field = {
-        "first": "number" if not spec.values["last"] else "first",
-        "forward_to": "forward",
-        "trunk_host": "trunk",
-    }.get(field_of(problem), field_of(problem))
-    suffix = f".{field}" if field in {*schema.DID_FILE_KEYS, "number"} else ""
-    raise PlanFileError(path, [f"{spec.where}{suffix}: {problem.message}"])
+        problems.add("dids", str(problem))
+    else:
+        key = spec.key_of(field_of(problem))
+        problems.add(f"{spec.where}.{key}" if key else spec.where, problem.message)
+    raise PlanFileError(path, problems)
 
 
 def load_plan_file(path: Path | str, *, realm: str, dry_run: bool = False) -> LoadReport:
@@ -87,33 +86,41 @@ def load_plan_file(path: Path | str, *, realm: str, dry_run: bool = False) -> Lo
     except OSError as exc:
         raise PlanFileError(path, [f"(file): cannot read {str(path)!r} ({exc.strerror})"]) from exc
     except UnicodeDecodeError as exc:
-        raise PlanFileError(path, [f"(file): not UTF-8 text ({exc.reason})"]) from exc
+        line = exc.object[: exc.start].count(b"\n") + 1
+        raise PlanFileError(
+            path, [f"{path.name}:{line}: (file): not UTF-8 text ({exc.reason})"]
+        ) from exc
     try:
-        raw = yaml.safe_load(text)
+        raw = schema.read(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        where = f"(file) line {mark.line + 1}" if mark is not None else "(file)"
+        where = f"{path.name}:{mark.line + 1}: (file)" if mark is not None else "(file)"
         problem = getattr(exc, "problem", None) or str(exc)
         raise PlanFileError(path, [f"{where}: not valid YAML: {problem}"]) from exc
 
-    errors: list[str] = []
-    plan = schema.parse(raw, path.parent, errors)
+    problems = Problems(path.name)
+    plan = schema.parse(raw, path.parent, problems)
     counts = {kind: Counts() for kind in KINDS}
     with transaction.atomic():
-        validation.check_references(plan, errors)
-        validation.check_credit(plan, errors)
-        validation.check_dids(plan, errors)
-        if errors:
-            raise PlanFileError(path, errors)
+        validation.check_references(plan, problems)
+        validation.check_credit(plan, problems)
+        validation.check_dids(plan, problems)
+        if problems:
+            raise PlanFileError(path, problems)
         before = config_version()
-        # One bump for the whole load, and only if something changed.
+        # One bump for the whole load, and only if something changed. Whatever is
+        # refused from here on leaves the transaction, so nothing is changed.
         try:
             with config_batch():
                 apply.apply(plan, realm, counts)
+        except apply.EntryRefused as exc:
+            for where, message in exc.problems:
+                problems.add(where, message)
+            raise PlanApplyError(path, problems) from exc
         except (ValidationError, IntegrityError) as exc:
             raise PlanApplyError(path, [f"(database): {_describe(exc)}"]) from exc
-        _check_did_table(plan, path)
-        warnings = _check_currencies(plan, path)
+        _check_did_table(plan, problems, path)
+        warnings = _check_currencies(plan, problems, path)
         version = config_version()
         if dry_run:
             transaction.set_rollback(True)

@@ -1,10 +1,12 @@
 """The plan file's schema: YAML (and the CSV rate files it names) read into checked specs.
 
-:func:`parse` checks the file against itself only (types, ranges, names repeated within
-the file) and reports every problem with the path of its entry, e.g.
-``customers[2] 'acme'.accounts[0].username: duplicate 'alice'``; what the database
-already holds is checked by :mod:`tollguard.web.provisioning.validation`. The rules are
-in ``docs/provisioning.md``.
+:func:`read` parses the YAML with PyYAML's safe loader, keeping the line of every
+mapping, key and list item; :func:`parse` checks the result against itself only (types,
+ranges, names repeated within the file) and reports every problem with the line and
+path of its entry, e.g. ``plan.yaml:12: customers[2] 'acme'.accounts[0].username:
+duplicate 'alice'``, marking the line of each entry and field it reads so that later
+steps can name them too. What the database already holds is checked by
+:mod:`tollguard.web.provisioning.validation`. The rules are in ``docs/provisioning.md``.
 """
 
 from __future__ import annotations
@@ -12,13 +14,14 @@ from __future__ import annotations
 import csv
 import re
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import time
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
+import yaml
 from django.core.exceptions import ValidationError
 from django.core.validators import EmailValidator, URLValidator
 
@@ -39,6 +42,7 @@ from tollguard.domain.plan import (
 from tollguard.web.billing.models import MAX_THRESHOLDS
 from tollguard.web.carriers.models import GATEWAY_FIELDS
 from tollguard.web.customers.fields import parse_network
+from tollguard.web.provisioning.errors import Problems
 from tollguard.web.rating.models import RateCardKind
 from tollguard.web.rating.rate_rows import (
     RATE_COLUMNS,
@@ -49,7 +53,6 @@ from tollguard.web.rating.rate_rows import (
 )
 
 __all__ = [
-    "DID_FILE_KEYS",
     "AccountSpec",
     "AclSpec",
     "AlertsSpec",
@@ -62,6 +65,7 @@ __all__ = [
     "PlanSpec",
     "ProviderSpec",
     "parse",
+    "read",
 ]
 
 _GATEWAY_PREFIX = re.compile(r"\+?[0-9#*]*")
@@ -79,6 +83,7 @@ _NAME_MAX = 100
 
 @dataclass(frozen=True, slots=True)
 class CardSpec:
+    where: str  # the entry's path in the file, for error messages
     name: str
     currency: str
     rounding: str
@@ -176,6 +181,12 @@ class DidSpec:
     account: str | None
     values: dict[str, Any]
 
+    def key_of(self, field: str) -> str | None:
+        """The file's key for the model field ``field`` (``trunk_port``: ``trunk``)."""
+        if field == "first" and not self.values["last"]:
+            return "number"
+        return _DID_KEY_OF_FIELD.get(field)
+
 
 @dataclass(frozen=True, slots=True)
 class PlanSpec:
@@ -186,26 +197,100 @@ class PlanSpec:
     dids: tuple[DidSpec, ...] = ()
 
 
+# --- the YAML, with its lines ----------------------------------------------------------
+
+
+class _Mapping(dict[Any, Any]):
+    """A YAML mapping that knows the line (1-based) it and each of its keys start on."""
+
+    __slots__ = ("key_lines", "line")
+
+    def __init__(self, line: int) -> None:
+        super().__init__()
+        self.line = line
+        self.key_lines: dict[Any, int] = {}
+
+
+class _Sequence(list[Any]):
+    """A YAML list that knows the line it and each of its items start on."""
+
+    __slots__ = ("item_lines", "line")
+
+    def __init__(self, line: int, item_lines: list[int]) -> None:
+        super().__init__()
+        self.line = line
+        self.item_lines = item_lines
+
+
+def _line(node: yaml.Node) -> int:
+    return node.start_mark.line + 1
+
+
+class _LineLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, building mappings and lists that keep their lines."""
+
+
+def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> Iterator[_Mapping]:
+    # A generator, as PyYAML's own constructors of collections: the empty mapping is
+    # handed out first, so that an alias inside it can refer to it.
+    data = _Mapping(_line(node))
+    yield data
+    data.update(loader.construct_mapping(node))
+    # construct_mapping has merged any "<<" keys into node.value; a later key wins, as
+    # in the mapping itself. Keys are built already: construct_object returns them.
+    for key_node, _ in node.value:
+        data.key_lines[loader.construct_object(key_node)] = _line(key_node)
+
+
+def _construct_sequence(loader: _LineLoader, node: yaml.SequenceNode) -> Iterator[_Sequence]:
+    data = _Sequence(_line(node), [_line(item) for item in node.value])
+    yield data
+    data.extend(loader.construct_sequence(node))
+
+
+_LineLoader.add_constructor("tag:yaml.org,2002:map", _construct_mapping)
+_LineLoader.add_constructor("tag:yaml.org,2002:seq", _construct_sequence)
+
+
+def read(text: str) -> Any:
+    """The YAML document in ``text``, its mappings and lists knowing their lines.
+
+    Raises ``yaml.YAMLError`` as :func:`yaml.safe_load` does: it reads the same values.
+    """
+    # _LineLoader is a SafeLoader: no tag builds anything but plain values.
+    return yaml.load(text, Loader=_LineLoader)  # noqa: S506
+
+
+# --- reading values ------------------------------------------------------------------------
+
 _MISSING: Any = object()
+_TOP = "(file)"  # the path of the file's top level
 
 
 class _Reader:
-    """Reads typed values out of a YAML mapping, recording errors with their path."""
+    """Reads typed values out of YAML mappings, reporting problems with their path and
+    line, and marking the line of every entry and field it reads."""
 
-    def __init__(self, errors: list[str]) -> None:
-        self.errors = errors
+    def __init__(self, problems: Problems) -> None:
+        self.problems = problems
 
-    def error(self, where: str, message: str) -> None:
-        self.errors.append(f"{where}: {message}")
+    def error(self, where: str, message: str, *, line: int | None = None) -> None:
+        self.problems.add(where, message, line=line)
 
     def mapping(self, value: Any, where: str, allowed: Iterable[str]) -> dict[str, Any] | None:
+        if isinstance(value, _Mapping | _Sequence):
+            self.problems.mark(where, value.line)
         if not isinstance(value, dict):
             self.error(where, f"expected a mapping, got {show(value)}")
             return None
         known = set(allowed)
+        lines = value.key_lines if isinstance(value, _Mapping) else {}
         for key in value:
+            line = lines.get(key)
+            if line is not None:
+                self.problems.mark(f"{where}.{key}", line)
             if key not in known:
-                self.error(where, f"unknown key {key!r}")
+                self.error(where, f"unknown key {key!r}", line=line)
         return value
 
     def items(self, table: dict[str, Any], key: str, where: str) -> list[Any] | None:
@@ -215,7 +300,25 @@ class _Reader:
         if not isinstance(value, list):
             self.error(f"{where}.{key}", f"expected a list, got {show(value)}")
             return None
+        if isinstance(value, _Sequence):
+            for j, line in enumerate(value.item_lines):
+                self.problems.mark(f"{where}.{key}[{j}]", line)
         return value
+
+    def entries(
+        self, table: dict[str, Any], key: str, where: str, *names: str
+    ) -> Iterator[tuple[str, Any]]:
+        """Each item of the list ``table[key]`` with its path, ``key[index] 'its name'``
+        (the first of ``names`` it has; under ``where`` unless that is the file's top
+        level), its line marked."""
+        items = self.items(table, key, where) or []
+        lines = items.item_lines if isinstance(items, _Sequence) else []
+        parent = "" if where == _TOP else f"{where}."
+        for j, item in enumerate(items):
+            label = parent + _label(key, j, item, *names)
+            if j < len(lines):
+                self.problems.mark(label, lines[j])
+            yield label, item
 
     def get(
         self,
@@ -290,52 +393,78 @@ def _choice(options: Iterable[str]) -> Any:
 
 
 # Rates from the CSV file a card names. Each row, like an inline entry and a line of an
-# admin upload, goes through the rating app's checks, so all three report alike.
+# admin upload, goes through the rating app's checks, so all three report alike. A row's
+# problems name the CSV file and its line (the header is line 1), as the plan file's
+# problems name theirs: ``rates.csv:17: rate_cards[0] 'retail'.rates: ...``.
 
 
-def _csv_rates(path: Path, where: str, errors: list[str]) -> tuple[Rate, ...]:
+def _csv_rates(base: Path, name: str, where: str, problems: Problems) -> tuple[Rate, ...]:
+    path = base / name
     try:
         handle = path.open(newline="", encoding="utf-8-sig")
     except OSError as exc:
-        errors.append(f"{where}.file: cannot read {str(path)!r} ({exc.strerror})")
+        problems.add(f"{where}.file", f"cannot read {str(path)!r} ({exc.strerror})")
         return ()
     try:
         with handle:
-            return _read_csv_rates(handle, path, where, errors)
+            return _read_csv_rates(handle, name, f"{where}.rates", problems)
     except (UnicodeDecodeError, csv.Error) as exc:
-        errors.append(f"{where}.file {path.name}: not a UTF-8 CSV file ({exc})")
+        problems.add(f"{where}.file", f"{name} is not a UTF-8 CSV file ({exc})")
         return ()
 
 
 def _read_csv_rates(
-    handle: Iterable[str], path: Path, where: str, errors: list[str]
+    handle: Iterable[str], name: str, where: str, problems: Problems
 ) -> tuple[Rate, ...]:
     rates: list[Rate] = []
     reader = csv.DictReader(handle)
-    header = [name.strip() for name in reader.fieldnames or ()]
-    if problems := header_problems(header):
-        errors.append(f"{where}.file {path.name} line 1: {'; '.join(problems)}")
+    header = [column.strip() for column in reader.fieldnames or ()]
+    if wrong := header_problems(header):
+        problems.add_in(name, 1, where, "; ".join(wrong))
         return ()
     reader.fieldnames = header
+    first_line: dict[tuple[str, Any], int] = {}
     for row in reader:
         line = reader.line_num
         if None in row:
-            errors.append(f"{where}.rates line {line}: more cells than columns")
+            problems.add_in(name, line, where, "more cells than columns")
             continue
-        rate = parse_rate(row, f"{where}.rates line {line}", errors)
-        if rate is not None:
-            rates.append(rate)
+        rate = parse_rate(row, f"{name}:{line}: {where}", problems.messages)
+        if rate is None:
+            continue
+        # One price per prefix and start date: two would make the rate depend on order.
+        key = (rate.prefix, rate.effective_from)
+        if key in first_line:
+            problems.add_in(
+                name,
+                line,
+                where,
+                f"duplicate prefix {_show_rate_key(key)} (first on line {first_line[key]})",
+            )
+            continue
+        first_line[key] = line
+        rates.append(rate)
     return tuple(rates)
 
 
-def _label(section: str, index: int, entry: Any, key: str) -> str:
-    """``customers[2] 'acme'``: the path of a list entry, with its name when it has one."""
-    name = entry.get(key) if isinstance(entry, dict) else None
+def _show_rate_key(key: tuple[str, Any]) -> str:
+    prefix, start = key
+    return repr(prefix) + (f" from {start.isoformat()}" if start is not None else "")
+
+
+def _label(section: str, index: int, entry: Any, *keys: str) -> str:
+    """``customers[2] 'acme'``: the path of a list entry, with its name when it has one
+    (the value of the first of ``keys`` that the entry has)."""
+    key = next((key for key in keys if isinstance(entry, dict) and key in entry), None)
+    name = entry.get(key) if key is not None else None
     return f"{section}[{index}] {name!r}" if isinstance(name, str) else f"{section}[{index}]"
 
 
 def _duplicates(
-    entries: Iterable[tuple[str, Any]], what: str, errors: list[str], show: Callable[[Any], str]
+    entries: Iterable[tuple[str, Any]],
+    what: str,
+    problems: Problems,
+    show: Callable[[Any], str],
 ) -> None:
     """Reports each repeated key at every entry after its first occurrence."""
     seen: Counter[Any] = Counter()
@@ -344,7 +473,7 @@ def _duplicates(
             continue
         seen[key] += 1
         if seen[key] > 1:
-            errors.append(f"{where}.{what}: duplicate {show(key)}")
+            problems.add(f"{where}.{what}", f"duplicate {show(key)}")
 
 
 _CARD_KEYS = ("name", "currency", "rounding", "decimals", "kind", "rates", "file")
@@ -389,7 +518,7 @@ _ACCOUNT_KEYS = (
     "extension",
 )
 _DIGIT_STRING = _text(_DIGITS, "a string of digits", 16)
-DID_FILE_KEYS = _DID_KEYS = (
+_DID_KEYS = (
     "number",
     "first",
     "last",
@@ -402,6 +531,26 @@ DID_FILE_KEYS = _DID_KEYS = (
     "monthly_price",
     "enabled",
 )
+# The file's key of each model field of a DID (a single number's ``first`` is ``number``).
+_DID_KEY_OF_FIELD = {
+    "first": "first",
+    "last": "last",
+    "customer": "customer",
+    "customer_id": "customer",
+    "account": "account",
+    "account_id": "account",
+    "trunk": "trunk",
+    "trunk_host": "trunk",
+    "trunk_port": "trunk",
+    "trunk_transport": "trunk",
+    "failover_host": "failover",
+    "failover_port": "failover",
+    "failover_transport": "failover",
+    "forward_to": "forward",
+    "price_per_minute": "price_per_minute",
+    "monthly_price": "monthly_price",
+    "enabled": "enabled",
+}
 _E164 = re.compile(r"[0-9]{1,20}")
 # host[:port][;transport=udp|tcp|tls]; an IPv6 address in brackets.
 _SIP_ADDRESS = re.compile(
@@ -410,35 +559,30 @@ _SIP_ADDRESS = re.compile(
 )
 
 
-def parse(raw: Any, base: Path, errors: list[str]) -> PlanSpec:
-    """The plan in ``raw`` (parsed YAML); problems go to ``errors``, in file order."""
-    r = _Reader(errors)
+def parse(raw: Any, base: Path, problems: Problems) -> PlanSpec:
+    """The plan in ``raw`` (from :func:`read`); problems go to ``problems``, in file
+    order, and the line of every entry and field is marked there."""
+    r = _Reader(problems)
     top = r.mapping(
         raw if raw is not None else {},
-        "(file)",
+        _TOP,
         ("prune", "rate_cards", "providers", "customers", "dids"),
     )
     if top is None:
         return PlanSpec(False, (), (), ())
-    prune = r.get(top, "prune", "(file)", _boolean, False)
+    prune = r.get(top, "prune", _TOP, _boolean, False)
 
     cards: list[CardSpec] = []
-    names: list[tuple[str, Any]] = []
-    for i, entry in enumerate(r.items(top, "rate_cards", "(file)") or ()):
-        where = _label("rate_cards", i, entry, "name")
+    for where, entry in r.entries(top, "rate_cards", _TOP, "name"):
         if (table := r.mapping(entry, where, _CARD_KEYS)) is not None:
             cards.append(_parse_card(r, table, where, base))
-            names.append((where, cards[-1].name))
-    _duplicates(names, "name", errors, repr)
+    _duplicates(((card.where, card.name) for card in cards), "name", problems, repr)
 
     providers: list[ProviderSpec] = []
-    names = []
-    for i, entry in enumerate(r.items(top, "providers", "(file)") or ()):
-        where = _label("providers", i, entry, "name")
+    for where, entry in r.entries(top, "providers", _TOP, "name"):
         if (table := r.mapping(entry, where, _PROVIDER_KEYS)) is not None:
             providers.append(_parse_provider(r, table, where))
-            names.append((where, providers[-1].name))
-    _duplicates(names, "name", errors, repr)
+    _duplicates(((p.where, p.name) for p in providers), "name", problems, repr)
     _duplicates(
         (
             (gateway.where, gateway.name)
@@ -446,18 +590,15 @@ def parse(raw: Any, base: Path, errors: list[str]) -> PlanSpec:
             for gateway in provider.gateways or ()
         ),
         "name",
-        errors,
+        problems,
         repr,
     )
 
     customers: list[CustomerSpec] = []
-    names = []
-    for i, entry in enumerate(r.items(top, "customers", "(file)") or ()):
-        where = _label("customers", i, entry, "name")
+    for where, entry in r.entries(top, "customers", _TOP, "name"):
         if (table := r.mapping(entry, where, _CUSTOMER_KEYS)) is not None:
             customers.append(_parse_customer(r, table, where))
-            names.append((where, customers[-1].name))
-    _duplicates(names, "name", errors, repr)
+    _duplicates(((c.where, c.name) for c in customers), "name", problems, repr)
     # Usernames and ACL keys are unique across customers, so duplicates are file-wide.
     _duplicates(
         (
@@ -466,7 +607,7 @@ def parse(raw: Any, base: Path, errors: list[str]) -> PlanSpec:
             for account in customer.accounts or ()
         ),
         "username",
-        errors,
+        problems,
         repr,
     )
     _duplicates(
@@ -476,7 +617,7 @@ def parse(raw: Any, base: Path, errors: list[str]) -> PlanSpec:
             for entry in customer.acl or ()
         ),
         "network",
-        errors,
+        problems,
         lambda key: repr(key[0]) + (f" with tech_prefix {key[1]!r}" if key[1] else ""),
     )
     # An extension is unique within its customer.
@@ -484,18 +625,16 @@ def parse(raw: Any, base: Path, errors: list[str]) -> PlanSpec:
         _duplicates(
             ((account.where, account.extension or None) for account in customer.accounts or ()),
             "extension",
-            errors,
+            problems,
             repr,
         )
 
     dids: list[DidSpec] = []
-    for i, entry in enumerate(r.items(top, "dids", "(file)") or ()):
-        label = "number" if isinstance(entry, dict) and "number" in entry else "first"
-        where = _label("dids", i, entry, label)
+    for where, entry in r.entries(top, "dids", _TOP, "number", "first"):
         table = r.mapping(entry, where, _DID_KEYS)
         if table is not None and (did := _parse_did(r, table, where)) is not None:
             dids.append(did)
-    _duplicates(((did.where, did.first) for did in dids), "number", errors, repr)
+    _duplicates(((did.where, did.first) for did in dids), "number", problems, repr)
     return PlanSpec(prune, tuple(cards), tuple(providers), tuple(customers), tuple(dids))
 
 
@@ -511,26 +650,25 @@ def _parse_card(r: _Reader, table: dict[str, Any], where: str, base: Path) -> Ca
     elif "file" in table:
         file_name = r.get(table, "file", where, _text())
         if file_name is not None:
-            rates = _csv_rates(base / file_name, where, r.errors)
+            rates = _csv_rates(base, file_name, where, r.problems)
     elif "rates" in table:
-        parsed: list[Rate] = []
+        parsed: list[tuple[str, Rate]] = []
         for j, item in enumerate(r.items(table, "rates", where) or ()):
-            if not isinstance(item, dict):
-                r.error(f"{where}.rates[{j}]", f"expected a mapping, got {show(item)}")
+            item_where = f"{where}.rates[{j}]"
+            if r.mapping(item, item_where, RATE_COLUMNS) is None:
                 continue
-            if unknown := [k for k in item if k not in RATE_COLUMNS]:
-                r.error(f"{where}.rates[{j}]", f"unknown key {unknown[0]!r}")
-            if (rate := parse_rate(item, f"{where}.rates[{j}]", r.errors)) is not None:
-                parsed.append(rate)
-        rates = tuple(parsed)
-    # One price per prefix and start date: two would make the rate depend on row order.
-    _duplicates(
-        ((f"{where}.rates", (rate.prefix, rate.effective_from)) for rate in rates or ()),
-        "prefix",
-        r.errors,
-        lambda key: repr(key[0]) + (f" from {key[1].isoformat()}" if key[1] is not None else ""),
-    )
-    return CardSpec(name, currency, rounding, decimals, kind, rates)
+            rate = parse_rate(item, r.problems.at(item_where), r.problems.messages)
+            if rate is not None:
+                parsed.append((item_where, rate))
+        # One price per prefix and start date: two would make the rate depend on order.
+        _duplicates(
+            ((item_where, (rate.prefix, rate.effective_from)) for item_where, rate in parsed),
+            "prefix",
+            r.problems,
+            _show_rate_key,
+        )
+        rates = tuple(rate for _, rate in parsed)
+    return CardSpec(where, name, currency, rounding, decimals, kind, rates)
 
 
 def _parse_provider(r: _Reader, table: dict[str, Any], where: str) -> ProviderSpec:
@@ -546,8 +684,7 @@ def _parse_provider(r: _Reader, table: dict[str, Any], where: str) -> ProviderSp
     gateways: list[GatewaySpec] | None = None
     if "gateways" in table:
         gateways = []
-        for j, item in enumerate(r.items(table, "gateways", where) or ()):
-            gw_where = f"{where}." + _label("gateways", j, item, "name")
+        for gw_where, item in r.entries(table, "gateways", where, "name"):
             if (gw := r.mapping(item, gw_where, (*_GATEWAY_KEYS, "limits"))) is not None:
                 gateways.append(_parse_gateway(r, gw, gw_where))
     return ProviderSpec(

@@ -12,13 +12,14 @@ from django.db import models
 from tollguard.web.billing.models import LedgerEntry
 from tollguard.web.carriers.models import Gateway, Provider
 from tollguard.web.customers.models import Account, AclEntry, Customer
+from tollguard.web.provisioning.errors import Problems
 from tollguard.web.provisioning.schema import PlanSpec
 from tollguard.web.rating.models import RateCard, RateCardKind
 
 __all__ = ["check_credit", "check_dids", "check_references"]
 
 
-def check_references(plan: PlanSpec, errors: list[str]) -> None:
+def check_references(plan: PlanSpec, problems: Problems) -> None:
     """Names used by the file exist (in the file or the database), with the right kind."""
     kinds = dict(RateCard.objects.values_list("name", "kind"))
     kinds.update((card.name, card.kind) for card in plan.rate_cards)
@@ -29,9 +30,9 @@ def check_references(plan: PlanSpec, errors: list[str]) -> None:
         if name is None:
             return
         if name not in kinds:
-            errors.append(f"{where}: unknown rate card {name!r}")
+            problems.add(where, f"unknown rate card {name!r}")
         elif kinds[name] is not None and kinds[name] != kind:
-            errors.append(f"{where}: rate card {name!r} is a {kinds[name]} card, not {kind}")
+            problems.add(where, f"rate card {name!r} is a {kinds[name]} card, not {kind}")
 
     for provider in plan.providers:
         card(f"{provider.where}.cost_card", provider.cost_card, RateCardKind.COST)
@@ -44,7 +45,7 @@ def check_references(plan: PlanSpec, errors: list[str]) -> None:
         card(f"{customer.where}.sell_card", customer.sell_card, RateCardKind.SELL)
         for j, name in enumerate(customer.providers or ()):
             if name is not None and name not in provider_names:
-                errors.append(f"{customer.where}.providers[{j}]: unknown provider {name!r}")
+                problems.add(f"{customer.where}.providers[{j}]", f"unknown provider {name!r}")
 
     # Natural keys that are unique across parents must not silently move between them.
     owners = _owners(Gateway, "name", "provider__name")
@@ -52,7 +53,7 @@ def check_references(plan: PlanSpec, errors: list[str]) -> None:
         for gateway in provider.gateways or ():
             owner = owners.get(gateway.name) if gateway.name is not None else None
             if owner is not None and provider.name is not None and owner != provider.name:
-                errors.append(f"{gateway.where}.name: already belongs to provider {owner!r}")
+                problems.add(f"{gateway.where}.name", f"already belongs to provider {owner!r}")
     account_owner = _owners(Account, "username", "customer__name")
     with_md5 = set(Account.objects.exclude(ha1_md5="").values_list("username", flat=True))
     acl_owner = {
@@ -67,32 +68,33 @@ def check_references(plan: PlanSpec, errors: list[str]) -> None:
                 continue
             owner = account_owner.get(account.username)
             if owner is not None and owner != customer.name:
-                errors.append(
-                    f"{account.where}.username: {account.username!r} already belongs "
-                    f"to customer {owner!r}"
+                problems.add(
+                    f"{account.where}.username",
+                    f"{account.username!r} already belongs to customer {owner!r}",
                 )
             if owner is None and not account.credentials_given:
-                errors.append(f"{account.where}: a new account needs 'password' or HA1 digests")
+                problems.add(account.where, "a new account needs 'password' or HA1 digests")
             elif (
                 owner is not None
                 and account.allow_md5
                 and not account.credentials_given
                 and account.username not in with_md5
             ):
-                errors.append(
-                    f"{account.where}.allow_md5: needs 'password' (or ha1_md5) again: the "
-                    "MD5 digest is kept only for accounts that allow MD5"
+                problems.add(
+                    f"{account.where}.allow_md5",
+                    "needs 'password' (or ha1_md5) again: the MD5 digest is kept only for "
+                    "accounts that allow MD5",
                 )
         for entry in customer.acl or ():
             owner = acl_owner.get((entry.network, entry.tech_prefix))
             if owner is not None and customer.name is not None and owner != customer.name:
-                errors.append(
-                    f"{entry.where}.network: {entry.network!r} already belongs to "
-                    f"customer {owner!r}"
+                problems.add(
+                    f"{entry.where}.network",
+                    f"{entry.network!r} already belongs to customer {owner!r}",
                 )
 
 
-def check_dids(plan: PlanSpec, errors: list[str]) -> None:
+def check_dids(plan: PlanSpec, problems: Problems) -> None:
     """Each DID's customer exists, and its account exists and belongs to that customer
     (as the file declares it, else as the database holds it). The DID table's own rules
     (overlaps, forwards) are checked on the result, inside the load's transaction."""
@@ -107,17 +109,17 @@ def check_dids(plan: PlanSpec, errors: list[str]) -> None:
     )
     for did in plan.dids:
         if did.customer not in customers:
-            errors.append(f"{did.where}.customer: unknown customer {did.customer!r}")
+            problems.add(f"{did.where}.customer", f"unknown customer {did.customer!r}")
             continue
         if did.account is None:
             continue
         owner = owner_of.get(did.account)
         if owner is None:
-            errors.append(f"{did.where}.account: unknown account {did.account!r}")
+            problems.add(f"{did.where}.account", f"unknown account {did.account!r}")
         elif owner != did.customer:
-            errors.append(
-                f"{did.where}.account: {did.account!r} belongs to customer {owner!r}, "
-                f"not {did.customer!r}"
+            problems.add(
+                f"{did.where}.account",
+                f"{did.account!r} belongs to customer {owner!r}, not {did.customer!r}",
             )
 
 
@@ -125,7 +127,7 @@ def _owners(model: type[models.Model], key: str, owner: str) -> dict[str, str]:
     return dict(model._default_manager.values_list(key, owner))
 
 
-def check_credit(plan: PlanSpec, errors: list[str]) -> None:
+def check_credit(plan: PlanSpec, problems: Problems) -> None:
     """Each customer pays in its sell card's currency; a currency with a ledger is fixed;
     a customer with a ledger is never pruned (docs/billing.md)."""
     card_currency = {} if plan.prune else dict(RateCard.objects.values_list("name", "currency"))
@@ -141,10 +143,10 @@ def check_credit(plan: PlanSpec, errors: list[str]) -> None:
         declared = customer.credit.currency if customer.credit is not None else None
         card = card_currency.get(customer.sell_card) if customer.sell_card else None
         if declared is not None and card is not None and declared != card:
-            errors.append(
-                f"{customer.where}.credit.currency: {declared!r} is not the currency of sell "
-                f"card {customer.sell_card!r} ({card}); a customer pays in its sell card's "
-                "currency"
+            problems.add(
+                f"{customer.where}.credit.currency",
+                f"{declared!r} is not the currency of sell card {customer.sell_card!r} "
+                f"({card}); a customer pays in its sell card's currency",
             )
             continue
         currency = declared or card
@@ -155,15 +157,17 @@ def check_credit(plan: PlanSpec, errors: list[str]) -> None:
             and currency != current
             and pk in with_ledger
         ):
-            errors.append(
-                f"{customer.where}: customer {customer.name!r} has a ledger in {current}; its "
-                f"currency is fixed (not {currency})"
+            problems.add(
+                customer.where,
+                f"customer {customer.name!r} has a ledger in {current}; its currency is "
+                f"fixed (not {currency})",
             )
     if plan.prune:
         kept = {customer.name for customer in plan.customers}
         for name, (pk, _) in sorted(stored.items()):
             if name not in kept and pk in with_ledger:
-                errors.append(
-                    f"(prune): customer {name!r} has ledger entries and cannot be deleted; "
-                    "keep it in the file (enabled: false to stop its calls)"
+                problems.add(
+                    "(prune)",
+                    f"customer {name!r} has ledger entries and cannot be deleted; keep it "
+                    "in the file (enabled: false to stop its calls)",
                 )

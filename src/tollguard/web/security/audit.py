@@ -1,8 +1,9 @@
 """Audit trail: every configuration model registered with django-auditlog.
 
 Each change made through the admin or the API is stored with its actor, time, address
-and changed fields, and shown read-only in the admin. Secret material is masked or left
-out: password hashes and SIP digests are never copied into the trail. Rates are
+and changed fields, and shown read-only in the admin; so is every API key issued or
+revoked. Secret material is masked or left out: password hashes, SIP digests and API
+key digests are never copied into the trail. Rates are
 tracked too; bulk imports (``rating.services.sync_rates``) send no signals and are
 recorded as one configuration version bump instead of millions of rows.
 """
@@ -33,6 +34,9 @@ TRACKED: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("fraud", "Suspension", ()),
     ("billing", "LedgerEntry", ()),
     ("billing", "BalanceAlerts", ("webhook_secret",)),
+    # Issued and revoked by staff (admin) and customers (portal); the key's digest stays
+    # out, and its last use (written without signals, once a minute) is no change.
+    ("api", "ApiKey", ("key_hash", "last_used_at")),
 )
 
 
