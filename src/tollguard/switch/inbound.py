@@ -226,9 +226,12 @@ class Inbound:
                 number,
                 f"own DID {did.first}: {deliveries}",
                 CallDirection.INTERNAL,
-                did,
+                chain[0],
             )
-        return Delivered(plan, CallDirection.INTERNAL, customer, caller, number, deliveries, did)
+        # The CDR names the DID called (chain[0]), as for an inbound call (accounting).
+        return Delivered(
+            plan, CallDirection.INTERNAL, customer, caller, number, deliveries, chain[0]
+        )
 
     def _target(self, did: Did, account: Account | None, number: str) -> tuple[Delivery, ...] | str:
         """Where a call to ``did`` (the last of its chain) goes, or why nowhere."""
