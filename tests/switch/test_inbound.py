@@ -171,6 +171,25 @@ def _ack(provider: Peer, h: Harness, ok: Response, call_id: str, uri: str) -> No
     provider.send(ack, h.switch)
 
 
+async def _provider_hangs_up(
+    h: Harness, provider: Peer, phone: Phone, ok: Response, call_id: str, called: str
+) -> None:
+    """The provider ends the answered call to ``called``; the phone confirms the BYE."""
+    bye = request(
+        "BYE",
+        f"sip:{called}@127.0.0.1:{h.switch[1]}",
+        local_port=provider.port,
+        call_id=call_id,
+        from_tag=ok.from_.tag or "",
+        cseq=2,
+        to=ok.headers.get("To"),
+    )
+    provider.send(bye, h.switch)
+    phone_bye, addr = await phone.request("BYE")
+    phone.send(make_response(phone_bye, 200), addr)
+    await provider.response(200, method="BYE")
+
+
 async def _handled(h: Harness, peer: Peer) -> None:
     """Once this returns, the switch has handled what ``peer`` sent before (in order)."""
     options = request(
@@ -211,19 +230,7 @@ def test_a_provider_calls_a_did_and_the_registered_phone_answers(run_scenario: R
         await phone.request("ACK")
         await _handled(h, provider)  # the ACK too: no 2xx is resent while time moves
         advance(h, 61)  # talk: 61 s
-        bye = request(
-            "BYE",
-            f"sip:{BOB_DID}@127.0.0.1:{h.switch[1]}",
-            local_port=provider.port,
-            call_id=call_id,
-            from_tag=ok.from_.tag or "",
-            cseq=2,
-            to=ok.headers.get("To"),
-        )
-        provider.send(bye, h.switch)
-        phone_bye, addr = await phone.request("BYE")
-        phone.send(make_response(phone_bye, 200), addr)
-        await provider.response(200, method="BYE")
+        await _provider_hangs_up(h, provider, phone, ok, call_id, BOB_DID)
         (cdr,) = await h.sink.wait()
         assert cdr.direction is CallDirection.INBOUND
         assert cdr.did == BOB_DID

@@ -12,9 +12,8 @@ from decimal import Decimal
 
 from tollguard.domain.cdr import CallDirection
 from tollguard.domain.plan import PlanData
-from tollguard.sip.message import make_response
 
-from .conftest import Harness, request
+from .conftest import Harness
 from .test_b2bua import advance
 from .test_inbound import (
     BOB_CONTACT,
@@ -27,6 +26,7 @@ from .test_inbound import (
     _handled,
     _invite,
     _peer,
+    _provider_hangs_up,
     _registered,
     _reply,
     _run,
@@ -66,19 +66,7 @@ def test_a_forwarded_call_is_recorded_as_the_did_called_delivered_or_refused(
         await phone.request("ACK")
         await _handled(h, provider)
         advance(h, 30)
-        bye = request(
-            "BYE",
-            f"sip:{CALLED}@127.0.0.1:{h.switch[1]}",
-            local_port=provider.port,
-            call_id=call_id,
-            from_tag=ok.from_.tag or "",
-            cseq=2,
-            to=ok.headers.get("To"),
-        )
-        provider.send(bye, h.switch)
-        phone_bye, addr = await phone.request("BYE")
-        phone.send(make_response(phone_bye, 200), addr)
-        await provider.response(200, method="BYE")
+        await _provider_hangs_up(h, provider, phone, ok, call_id, CALLED)
         delivered = (await h.sink.wait(2))[1]
 
         for cdr in (refused, delivered):
