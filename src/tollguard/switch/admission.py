@@ -191,17 +191,7 @@ class Admission:
                 plan, customer, account, request, peer.address[0], callee, decision.sell_rate
             )
             if isinstance(verdict, fraud.Refused):
-                answer = verdict.answer
-                return Refused(
-                    answer.status,
-                    answer.reason,
-                    answer.q850_cause,
-                    plan,
-                    customer,
-                    account,
-                    callee,
-                    f"fraud {verdict.rule.value}: {verdict.detail}",
-                )
+                return _fraud_refusal(verdict, plan, customer, account, callee)
             admitted_fraud = verdict
         credit = None
         funds = self.funds
@@ -251,18 +241,8 @@ class Admission:
             source, callee = peer.address[0], verdict.callee
             outcome = guard.admit(plan, customer, account, request, source, callee, None)
             if isinstance(outcome, fraud.Refused):
-                answer = outcome.answer
-                return Refused(
-                    answer.status,
-                    answer.reason,
-                    answer.q850_cause,
-                    plan,
-                    customer,
-                    account,
-                    callee,
-                    f"fraud {outcome.rule.value}: {outcome.detail}",
-                    CallDirection.INTERNAL,
-                    verdict.did,
+                return _fraud_refusal(
+                    outcome, plan, customer, account, callee, CallDirection.INTERNAL, verdict.did
                 )
             checked = outcome
         self.count(verdict.customer)
@@ -289,3 +269,29 @@ class Admission:
             counts[customer.id] = left
         else:
             counts.pop(customer.id, None)
+
+
+def _fraud_refusal(  # noqa: PLR0917 (the Refused fields it fills, in their order)
+    verdict: fraud.Refused,
+    plan: Plan,
+    customer: Customer,
+    account: Account | None,
+    callee: str,
+    direction: CallDirection = CallDirection.OUTBOUND,
+    did: Did | None = None,
+) -> Refused:
+    """The fraud engine's answer to the caller, its rule and detail for the CDR."""
+    answer = verdict.answer
+    detail = f"fraud {verdict.rule.value}: {verdict.detail}"
+    return Refused(
+        answer.status,
+        answer.reason,
+        answer.q850_cause,
+        plan,
+        customer,
+        account,
+        callee,
+        detail,
+        direction,
+        did,
+    )

@@ -123,9 +123,7 @@ class Inbound:
         # chain says where the call goes (docs/billing.md, "Forwards").
         called, did = chain[0], chain[-1]
         customer = plan.customer(called.customer_id)
-        account: Account | None = None
-        if did.target is DidTarget.ACCOUNT and did.account_id is not None:
-            account = plan.account(did.account_id)
+        account = _answering_account(plan, did)
 
         def refuse(status: int, reason: str, detail: str, q850: int | None = None) -> Refused:
             return Refused(status, reason, q850, plan, customer, account, number, detail, _IN)
@@ -211,10 +209,7 @@ class Inbound:
         ):
             return None  # another customer's DID (or none, or disabled): routed out
         did = chain[-1]
-        account = None
-        if did.target is DidTarget.ACCOUNT and did.account_id is not None:
-            account = plan.account(did.account_id)
-        deliveries = self._target(did, account, number)
+        deliveries = self._target(did, _answering_account(plan, did), number)
         if isinstance(deliveries, str):
             return Refused(
                 480,
@@ -286,6 +281,13 @@ def _contact_delivery(binding: Binding, fallback: Delivery | None) -> Delivery:
 
 def _highest_q_first(delivery: Delivery) -> int:
     return -delivery.q
+
+
+def _answering_account(plan: Plan, did: Did) -> Account | None:
+    """The account a DID (the last of its chain) rings, when its target is one."""
+    if did.target is DidTarget.ACCOUNT and did.account_id is not None:
+        return plan.account(did.account_id)
+    return None
 
 
 def did_charge(plan: Plan, customer: Customer, did: Did) -> tuple[Rate, RateCard] | None:
