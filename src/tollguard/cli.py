@@ -396,6 +396,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
             rtpengine_steps=_steps(args.rtpengine_steps) or relay.RTPENGINE_STEPS,
             rtpengine=not args.no_rtpengine,
             separate_cpus=not args.shared_cpus,
+            python_reference=not args.no_python_reference,
             log=lambda line: print(line, file=sys.stderr, flush=True),
         )
     elif args.name == "web":
@@ -608,6 +609,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--rtpengine-steps", default="", help="relay: call counts for rtpengine")
     p.add_argument("--no-rtpengine", action="store_true", help="relay: skip rtpengine")
+    p.add_argument(
+        "--no-python-reference",
+        action="store_true",
+        help="relay: skip the embedded relay with every packet on its Python path",
+    )
     p.add_argument(
         "--shared-cpus",
         action="store_true",

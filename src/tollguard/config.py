@@ -294,6 +294,10 @@ class MediaSettings:
     # Run the relay's packet loop in its own process (true), or in a thread of the
     # switch process (false: for tests and small installations).
     relay_process: bool = True
+    # Move the steady state's packets (a locked source, no SRTP) in C when the C module
+    # was built at install (true), or every packet in Python (false: about twice the CPU
+    # per packet; for comparison, or should the C path misbehave).
+    relay_native: bool = True
     # An answered call, not on hold, that carried no RTP for this long is ended (BYE on
     # both legs). 0 turns the check off.
     timeout_s: float = 30.0

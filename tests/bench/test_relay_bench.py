@@ -27,7 +27,9 @@ def test_small_run_reports_both_relays() -> None:
         assert result["cpu_split"] == {"generators": sorted(split[0]), "relay": sorted(split[1])}
     # The bench pinned itself to the generators' CPU for the run only.
     assert os.sched_getaffinity(0) == before
-    for name, steps in (("relay", [4, 8]), ("rtpengine", [4])):
+    assert result["relay"]["packet_path"] == "C"
+    assert result["relay_python"]["packet_path"] == "Python"
+    for name, steps in (("relay", [4, 8]), ("relay_python", [4, 8]), ("rtpengine", [4])):
         figures = result[name]
         if "skipped" in figures:
             pytest.skip(figures["skipped"])
@@ -40,6 +42,7 @@ def test_small_run_reports_both_relays() -> None:
         assert first["p99_ms"] >= first["p50_ms"] > 0
         assert first["cpu_us_per_packet"] >= 0
         assert isinstance(first["passed"], bool)
+        assert first["generators_lagged"] is (first["generator_lag_ms"] > 5.0)
         assert figures["calls"] in (0, *steps)
 
 

@@ -17,6 +17,7 @@ import pytest
 from tollguard.config import MediaSettings
 from tollguard.media import MediaRefused, Party
 from tollguard.media.relay import EmbeddedRelay
+from tollguard.media.rtp import native_available
 from tollguard.sip.sdp import parse_sdp
 
 from .rtp_peers import Peer, rtp_packet, sdp
@@ -51,9 +52,15 @@ def _settings(**overrides: object) -> MediaSettings:
     return MediaSettings(**values)  # type: ignore[arg-type]
 
 
+@pytest.fixture(params=[True, False], ids=["c-path", "python-path"])
+def native(request: pytest.FixtureRequest) -> bool:
+    """Every relay test runs on the C packet path and on the Python one."""
+    return bool(request.param)
+
+
 @pytest.fixture
-def relay(clock: Clock) -> Iterator[EmbeddedRelay]:
-    backend = EmbeddedRelay(_settings())
+def relay(clock: Clock, native: bool) -> Iterator[EmbeddedRelay]:
+    backend = EmbeddedRelay(_settings(relay_native=native))
     backend.start(process=False, clock=clock)
     yield backend
     backend.close()
@@ -109,6 +116,11 @@ def test_offer_and_answer_point_each_side_at_the_relay(
     assert answer.media[0].port == a_port != b_port
 
 
+def test_the_c_path_is_built() -> None:
+    """The test command installs a C compiler, so the relay's C path must be there."""
+    assert native_available()
+
+
 def test_rtp_flows_both_ways_and_is_counted(relay: EmbeddedRelay, peers: tuple[Peer, Peer]) -> None:
     caller, callee = peers
     a_port, b_port = _call(relay, caller, callee)
@@ -147,6 +159,41 @@ def test_a_stranger_is_dropped_and_counted(relay: EmbeddedRelay, peers: tuple[Pe
     counters = relay.end("call-1")
     assert counters.dropped == 10
     assert counters.caller_packets == 5
+
+
+def test_a_flood_from_a_stranger_is_dropped_and_the_call_goes_on(
+    relay: EmbeddedRelay, peers: tuple[Peer, Peer]
+) -> None:
+    """An attacker floods both of a call's relay ports, some of it spoofing RTP headers
+    of the caller's stream, while the caller talks: every one of the attacker's packets
+    is dropped and counted, every one of the caller's arrives, in order, from the relay."""
+    caller, callee = peers
+    a_port, b_port = _call(relay, caller, callee)
+    attacker = Peer(ATTACKER)
+    flood = 0
+    try:
+        for seq in range(20):
+            for burst in range(50):
+                attacker.send(rtp_packet(seq + burst, payload=b"evil" * 40), a_port)
+                attacker.send(b"\x00" * (burst % 20), b_port)  # not RTP, and empty ones
+                flood += 2
+            caller.send(rtp_packet(seq), a_port)
+            # Each round is taken in before the next: the kernel's socket buffers never
+            # overflow, so every flood packet reaches the relay and must be counted.
+            deadline = time.monotonic() + 5
+            while relay.counters("call-1").dropped < flood and time.monotonic() < deadline:
+                time.sleep(0.002)
+        callee.collect(lambda: len(callee.received) >= 20)
+        callee.drain()
+        caller.drain()
+        attacker.drain()
+    finally:
+        attacker.close()
+    assert [data for data, _ in callee.received] == [rtp_packet(seq) for seq in range(20)]
+    assert {source for _, source in callee.received} == {("127.0.0.1", b_port)}
+    assert caller.received == attacker.received == []
+    counters = relay.end("call-1")
+    assert (counters.dropped, counters.caller_packets, counters.caller_lost) == (flood, 20, 0)
 
 
 def test_nat_latches_on_the_signalling_address_once(
@@ -316,8 +363,8 @@ def test_many_media_lines_take_a_bounded_number_of_ports(relay: EmbeddedRelay) -
     assert relay.pool.in_use == 16
 
 
-def test_engine_in_its_own_process(peers: tuple[Peer, Peer]) -> None:
-    backend = EmbeddedRelay(_settings())
+def test_engine_in_its_own_process(peers: tuple[Peer, Peer], native: bool) -> None:
+    backend = EmbeddedRelay(_settings(relay_native=native))
     backend.start(process=True)
     try:
         caller, callee = peers
@@ -326,6 +373,7 @@ def test_engine_in_its_own_process(peers: tuple[Peer, Peer]) -> None:
             caller.send(rtp_packet(seq), a_port)
         callee.collect(lambda: len(callee.received) >= 3)
         assert backend.end("call-1").caller_packets == 3
+        assert backend.native is native
     finally:
         backend.close()
 

@@ -16,8 +16,11 @@ relay. A step passes when the relay loses under 0.1 % of the packets and adds un
 calls of a passing step. The steps go up until one fails.
 
 Backends: the embedded relay (its engine in its own process, as ``tollguard serve``
-runs it), and rtpengine (Debian's ``rtpengine-daemon``, userspace) driven by
-Tollguard's rtpengine backend, started on loopback for the run. Each backend's CPU time
+runs it, moving the steady state's packets in C when that module was built), the same
+relay with every packet on its Python path (``relay_python``: the reference for what
+the C path gains, skipped with ``python_reference=False``), and rtpengine (Debian's
+``rtpengine-daemon``, userspace) driven by Tollguard's rtpengine backend, started on
+loopback for the run. Each backend's CPU time
 per relayed packet comes from ``/proc/<pid>/stat`` of its process.
 
 The generators and the relay under test do not share a core when the machine has two or
@@ -28,6 +31,14 @@ for a few milliseconds at a time, and the added latency measured is then the har
 as much as the relay's; on separate cores each side's figures are its own. The CPUs
 used are reported (``cpus``); ``separate_cpus=False`` (``--shared-cpus``) measures as
 the processes fall.
+
+The baseline is the harness's floor: when its generators fall more than the latency
+budget behind their schedule it is run once more and the faster run kept, so that a
+slow baseline does not excuse the relay's latency. The generators are Python too, on
+one CPU: near 100,000 packets a second each way
+they fall behind their own schedule, and a step whose generators lagged more than the
+latency budget says so (``generators_lagged``): its failure is the harness's limit, not
+necessarily the relay's.
 
 The machine's load average is reported with the figures: other work on the cores makes
 every number worse.
@@ -346,6 +357,7 @@ def _steps(
                 "cpu_us_per_packet": round(cpu / max(flow.received, 1) * 1e6, 2),
                 "relay_cpu_pct": round(cpu / duration * 100, 1),
                 "generator_lag_ms": round(flow.lag_ms, 1),
+                "generators_lagged": flow.lag_ms > MAX_ADDED_P99_MS,
                 "passed": passed,
             }
             log(f"{name}: {step}")
@@ -367,6 +379,7 @@ def run(
     log: Callable[[str], None] = lambda line: None,
     *,
     separate_cpus: bool = True,
+    python_reference: bool = True,
 ) -> dict[str, Any]:
     """Run the benchmark; returns the figures (see the module docstring)."""
     split = cpu_split() if separate_cpus else None
@@ -375,7 +388,15 @@ def run(
     if harness is not None:
         os.sched_setaffinity(0, harness)
     try:
-        return _run(duration_s, relay_steps, rtpengine_steps, rtpengine, log, relay_cpus, harness)
+        return _run(
+            duration_s,
+            relay_steps,
+            rtpengine_steps,
+            (rtpengine, python_reference),
+            log,
+            relay_cpus,
+            harness,
+        )
     finally:
         os.sched_setaffinity(0, own_cpus)
 
@@ -384,11 +405,12 @@ def _run(  # noqa: PLR0917 (run's arguments, with the CPUs chosen)
     duration_s: float,
     relay_steps: Sequence[int],
     rtpengine_steps: Sequence[int],
-    rtpengine: bool,
+    references: tuple[bool, bool],
     log: Callable[[str], None],
     relay_cpus: frozenset[int] | None,
     harness: frozenset[int] | None,
 ) -> dict[str, Any]:
+    rtpengine, python_reference = references
     load_before = os.getloadavg()
     generators = Generators(harness)
     baselines: dict[int, Flow] = {}
@@ -397,8 +419,15 @@ def _run(  # noqa: PLR0917 (run's arguments, with the CPUs chosen)
         if calls not in baselines:
             to_callee = [(LOOPBACK, generators.callee_port)] * calls
             to_caller = [(LOOPBACK, generators.caller_port)] * calls
-            baselines[calls] = generators.flow(to_callee, to_caller, duration_s)
-            log(f"baseline {calls}: {baselines[calls]}")
+            flow = generators.flow(to_callee, to_caller, duration_s)
+            log(f"baseline {calls}: {flow}")
+            if flow.lag_ms > MAX_ADDED_P99_MS:
+                # The generators fell behind by themselves: a baseline that slow would
+                # excuse the relay's own latency. Once more, keeping the faster run.
+                again = generators.flow(to_callee, to_caller, duration_s)
+                log(f"baseline {calls} again: {again}")
+                flow = min(flow, again, key=lambda run: run.p99_ms)
+            baselines[calls] = flow
         return baselines[calls]
 
     result: dict[str, Any] = {
@@ -413,30 +442,11 @@ def _run(  # noqa: PLR0917 (run's arguments, with the CPUs chosen)
         else {"generators": sorted(harness), "relay": sorted(relay_cpus)},
     }
     try:
-        relay = EmbeddedRelay(
-            MediaSettings(
-                relay_host=LOOPBACK,
-                port_min=_RELAY_PORTS[0],
-                port_max=_RELAY_PORTS[1],
-                timeout_s=0,
+        engines = [("relay", True)] + ([("relay_python", False)] if python_reference else [])
+        for name, native in engines:
+            result[name] = _embedded(
+                name, native, relay_steps, generators, baseline, duration_s, log, relay_cpus
             )
-        )
-        relay.start(process=True)
-        try:
-            assert relay.engine_pid is not None
-            result["relay"] = _steps(
-                "relay",
-                relay,
-                relay.engine_pid,
-                steps=relay_steps,
-                generators=generators,
-                baseline=baseline,
-                duration=duration_s,
-                log=log,
-                cpus=relay_cpus,
-            )
-        finally:
-            relay.close()
         if rtpengine:
             result["rtpengine"] = _rtpengine(
                 rtpengine_steps, generators, baseline, duration_s, log, cpus=relay_cpus
@@ -446,6 +456,44 @@ def _run(  # noqa: PLR0917 (run's arguments, with the CPUs chosen)
     result["load_average_before"] = [round(value, 2) for value in load_before]
     result["load_average_after"] = [round(value, 2) for value in os.getloadavg()]
     return result
+
+
+def _embedded(  # noqa: PLR0917 (one relay's run of _steps)
+    name: str,
+    native: bool,
+    steps: Sequence[int],
+    generators: Generators,
+    baseline: Callable[[int], Flow],
+    duration_s: float,
+    log: Callable[[str], None],
+    cpus: frozenset[int] | None,
+) -> dict[str, Any]:
+    relay = EmbeddedRelay(
+        MediaSettings(
+            relay_host=LOOPBACK,
+            port_min=_RELAY_PORTS[0],
+            port_max=_RELAY_PORTS[1],
+            timeout_s=0,
+            relay_native=native,
+        )
+    )
+    relay.start(process=True)
+    try:
+        assert relay.engine_pid is not None
+        figures = _steps(
+            name,
+            relay,
+            relay.engine_pid,
+            steps=steps,
+            generators=generators,
+            baseline=baseline,
+            duration=duration_s,
+            log=log,
+            cpus=cpus,
+        )
+    finally:
+        relay.close()
+    return {"packet_path": "C" if relay.native else "Python", **figures}
 
 
 def _rtpengine(

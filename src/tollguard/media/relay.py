@@ -47,7 +47,7 @@ from tollguard.media.anchor import (
     relayable,
 )
 from tollguard.media.backend import MediaCounters, MediaRefused, Party, is_sdp
-from tollguard.media.rtp import SLOT_SIZE, Engine, control_message
+from tollguard.media.rtp import SLOT_SIZE, Engine, control_message, native_available
 from tollguard.sip.errors import SipError
 from tollguard.sip.sdp import Attribute, SessionDescription, parse_sdp
 
@@ -172,6 +172,12 @@ class EmbeddedRelay:
         self._pings = 0
 
     @property
+    def native(self) -> bool:
+        """Whether the engine moves the steady state's packets in C (``relay_native``
+        and the C module built)."""
+        return self._settings.relay_native and native_available()
+
+    @property
     def engine_pid(self) -> int | None:
         """The engine process's id (None when it runs in a thread or not at all)."""
         return self._process.pid if self._process is not None else None
@@ -210,6 +216,7 @@ class EmbeddedRelay:
                         str(theirs.fileno()),
                         str(memfd),
                         str(self.slots),
+                        *([] if self._settings.relay_native else ["--python"]),
                     ],
                     pass_fds=(theirs.fileno(), memfd),
                     stdin=subprocess.DEVNULL,
@@ -218,7 +225,11 @@ class EmbeddedRelay:
             else:
                 theirs.setblocking(False)
                 engine = Engine(
-                    theirs, self._counters, _srtp_factory(), clock=clock or time.monotonic
+                    theirs,
+                    self._counters,
+                    _srtp_factory(),
+                    clock=clock or time.monotonic,
+                    native=self._settings.relay_native,
                 )
                 self._thread = threading.Thread(
                     target=_run_and_close, args=(engine, theirs), name="media-relay", daemon=True
@@ -234,12 +245,13 @@ class EmbeddedRelay:
         if self._loop is not None:
             self._loop.add_reader(ours.fileno(), self.poll)
         log.info(
-            "media relay: ports %d-%d on %s, advertised as %s, engine in a %s",
+            "media relay: ports %d-%d on %s, advertised as %s, engine in a %s, packets in %s",
             self._settings.port_min,
             self._settings.port_max,
             self.pool.host,
             self.host,
             "process" if in_process else "thread",
+            "C" if self.native else "Python",
         )
 
     def close(self) -> None:

@@ -19,6 +19,13 @@ Per packet, on the socket of side X of a stream:
 3. It leaves through the other side's socket towards the other side's locked (or
    announced) address, so each side sees the relay as its only peer.
 
+The steady state (a port whose source is locked, on a stream without SRTP) runs in C
+when :mod:`tollguard.media._fastpath` was built: one ``epoll_wait`` for many packets,
+then per packet the same checks and counters as the Python path below, with no Python
+object made. Every other packet (a source not locked yet, a stranger, SRTP) comes back
+to this module, which decides on it as before; without the C module every packet takes
+the Python path.
+
 Counters live in shared memory (``counters``: one slot of :data:`SLOT_FIELDS` 64-bit
 integers per session) so that the switch reads a call's totals at its end without a
 round trip. The engine sends the switch one kind of message: ``dead`` when an answered
@@ -41,12 +48,18 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+try:
+    from tollguard.media import _fastpath
+except ImportError:  # built without a C compiler: every packet takes the Python path
+    _fastpath = None  # type: ignore[assignment]
+
 __all__ = [
     "SLOT_FIELDS",
     "SLOT_SIZE",
     "Engine",
     "SrtpFactory",
     "control_message",
+    "native_available",
     "read_control",
 ]
 
@@ -76,6 +89,11 @@ _CONTROL_MAX = 65536
 type SrtpFactory = Callable[[str, bytes, bool], Any]
 
 
+def native_available() -> bool:
+    """Whether the C packet path was built for this interpreter."""
+    return _fastpath is not None
+
+
 def control_message(op: str, **fields: object) -> bytes:
     return json.dumps({"op": op, **fields}, separators=(",", ":")).encode()
 
@@ -98,6 +116,8 @@ class _Port:
         "counter",
         "dest",
         "expected",
+        "fast",
+        "fd",
         "locked",
         "nat_ip",
         "other",
@@ -114,6 +134,7 @@ class _Port:
 
     def __init__(self, sock: socket.socket, session: _Session, rtp: bool, counter: int) -> None:
         self.sock = sock
+        self.fd = sock.fileno()
         # Bound once: the packet path calls them for every packet.
         self.recvfrom = sock.recvfrom
         self.sendto = sock.sendto
@@ -132,6 +153,8 @@ class _Port:
         self.seq = -1
         self.srtp_in: Any = None  # unprotects what this side sends
         self.srtp_out: Any = None  # protects what goes to this side
+        # Whether the C path moves this port's packets (and the packets to it).
+        self.fast = False
 
     def expect(self, address: tuple[str, int] | None, nat_ip: str | None, until: float) -> None:
         """A new session description from this side: a new expectation, a new lock."""
@@ -180,10 +203,11 @@ class _Port:
 
 
 class _Session:
-    __slots__ = ("answered", "base", "held", "last_rx", "ports", "reported", "timeout")
+    __slots__ = ("answered", "base", "held", "last_rx", "ports", "reported", "slot", "timeout")
 
-    def __init__(self, base: int) -> None:
-        self.base = base
+    def __init__(self, slot: int) -> None:
+        self.slot = slot
+        self.base = slot * SLOT_SIZE
         self.ports: list[_Port] = []
         self.last_rx = 0.0
         self.answered = False
@@ -201,7 +225,10 @@ class Engine:
         counters: memoryview,
         srtp: SrtpFactory | None = None,
         clock: Callable[[], float] = time.monotonic,
+        native: bool = True,
     ) -> None:
+        """``native=False`` keeps every packet on the Python path even when the C path
+        was built (``media.relay_native``)."""
         self._control = control
         self._counters = counters
         self._srtp = srtp
@@ -211,6 +238,14 @@ class Engine:
         self._epoll = select.epoll()
         self._epoll.register(control.fileno(), select.EPOLLIN)
         self._running = True
+        self._native: _fastpath.Forwarder | None = None
+        if native and _fastpath is not None:
+            self._native = _fastpath.Forwarder(counters, len(counters) // SLOT_SIZE, clock)
+
+    @property
+    def native(self) -> bool:
+        """Whether the C path moves the steady state's packets."""
+        return self._native is not None
 
     # -- control -----------------------------------------------------------------------
 
@@ -268,12 +303,14 @@ class Engine:
         if sid in self._sessions:
             session = self._sessions[sid]
         else:
-            session = _Session(slot * SLOT_SIZE)
+            session = _Session(slot)
             self._counters[session.base : session.base + SLOT_SIZE] = array.array(
                 "q", bytes(8 * SLOT_SIZE)
             )
             session.last_rx = self._clock()
             self._sessions[sid] = session
+            if self._native is not None:
+                self._native.clear(slot)
         for index in range(0, len(fds), 4):
             socks = [socket.socket(fileno=fd) for fd in fds[index : index + 4]]
             for sock in socks:
@@ -286,9 +323,10 @@ class Engine:
             a_rtcp.other, b_rtcp.other = b_rtcp, a_rtcp
             for port in (a_rtp, a_rtcp, b_rtp, b_rtcp):
                 session.ports.append(port)
-                fd = port.sock.fileno()
-                self._ports[fd] = port
-                self._epoll.register(fd, select.EPOLLIN)
+                self._ports[port.fd] = port
+                if self._native is not None:
+                    self._native.add(port.fd, port.other.fd, port.rtp, port.counter, slot)
+                self._epoll.register(port.fd, select.EPOLLIN)
 
     def _peer(self, sid: int, message: dict[str, Any]) -> None:
         session = self._sessions[sid]
@@ -301,10 +339,12 @@ class Engine:
             if stream is None:
                 rtp.expect(None, None, 0.0)
                 rtcp.expect(None, None, 0.0)
-                continue
-            host, rtp_port, rtcp_host, rtcp_port = stream
-            rtp.expect((host, int(rtp_port)), nat_ip, until)
-            rtcp.expect((rtcp_host, int(rtcp_port)), nat_ip, until)
+            else:
+                host, rtp_port, rtcp_host, rtcp_port = stream
+                rtp.expect((host, int(rtp_port)), nat_ip, until)
+                rtcp.expect((rtcp_host, int(rtcp_port)), nat_ip, until)
+            self._sync(rtp)
+            self._sync(rtcp)
 
     def _keys(self, sid: int, message: dict[str, Any]) -> None:
         if self._srtp is None:
@@ -318,20 +358,38 @@ class Engine:
         for port in session.ports[index : index + 2]:
             port.srtp_in = self._srtp(suite, inbound, False)
             port.srtp_out = self._srtp(suite, outbound, True)
+            self._sync(port)
+
+    def _sync(self, port: _Port) -> None:
+        """Tell the C path what the port now expects; SRTP, and a host name in a
+        session description, keep the port on the Python path."""
+        native = self._native
+        if native is None:
+            return
+        fast = port.srtp_in is None and port.srtp_out is None
+        try:
+            native.peer(port.fd, port.locked, port.dest)
+        except ValueError:
+            native.peer(port.fd, None, None)
+            fast = False
+        port.fast = fast
+        native.set_slow(port.fd, not fast)
 
     def _close(self, sid: int) -> None:
         session = self._sessions.pop(sid, None)
         if session is None:
             return
         for port in session.ports:
-            fd = port.sock.fileno()
-            self._ports.pop(fd, None)
+            self._ports.pop(port.fd, None)
+            if self._native is not None:
+                self._native.remove(port.fd)
             with contextlib.suppress(OSError):
-                self._epoll.unregister(fd)
+                self._epoll.unregister(port.fd)
             port.sock.close()
 
     def _sweep(self, now: float) -> None:
         counters = self._counters
+        native = self._native
         for sid, session in self._sessions.items():
             if (
                 session.answered
@@ -339,6 +397,7 @@ class Engine:
                 and not session.reported
                 and session.timeout > 0
                 and now - session.last_rx >= session.timeout
+                and (native is None or now - native.last_rx(session.slot) >= session.timeout)
             ):
                 session.reported = True
                 counters[session.base + _TIMED_OUT] = 1
@@ -349,80 +408,122 @@ class Engine:
 
     def run(self) -> None:
         """Relay until the switch closes the control socket or says ``stop``."""
-        control_fd = self._control.fileno()
-        ports = self._ports
-        counters = self._counters
-        poll = self._epoll.poll
-        clock = self._clock
-        next_sweep = clock() + _SWEEP_S
         try:
-            while self._running:
-                events = poll(_SWEEP_S)
-                now = clock()
-                for fd, _mask in events:
-                    # Commands first: a packet may follow the description it depends on.
-                    if fd == control_fd:
-                        self._on_control()
-                        break
-                for fd, _mask in events:
-                    port = ports.get(fd)
-                    if port is None:
-                        continue
-                    try:
-                        data, source = port.recvfrom(2048)
-                    except OSError:
-                        # Nothing to read after all, or an ICMP error from an earlier send.
-                        continue
-                    if source != port.locked and not port.admit(source, now):
-                        counters[port.session.base + _DROPPED] += 1
-                        continue
-                    if port.rtp:
-                        size = len(data)
-                        if size < 12 or data[0] & 0xC0 != 0x80:
-                            counters[port.session.base + _DROPPED] += 1
-                            continue
-                        if port.srtp_in is not None:
-                            try:
-                                data = port.srtp_in.unprotect(data)
-                            except Exception:
-                                counters[port.session.base + _DROPPED] += 1
-                                continue
-                        seq = data[2] << 8 | data[3]
-                        if seq != (port.seq + 1) & 0xFFFF:
-                            port.sequence_jump(seq, counters)
-                        else:
-                            port.seq = seq
-                        index = port.counter
-                        counters[index] += 1
-                        counters[index + 1] += size
-                        port.session.last_rx = now
-                    elif port.srtp_in is not None:
-                        try:
-                            data = port.srtp_in.unprotect_rtcp(data)
-                        except Exception:
-                            counters[port.session.base + _DROPPED] += 1
-                            continue
-                    other = port.other
-                    dest = other.dest
-                    if dest is None:
-                        continue  # the other side has not said where its media goes yet
-                    if other.srtp_out is not None:
-                        data = (
-                            other.srtp_out.protect(data)
-                            if port.rtp
-                            else other.srtp_out.protect_rtcp(data)
-                        )
-                    try:  # noqa: SIM105 (suppress() costs a call per packet)
-                        other.sendto(data, dest)
-                    except OSError:
-                        pass  # a full buffer or an unreachable peer: the packet is lost
-                if now >= next_sweep:
-                    self._sweep(now)
-                    next_sweep = now + _SWEEP_S
+            if self._native is not None:
+                self._serve_native(self._native)
+            else:
+                self._serve()
         finally:
             for sid in list(self._sessions):
                 self._close(sid)
             self._epoll.close()
+            if self._native is not None:
+                self._native.close()
+
+    def _serve_native(self, native: _fastpath.Forwarder) -> None:
+        """The C path relays the steady state; what it hands back is decided here."""
+        control_fd = self._control.fileno()
+        epoll_fd = self._epoll.fileno()
+        ports = self._ports
+        poll = native.poll
+        clock = self._clock
+        timeout_ms = int(_SWEEP_S * 1000)
+        next_sweep = clock() + _SWEEP_S
+        while self._running:
+            handed = poll(epoll_fd, control_fd, timeout_ms)
+            now = clock()
+            if handed is None:
+                # Commands first: a packet may follow the description it depends on (the
+                # C path read nothing; the next poll reports the packets again).
+                self._on_control()
+            else:
+                for fd, data, source in handed:
+                    port = ports.get(fd)
+                    if port is not None:
+                        self._packet(port, data, source, now)
+            if now >= next_sweep:
+                self._sweep(now)
+                next_sweep = now + _SWEEP_S
+
+    def _serve(self) -> None:
+        """Every packet on the Python path."""
+        control_fd = self._control.fileno()
+        ports = self._ports
+        poll = self._epoll.poll
+        clock = self._clock
+        packet = self._packet
+        next_sweep = clock() + _SWEEP_S
+        while self._running:
+            events = poll(_SWEEP_S)
+            now = clock()
+            for fd, _mask in events:
+                # Commands first: a packet may follow the description it depends on.
+                if fd == control_fd:
+                    self._on_control()
+                    break
+            for fd, _mask in events:
+                port = ports.get(fd)
+                if port is None:
+                    continue
+                try:
+                    data, source = port.recvfrom(2048)
+                except OSError:
+                    # Nothing to read after all, or an ICMP error from an earlier send.
+                    continue
+                packet(port, data, source, now)
+            if now >= next_sweep:
+                self._sweep(now)
+                next_sweep = now + _SWEEP_S
+
+    def _packet(self, port: _Port, data: bytes, source: tuple[Any, ...], now: float) -> None:
+        """One packet received on ``port`` from ``source`` (steps 1 to 3 above)."""
+        counters = self._counters
+        native = self._native
+        if source != port.locked:
+            if not port.admit(source, now):
+                counters[port.session.base + _DROPPED] += 1
+                return
+            if native is not None:
+                native.lock(port.fd, source)
+        other = port.other
+        if native is not None and port.fast and other.fast:
+            native.relay(port.fd, data, now)
+            return
+        if port.rtp:
+            size = len(data)
+            if size < 12 or data[0] & 0xC0 != 0x80:
+                counters[port.session.base + _DROPPED] += 1
+                return
+            if port.srtp_in is not None:
+                try:
+                    data = port.srtp_in.unprotect(data)
+                except Exception:
+                    counters[port.session.base + _DROPPED] += 1
+                    return
+            seq = data[2] << 8 | data[3]
+            if seq != (port.seq + 1) & 0xFFFF:
+                port.sequence_jump(seq, counters)
+            else:
+                port.seq = seq
+            index = port.counter
+            counters[index] += 1
+            counters[index + 1] += size
+            port.session.last_rx = now
+        elif port.srtp_in is not None:
+            try:
+                data = port.srtp_in.unprotect_rtcp(data)
+            except Exception:
+                counters[port.session.base + _DROPPED] += 1
+                return
+        dest = other.dest
+        if dest is None:
+            return  # the other side has not said where its media goes yet
+        if other.srtp_out is not None:
+            data = other.srtp_out.protect(data) if port.rtp else other.srtp_out.protect_rtcp(data)
+        try:  # noqa: SIM105 (suppress() costs a call per packet)
+            other.sendto(data, dest)
+        except OSError:
+            pass  # a full buffer or an unreachable peer: the packet is lost
 
 
 def _srtp_factory() -> SrtpFactory | None:
@@ -434,16 +535,18 @@ def _srtp_factory() -> SrtpFactory | None:
 
 
 def main(argv: list[str]) -> int:
-    """``python -m tollguard.media.rtp CONTROL_FD COUNTERS_FD SLOTS``: the engine process."""
+    """``python -m tollguard.media.rtp CONTROL_FD COUNTERS_FD SLOTS [--python]``: the
+    engine process (``--python``: every packet on the Python path)."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    control_fd, counters_fd, slots = (int(arg) for arg in argv)
+    native = "--python" not in argv
+    control_fd, counters_fd, slots = (int(arg) for arg in argv if arg != "--python")
     control = socket.socket(fileno=control_fd)
     control.setblocking(False)
     size = slots * SLOT_SIZE * 8
     with mmap.mmap(counters_fd, size) as shared:
         counters = memoryview(shared).cast("q")
         try:
-            Engine(control, counters, _srtp_factory()).run()
+            Engine(control, counters, _srtp_factory(), native=native).run()
         finally:
             counters.release()
     return 0
