@@ -435,6 +435,11 @@ class Settings:
         return self.data_dir / "tls" / "key.pem"
 
     @property
+    def bindings_path(self) -> Path:
+        """Where the switch keeps its UDP bindings across restarts (docs/registrar.md)."""
+        return self.data_dir / "bindings.json"
+
+    @property
     def switch_status_path(self) -> Path:
         """Where the running switch publishes its live state for the web process."""
         return self.data_dir / "run" / "switch-status.json"

@@ -583,8 +583,8 @@ class MemoryReservations:
 class MemoryBindings:
     """:class:`tollguard.domain.registration.Bindings` in a dict, with a heap of expiries.
 
-    Nothing survives a restart: phones register again at their next refresh (at most
-    ``sip.register_max_expires_s`` later; docs/registrar.md).
+    The switch saves the UDP ones to a file and takes them back at its next start
+    (:mod:`tollguard.state.bindings_file`; docs/registrar.md, "Restart").
     """
 
     __slots__ = ("_by_account", "_due")

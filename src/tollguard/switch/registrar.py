@@ -265,6 +265,35 @@ class Registrar:
         every = self._bindings.every(self._wall())
         return len(every), len({binding.account_id for binding in every})
 
+    def persistent(self) -> list[Binding]:
+        """The live bindings that survive a restart (made over UDP; docs/registrar.md)."""
+        return [b for b in self._bindings.every(self._wall()) if b.transport == "udp"]
+
+    def restore(self, bindings: Iterable[Binding], plan: Plan) -> int:
+        """Take back the bindings kept across a restart; returns how many were taken.
+
+        Only for accounts the plan still has, enabled, and not past each account's
+        ``sip.register_max_contacts`` (the most recently refreshed first). An account
+        that registered meanwhile keeps what it registered.
+        """
+        wall = self._wall()
+        by_account: dict[int, list[Binding]] = {}
+        for binding in bindings:
+            if binding.transport == "udp" and not binding.connection and binding.expires_at > wall:
+                by_account.setdefault(binding.account_id, []).append(binding)
+        taken = 0
+        for account_id, found in by_account.items():
+            account = plan.account(account_id)
+            if account is None or not account.enabled or self._bindings.of(account_id, wall):
+                continue
+            found.sort(key=lambda b: b.expires_at, reverse=True)
+            restored = tuple(found[: self._limits.max_contacts])
+            self._bindings.put(account_id, restored)
+            self._repin(restored, ())
+            taken += len(restored)
+        self._arm()
+        return taken
+
     # -- REGISTER ----------------------------------------------------------------------
 
     def register(self, request: Request, peer: Peer, plan: Plan) -> None:

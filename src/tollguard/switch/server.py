@@ -30,10 +30,12 @@ from tollguard.domain.credit import (
 )
 from tollguard.domain.fraud import FraudEventStore, SourceCountries, SuspensionStore
 from tollguard.domain.plan import PlanSource
+from tollguard.domain.routing import Plan
 from tollguard.domain.shield import BanStore, Shield, policy_from_settings
 from tollguard.media import MediaBackend
 from tollguard.media.relay import EmbeddedRelay
 from tollguard.media.rtpengine import Rtpengine
+from tollguard.state import bindings_file
 from tollguard.state.memory import (
     MemoryBans,
     MemoryCounters,
@@ -46,6 +48,7 @@ from tollguard.switch.cdr_writer import CdrWriter
 from tollguard.switch.guard import Guard
 from tollguard.switch.loader import PlanLoader
 from tollguard.switch.media import MediaHooks
+from tollguard.switch.registrar import Registrar
 from tollguard.switch.status import StatusPublisher, SwitchCounters
 from tollguard.switch.timers import Scheduler
 from tollguard.transport import StreamLimits, Transports, client_context, server_context
@@ -57,6 +60,8 @@ security_log = logging.getLogger("tollguard.security")
 
 # How long a graceful stop waits for the BYEs and CANCELs it sent to be answered.
 _DRAIN_TIMEOUT_S = 4.0
+# Seconds between two saves of the UDP bindings (when they changed), and at the stop.
+BINDINGS_SAVE_S = 10.0
 # Allocations between two collections of the youngest generation (CPython: 700).
 _GC_YOUNG_THRESHOLD = 20_000
 
@@ -174,6 +179,43 @@ async def _keep_in_sync(
         await asyncio.to_thread(once)  # what the last second decided
 
 
+def _restore_bindings(
+    registrar: Registrar, path: Path, text: str | None, plan: Plan, now: float
+) -> str:
+    """Take back the bindings the last run kept (``text``: the file's, None when there
+    is none); returns what is saved now."""
+    if text is None:
+        return ""
+    found, problems = bindings_file.parse(text, now)
+    for problem in problems:
+        log.warning("%s: %s; re-learnt at the next REGISTER instead", path, problem)
+    taken = registrar.restore(found, plan)
+    log.info(
+        "registrar: %d bindings taken back from %s (%d more were expired, or of accounts "
+        "gone or disabled)",
+        taken,
+        path,
+        len(found) - taken,
+    )
+    return text
+
+
+async def _keep_bindings(registrar: Registrar, path: Path, saved: str, stop: asyncio.Event) -> None:
+    """Save the UDP bindings when they changed, every few seconds and once at the stop."""
+    while True:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), BINDINGS_SAVE_S)
+        text = bindings_file.dump(registrar.persistent())
+        if text != saved:
+            try:
+                await asyncio.to_thread(bindings_file.write, path, text)
+                saved = text
+            except OSError:
+                log.exception("cannot save the bindings to %s; retrying", path)
+        if stop.is_set():
+            return
+
+
 def _media_backends(settings: Settings) -> tuple[EmbeddedRelay, Rtpengine | None]:
     """The embedded relay (always: a customer may be switched to it at any time) and
     rtpengine when its control address is configured."""
@@ -286,6 +328,8 @@ async def run_switch(
     installed: list[signal.Signals] = []
     publishing: asyncio.Task[None] | None = None
     syncing: asyncio.Task[None] | None = None
+    keeping: asyncio.Task[None] | None = None
+    kept_text = await asyncio.to_thread(bindings_file.read, settings.bindings_path)
     try:
         listeners = await transports.start(
             listen for listen in listens if listen.transport != "wss"
@@ -302,6 +346,10 @@ async def run_switch(
             {item.transport: item.port for item in reversed(listeners)},
             host,
             connections=transports,
+        )
+        # The registrar exists once bound; a REGISTER that came first keeps what it made.
+        saved = _restore_bindings(
+            b2bua.registrar, settings.bindings_path, kept_text, loader.plan, wall_clock()
         )
         relay.advertise(host)
         relay.start()
@@ -325,14 +373,18 @@ async def run_switch(
         status = StatusPublisher(settings.switch_status_path, counters)
         publishing = asyncio.create_task(status.run(stop))
         syncing = asyncio.create_task(_keep_in_sync(sync, guard, funds, stop))
+        keeping = asyncio.create_task(
+            _keep_bindings(b2bua.registrar, settings.bindings_path, saved, stop)
+        )
         await loader.run(stop)
         await publishing
         await syncing
+        await keeping
         log.info("switch stopping: %d calls in progress", b2bua.active_calls)
         b2bua.drain()
         await b2bua.wait_settled(_DRAIN_TIMEOUT_S)
     finally:
-        for task in (publishing, syncing):
+        for task in (publishing, syncing, keeping):
             if task is not None and not task.done():
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
