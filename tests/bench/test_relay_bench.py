@@ -27,6 +27,7 @@ def test_small_run_reports_both_relays() -> None:
         assert result["cpu_split"] == {"generators": sorted(split[0]), "relay": sorted(split[1])}
     # The bench pinned itself to the generators' CPU for the run only.
     assert os.sched_getaffinity(0) == before
+    assert result["generator"] == "C"
     assert result["relay"]["packet_path"] == "C"
     assert result["relay_python"]["packet_path"] == "Python"
     for name, steps in (("relay", [4, 8]), ("relay_python", [4, 8]), ("rtpengine", [4])):
@@ -93,3 +94,21 @@ def test_pin_moves_every_thread_of_a_process() -> None:
     finally:
         child.kill()
         child.wait()
+
+
+@pytest.mark.parametrize("kind", ["C", "Python"])
+def test_a_generator_sending_to_itself_measures_every_packet(kind: str) -> None:
+    """Both generators, each looped back on its own socket: what was sent comes back, with
+    a latency for every packet."""
+    assert relay_bench.generator_kind() == "C"  # built by the test command's install
+    play = relay_bench._play if kind == "C" else relay_bench._play_python
+    sock = relay_bench._socket()
+    try:
+        result = play(sock, [sock.getsockname()] * 20, time.monotonic() + 0.05, 0.4)
+    finally:
+        sock.close()
+    # 20 calls at 50 packets/s for 0.4 s (a slot more where the Python clock rounds).
+    assert 400 <= result["sent"] <= 402
+    assert result["received"] == result["sent"]
+    assert 0 < result["p50_ns"] <= result["p99_ns"] < 1e9
+    assert 0 <= result["lag_s"] < 0.4

@@ -11,6 +11,7 @@ from tests.state.contract import (
     SuspensionsContract,
 )
 from tests.state.reservations_contract import ReservationsContract
+from tollguard.domain.registration import Binding
 from tollguard.state.memory import (
     SETTLED_MEMORY_S,
     MemoryBans,
@@ -101,3 +102,21 @@ def test_the_lease_heap_is_rebuilt_while_calls_last() -> None:
 class TestMemoryBindings(BindingsContract):
     def make(self) -> MemoryBindings:
         return MemoryBindings()
+
+
+def test_bindings_refreshed_again_and_again_keep_a_bounded_heap() -> None:
+    """A phone re-registering every few seconds must not pile up expiry entries."""
+    store = MemoryBindings()
+    other = Binding(2, "sip:b@192.0.2.2", 500.0, "c2", 1, ("192.0.2.2", 5060), "udp", 0)
+    store.put(2, (other,))
+    for refresh in range(1000):
+        binding = Binding(
+            1, "sip:a@192.0.2.1", 100.0 + refresh, "c1", refresh, ("192.0.2.1", 5060), "udp", 0
+        )
+        store.put(1, (binding,))
+        assert len(store._due) <= 2 * 2 + 64 + 1
+    # Expiry still finds both, each at its own time.
+    assert store.expire(600.0) == [other]
+    assert store.expire(1098.5) == []
+    assert store.expire(1099.0) == [binding]
+    assert len(store) == 0

@@ -34,11 +34,14 @@ the processes fall.
 
 The baseline is the harness's floor: when its generators fall more than the latency
 budget behind their schedule it is run once more and the faster run kept, so that a
-slow baseline does not excuse the relay's latency. The generators are Python too, on
-one CPU: near 100,000 packets a second each way
-they fall behind their own schedule, and a step whose generators lagged more than the
-latency budget says so (``generators_lagged``): its failure is the harness's limit, not
-necessarily the relay's.
+slow baseline does not excuse the relay's latency.
+
+The generators are C when ``tollguard.bench._rtpgen`` was built at install (each slot's
+packets leave in one ``sendmmsg``, arrivals are read by ``recvmmsg``; ``generator`` in
+the output says which), else Python, whose two processes fill their one CPU near
+100,000 packets a second each way. A step whose generators lagged more than the latency
+budget behind their schedule says so (``generators_lagged``): its failure is the
+harness's limit, not necessarily the relay's.
 
 The machine's load average is reported with the figures: other work on the cores makes
 every number worse.
@@ -67,6 +70,11 @@ from tollguard.media import MediaBackend, Party
 from tollguard.media.relay import EmbeddedRelay
 from tollguard.media.rtpengine import Rtpengine
 from tollguard.sip.sdp import parse_sdp
+
+try:
+    from tollguard.bench import _rtpgen
+except ImportError:  # built without a C compiler: the generators run in Python
+    _rtpgen = None  # type: ignore[assignment]
 
 __all__ = ["RELAY_STEPS", "RTPENGINE_STEPS", "run"]
 
@@ -135,6 +143,19 @@ def _generator(conn: Connection) -> None:
 
 
 def _play(
+    sock: socket.socket, dests: Sequence[tuple[str, int]], start: float, duration: float
+) -> dict[str, Any]:
+    if _rtpgen is not None:
+        return _rtpgen.play(sock.fileno(), list(dests), start, duration, _SLOTS, _INTERVAL_S)
+    return _play_python(sock, dests, start, duration)
+
+
+def generator_kind() -> str:
+    """Which generator plays the streams: "C" (built at install) or "Python"."""
+    return "C" if _rtpgen is not None else "Python"
+
+
+def _play_python(
     sock: socket.socket, dests: Sequence[tuple[str, int]], start: float, duration: float
 ) -> dict[str, Any]:
     calls = len(dests)
@@ -437,6 +458,7 @@ def _run(  # noqa: PLR0917 (run's arguments, with the CPUs chosen)
         "max_added_p99_ms": MAX_ADDED_P99_MS,
         "duration_s": duration_s,
         "cpus": os.cpu_count(),
+        "generator": generator_kind(),
         "cpu_split": None
         if harness is None or relay_cpus is None
         else {"generators": sorted(harness), "relay": sorted(relay_cpus)},

@@ -580,6 +580,10 @@ class MemoryReservations:
 # --- registrar: bindings -------------------------------------------------------------------
 
 
+# Stale expiry entries MemoryBindings tolerates beyond twice its accounts.
+_DUE_SLACK = 64
+
+
 class MemoryBindings:
     """:class:`tollguard.domain.registration.Bindings` in a dict, with a heap of expiries.
 
@@ -603,7 +607,17 @@ class MemoryBindings:
             self._by_account.pop(account_id, None)
             return
         self._by_account[account_id] = bindings
-        heapq.heappush(self._due, (min(b.expires_at for b in bindings), account_id))
+        due = self._due
+        if len(due) > 2 * len(self._by_account) + _DUE_SLACK:
+            # Every refresh leaves the account's previous entry behind until its time
+            # comes (up to the longest expiry later): a phone refreshing every few
+            # seconds would pile them up. Rebuilt from the live bindings instead.
+            due[:] = [
+                (min(b.expires_at for b in kept), key) for key, kept in self._by_account.items()
+            ]
+            heapq.heapify(due)
+        else:
+            heapq.heappush(due, (min(b.expires_at for b in bindings), account_id))
 
     def expire(self, now: float) -> list[Binding]:
         gone: list[Binding] = []
