@@ -24,6 +24,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <time.h>
 
 #define MAX_EVENTS 256
 #define PACKET_MAX 2048
@@ -420,51 +421,23 @@ static PyObject *Forwarder_clear(Forwarder *self, PyObject *arg)
     Py_RETURN_NONE;
 }
 
-/*
- * poll(epoll_fd, control_fd, timeout_ms): wait for packets and relay those of the steady
- * state. Returns None when the control socket is readable (nothing was read: the engine
- * applies its commands first, and the packets are reported again by the next poll),
- * else the list of (fd, data, source) packets the engine decides on.
- */
-static PyObject *Forwarder_poll(Forwarder *self, PyObject *args)
+static int64_t monotonic_ms(void)
 {
-    int epfd, control_fd, timeout_ms, count;
-    struct epoll_event events[MAX_EVENTS];
-    if (!PyArg_ParseTuple(args, "iii", &epfd, &control_fd, &timeout_ms))
-        return NULL;
-    if (!ready(self))
-        return NULL;
-    Py_BEGIN_ALLOW_THREADS
-    count = epoll_wait(epfd, events, MAX_EVENTS, timeout_ms);
-    Py_END_ALLOW_THREADS
-    if (count < 0) {
-        if (errno == EINTR) {
-            if (PyErr_CheckSignals() < 0)
-                return NULL;
-            return PyList_New(0);
-        }
-        return PyErr_SetFromErrno(PyExc_OSError);
-    }
-    for (int i = 0; i < count; i++) {
-        if (events[i].data.fd == control_fd)
-            Py_RETURN_NONE;
-    }
-    PyObject *handed = PyList_New(0);
-    if (handed == NULL)
-        return NULL;
-    if (count == 0)
-        return handed;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* One batch of ready sockets: relay the steady state, append the rest to handed. */
+static int relay_batch(Forwarder *self, struct epoll_event *events, int count, PyObject *handed)
+{
     PyObject *stamp = PyObject_CallNoArgs(self->clock);
-    if (stamp == NULL) {
-        Py_DECREF(handed);
-        return NULL;
-    }
+    if (stamp == NULL)
+        return -1;
     double now = PyFloat_AsDouble(stamp);
     Py_DECREF(stamp);
-    if (now == -1.0 && PyErr_Occurred()) {
-        Py_DECREF(handed);
-        return NULL;
-    }
+    if (now == -1.0 && PyErr_Occurred())
+        return -1;
     unsigned char buffer[PACKET_MAX];
     for (int i = 0; i < count; i++) {
         int fd = events[i].data.fd;
@@ -489,15 +462,63 @@ static PyObject *Forwarder_poll(Forwarder *self, PyObject *args)
                                            address_tuple(&source.sa));
             if (item == NULL || PyList_Append(handed, item) < 0) {
                 Py_XDECREF(item);
-                Py_DECREF(handed);
-                return NULL;
+                return -1;
             }
             Py_DECREF(item);
             continue;
         }
         forward(self, port, fd, buffer, size, now);
     }
-    return handed;
+    return 0;
+}
+
+/*
+ * poll(epoll_fd, control_fd, timeout_ms): relay the steady state until the engine has
+ * something to do, or for timeout_ms. Returns None as soon as the control socket is
+ * readable (nothing of that wait was read: the engine applies its commands first, and
+ * the packets are reported again by the next poll), the packets the engine decides on
+ * as (fd, data, source) once there are any, else an empty list after timeout_ms.
+ */
+static PyObject *Forwarder_poll(Forwarder *self, PyObject *args)
+{
+    int epfd, control_fd, timeout_ms, count;
+    struct epoll_event events[MAX_EVENTS];
+    if (!PyArg_ParseTuple(args, "iii", &epfd, &control_fd, &timeout_ms))
+        return NULL;
+    if (!ready(self))
+        return NULL;
+    PyObject *handed = PyList_New(0);
+    if (handed == NULL)
+        return NULL;
+    int64_t deadline = monotonic_ms() + (timeout_ms > 0 ? timeout_ms : 0);
+    for (;;) {
+        int64_t left = deadline - monotonic_ms();
+        int wait_ms = left > 0 ? (int)left : 0;
+        Py_BEGIN_ALLOW_THREADS
+        count = epoll_wait(epfd, events, MAX_EVENTS, wait_ms);
+        Py_END_ALLOW_THREADS
+        if (count < 0) {
+            if (errno == EINTR && PyErr_CheckSignals() == 0)
+                return handed;
+            if (errno != EINTR)
+                PyErr_SetFromErrno(PyExc_OSError);
+            Py_DECREF(handed);
+            return NULL;
+        }
+        for (int i = 0; i < count; i++) {
+            if (events[i].data.fd == control_fd) {
+                Py_DECREF(handed);
+                Py_RETURN_NONE;
+            }
+        }
+        if (count > 0 && relay_batch(self, events, count, handed) < 0) {
+            Py_DECREF(handed);
+            return NULL;
+        }
+        /* One batch per call when the engine asked not to wait (a zero timeout). */
+        if (PyList_GET_SIZE(handed) > 0 || count == 0 || wait_ms == 0)
+            return handed;
+    }
 }
 
 static PyObject *Forwarder_close(Forwarder *self, PyObject *Py_UNUSED(ignored))
@@ -523,8 +544,9 @@ static PyMethodDef Forwarder_methods[] = {
      "last_rx(slot): the clock when the slot's last RTP packet was counted here (0: none)."},
     {"clear", (PyCFunction)Forwarder_clear, METH_O, "clear(slot): a new session in the slot."},
     {"poll", (PyCFunction)Forwarder_poll, METH_VARARGS,
-     "poll(epoll_fd, control_fd, timeout_ms): relay what is ready; None when the control "
-     "socket is readable, else the packets for the engine as (fd, data, source)."},
+     "poll(epoll_fd, control_fd, timeout_ms): relay the steady state until the engine has "
+     "work or for timeout_ms; None when the control socket is readable, else the packets "
+     "for the engine as (fd, data, source)."},
     {"close", (PyCFunction)Forwarder_close, METH_NOARGS,
      "close(): release the counters (the forwarder cannot be used after)."},
     {NULL, NULL, 0, NULL},
