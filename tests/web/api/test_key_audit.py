@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from auditlog.models import LogEntry
 from auditlog.registry import auditlog
@@ -11,7 +13,8 @@ from django.contrib.admin.models import LogEntry as AdminLogEntry
 from django.test import Client, override_settings
 from django.urls import URLPattern, URLResolver, path
 
-from tollguard.web.api.models import ApiKey
+from tollguard.web.api.models import ApiKey, Scope
+from tollguard.web.fraud.models import SipBan
 
 from . import people
 from .test_admin_keys import form
@@ -73,3 +76,33 @@ def test_a_customer_revoking_its_key_in_the_portal_is_named() -> None:
     assert issued.key.revoked_at is not None
     entry = LogEntry.objects.get_for_object(issued.key).get(action=LogEntry.Action.UPDATE)
     assert entry.actor == owner
+
+
+def test_a_write_made_with_an_api_key_names_the_key_owner() -> None:
+    """The key is checked inside the view, after the audit middleware ran: the change is
+    still recorded with the key's owner as its actor, and the caller's address."""
+    operator = people.role_user("operator")
+    issued = people.key(operator, Scope.READ_PROVISIONING, Scope.WRITE_PROVISIONING)
+    client = Client(**people.bearer(issued))
+    response = client.post(
+        "/api/v1/bans/",
+        json.dumps({"network": "203.0.113.9", "duration_s": 3600}),
+        content_type="application/json",
+        REMOTE_ADDR="10.7.7.9",
+    )
+    assert response.status_code == 201, response.content
+    ban = SipBan.objects.get(network="203.0.113.9")
+    entry = LogEntry.objects.get_for_object(ban).get(action=LogEntry.Action.CREATE)
+    assert (entry.actor, entry.remote_addr) == (operator, "10.7.7.9")
+
+
+def test_a_refused_key_writes_nothing_and_names_nobody() -> None:
+    client = Client(HTTP_AUTHORIZATION="Bearer tg_not-a-key")
+    response = client.post(
+        "/api/v1/bans/",
+        json.dumps({"network": "203.0.113.9"}),
+        content_type="application/json",
+    )
+    assert response.status_code == 401
+    assert not SipBan.objects.exists()
+    assert not LogEntry.objects.filter(actor__isnull=False).exists()

@@ -10,10 +10,15 @@ recorded as one configuration version bump instead of millions of rows.
 
 from __future__ import annotations
 
+from typing import Any
+
+from auditlog.middleware import AuditlogMiddleware
 from auditlog.registry import auditlog
 from django.apps import apps
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
+from django.http import HttpRequest
+from django.utils.functional import SimpleLazyObject
 
 # (app label, model name, fields left out of the trail)
 TRACKED: tuple[tuple[str, str, tuple[str, ...]], ...] = (
@@ -52,3 +57,19 @@ def register() -> None:
         )
     if not auditlog.contains(Group):
         auditlog.register(Group, m2m_fields={"permissions"})
+
+
+class AuditActorMiddleware(AuditlogMiddleware):  # type: ignore[misc]  # untyped library
+    """django-auditlog's middleware, with the actor read when an entry is written.
+
+    The stock middleware takes ``request.user`` before the view runs. The API
+    authenticates its keys inside the view (Django REST framework then sets the key's
+    owner as the request's user), so every write made with an API key was recorded
+    with no actor. Read lazily, the actor is whoever the request was authenticated as
+    by the time the change is saved: the session's user or the key's owner.
+    """
+
+    def get_extra_data(self, request: HttpRequest) -> dict[str, Any]:
+        data: dict[str, Any] = super().get_extra_data(request)
+        data["actor"] = SimpleLazyObject(lambda: self._get_actor(request))
+        return data

@@ -80,7 +80,8 @@ MIDDLEWARE = [
     "tollguard.web.core.middleware.PasswordChangeRequiredMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "auditlog.middleware.AuditlogMiddleware",
+    # django-auditlog's, with the actor read at write time: API keys are checked in the view.
+    "tollguard.web.security.audit.AuditActorMiddleware",
     "axes.middleware.AxesMiddleware",
 ]
 
