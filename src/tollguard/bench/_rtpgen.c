@@ -135,20 +135,21 @@ static PyObject *play(PyObject *module, PyObject *args)
     struct mmsghdr *messages = calloc(BATCH, sizeof *messages);
     struct iovec *vectors = calloc(BATCH, sizeof *vectors);
     samples_t samples = {0};
+    PyObject *result = NULL;
     if (!addresses || !seqs || !buffers || !messages || !vectors) {
         PyErr_NoMemory();
-        goto fail;
+        goto done;
     }
     for (Py_ssize_t i = 0; i < calls; i++) {
         const char *host;
         int port;
         if (!PyArg_ParseTuple(PyList_GET_ITEM(dests, i), "si", &host, &port))
-            goto fail;
+            goto done;
         addresses[i].sin_family = AF_INET;
         addresses[i].sin_port = htons((uint16_t)port);
         if (inet_pton(AF_INET, host, &addresses[i].sin_addr) != 1) {
             PyErr_Format(PyExc_ValueError, "not an IPv4 address: %s", host);
-            goto fail;
+            goto done;
         }
     }
     Py_ssize_t per_slot = (calls + slots - 1) / slots;
@@ -227,14 +228,15 @@ static PyObject *play(PyObject *module, PyObject *args)
         qsort(samples.values, samples.count, sizeof(int64_t), compare);
     Py_END_ALLOW_THREADS
 
-    if (failed) {
+    if (failed)
         PyErr_NoMemory();
-        goto fail;
-    }
-    PyObject *result = Py_BuildValue(
-        "{s:K,s:K,s:L,s:L,s:d}", "sent", (unsigned long long)sent, "received",
-        (unsigned long long)received, "p50_ns", (long long)percentile(&samples, 0.50), "p99_ns",
-        (long long)percentile(&samples, 0.99), "lag_s", (double)lag / 1e9);
+    else
+        result = Py_BuildValue(
+            "{s:K,s:K,s:L,s:L,s:d}", "sent", (unsigned long long)sent, "received",
+            (unsigned long long)received, "p50_ns", (long long)percentile(&samples, 0.50),
+            "p99_ns", (long long)percentile(&samples, 0.99), "lag_s", (double)lag / 1e9);
+
+done: /* result is NULL unless the run went well */
     free(addresses);
     free(seqs);
     free(buffers);
@@ -242,15 +244,6 @@ static PyObject *play(PyObject *module, PyObject *args)
     free(vectors);
     free(samples.values);
     return result;
-
-fail:
-    free(addresses);
-    free(seqs);
-    free(buffers);
-    free(messages);
-    free(vectors);
-    free(samples.values);
-    return NULL;
 }
 
 static PyMethodDef methods[] = {

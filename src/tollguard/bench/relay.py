@@ -466,16 +466,26 @@ def _run(  # noqa: PLR0917 (run's arguments, with the CPUs chosen)
         if harness is None or relay_cpus is None
         else {"generators": sorted(harness), "relay": sorted(relay_cpus)},
     }
+
+    def measure(name: str, backend: MediaBackend, pid: int, steps: Sequence[int]) -> dict[str, Any]:
+        return _steps(
+            name,
+            backend,
+            pid,
+            steps=steps,
+            generators=generators,
+            baseline=baseline,
+            duration=duration_s,
+            log=log,
+            cpus=relay_cpus,
+        )
+
     try:
         engines = [("relay", True)] + ([("relay_python", False)] if python_reference else [])
         for name, native in engines:
-            result[name] = _embedded(
-                name, native, relay_steps, generators, baseline, duration_s, log, relay_cpus
-            )
+            result[name] = _embedded(name, native, relay_steps, measure)
         if rtpengine:
-            result["rtpengine"] = _rtpengine(
-                rtpengine_steps, generators, baseline, duration_s, log, cpus=relay_cpus
-            )
+            result["rtpengine"] = _rtpengine(rtpengine_steps, measure)
     finally:
         generators.close()
     result["load_average_before"] = [round(value, 2) for value in load_before]
@@ -483,16 +493,11 @@ def _run(  # noqa: PLR0917 (run's arguments, with the CPUs chosen)
     return result
 
 
-def _embedded(  # noqa: PLR0917 (one relay's run of _steps)
-    name: str,
-    native: bool,
-    steps: Sequence[int],
-    generators: Generators,
-    baseline: Callable[[int], Flow],
-    duration_s: float,
-    log: Callable[[str], None],
-    cpus: frozenset[int] | None,
-) -> dict[str, Any]:
+# One backend's run of _steps: (name, backend, its process id, steps) -> figures.
+type Measure = Callable[[str, MediaBackend, int, Sequence[int]], dict[str, Any]]
+
+
+def _embedded(name: str, native: bool, steps: Sequence[int], measure: Measure) -> dict[str, Any]:
     relay = EmbeddedRelay(
         MediaSettings(
             relay_host=LOOPBACK,
@@ -505,31 +510,13 @@ def _embedded(  # noqa: PLR0917 (one relay's run of _steps)
     relay.start(process=True)
     try:
         assert relay.engine_pid is not None
-        figures = _steps(
-            name,
-            relay,
-            relay.engine_pid,
-            steps=steps,
-            generators=generators,
-            baseline=baseline,
-            duration=duration_s,
-            log=log,
-            cpus=cpus,
-        )
+        figures = measure(name, relay, relay.engine_pid, steps)
     finally:
         relay.close()
     return {"packet_path": "C" if relay.native else "Python", **figures}
 
 
-def _rtpengine(
-    steps: Sequence[int],
-    generators: Generators,
-    baseline: Callable[[int], Flow],
-    duration_s: float,
-    log: Callable[[str], None],
-    *,
-    cpus: frozenset[int] | None,
-) -> dict[str, Any]:
+def _rtpengine(steps: Sequence[int], measure: Measure) -> dict[str, Any]:
     (ng_port,) = free_udp_ports(1)
     try:
         process = RtpengineProcess(ng_port, *_RTPENGINE_PORTS)
@@ -540,16 +527,6 @@ def _rtpengine(
         backend.start()
         try:
             assert process.pid is not None
-            return _steps(
-                "rtpengine",
-                backend,
-                process.pid,
-                steps=steps,
-                generators=generators,
-                baseline=baseline,
-                duration=duration_s,
-                log=log,
-                cpus=cpus,
-            )
+            return measure("rtpengine", backend, process.pid, steps)
         finally:
             backend.close()

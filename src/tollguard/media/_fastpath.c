@@ -169,11 +169,10 @@ static void sequence_jump(port_t *port, int seq, int64_t *counters)
 }
 
 /* The rest of the path for a packet from the port's locked source. */
-static void forward(Forwarder *self, port_t *port, int fd, const unsigned char *data,
-                    Py_ssize_t size, double now)
+static void forward(Forwarder *self, port_t *port, const unsigned char *data, Py_ssize_t size,
+                    double now)
 {
     int64_t *counters = (int64_t *)self->counters.buf;
-    (void)fd;
     if (port->rtp) {
         if (size < 12 || (data[0] & 0xC0) != 0x80) {
             counters[port->base + DROPPED] += 1;
@@ -389,34 +388,39 @@ static PyObject *Forwarder_relay(Forwarder *self, PyObject *args)
         return NULL;
     port_t *port = ready(self) ? lookup_or_raise(self, fd) : NULL;
     if (port != NULL)
-        forward(self, port, fd, data.buf, data.len, now);
+        forward(self, port, data.buf, data.len, now);
     PyBuffer_Release(&data);
     if (port == NULL)
         return NULL;
     Py_RETURN_NONE;
 }
 
-static PyObject *Forwarder_last_rx(Forwarder *self, PyObject *arg)
+/* A slot number argument; -1 with the error set when it is not one of ours. */
+static Py_ssize_t slot_of(Forwarder *self, PyObject *arg)
 {
     Py_ssize_t slot = PyLong_AsSsize_t(arg);
     if (slot == -1 && PyErr_Occurred())
-        return NULL;
+        return -1;
     if (slot < 0 || slot >= self->slots) {
         PyErr_SetString(PyExc_IndexError, "slot out of range");
-        return NULL;
+        return -1;
     }
+    return slot;
+}
+
+static PyObject *Forwarder_last_rx(Forwarder *self, PyObject *arg)
+{
+    Py_ssize_t slot = slot_of(self, arg);
+    if (slot < 0)
+        return NULL;
     return PyFloat_FromDouble(self->last_rx[slot]);
 }
 
 static PyObject *Forwarder_clear(Forwarder *self, PyObject *arg)
 {
-    Py_ssize_t slot = PyLong_AsSsize_t(arg);
-    if (slot == -1 && PyErr_Occurred())
+    Py_ssize_t slot = slot_of(self, arg);
+    if (slot < 0)
         return NULL;
-    if (slot < 0 || slot >= self->slots) {
-        PyErr_SetString(PyExc_IndexError, "slot out of range");
-        return NULL;
-    }
     self->last_rx[slot] = 0.0;
     Py_RETURN_NONE;
 }
@@ -467,7 +471,7 @@ static int relay_batch(Forwarder *self, struct epoll_event *events, int count, P
             Py_DECREF(item);
             continue;
         }
-        forward(self, port, fd, buffer, size, now);
+        forward(self, port, buffer, size, now);
     }
     return 0;
 }

@@ -65,6 +65,7 @@ from tollguard.sip.headers import parse_contacts
 from tollguard.sip.message import Request, Response
 from tollguard.sip.stun import binding_response
 from tollguard.sip.uri import SipUri
+from tollguard.state import bindings_file
 from tollguard.switch.admission import user_part
 from tollguard.switch.auth import Authenticated, Authenticator, Challenge
 from tollguard.switch.signalling import Signalling
@@ -267,7 +268,7 @@ class Registrar:
 
     def persistent(self) -> list[Binding]:
         """The live bindings that survive a restart (made over UDP; docs/registrar.md)."""
-        return [b for b in self._bindings.every(self._wall()) if b.transport == "udp"]
+        return [b for b in self._bindings.every(self._wall()) if bindings_file.kept(b)]
 
     def restore(self, bindings: Iterable[Binding], plan: Plan) -> int:
         """Take back the bindings kept across a restart; returns how many were taken.
@@ -279,7 +280,7 @@ class Registrar:
         wall = self._wall()
         by_account: dict[int, list[Binding]] = {}
         for binding in bindings:
-            if binding.transport == "udp" and not binding.connection and binding.expires_at > wall:
+            if bindings_file.kept(binding) and binding.expires_at > wall:
                 by_account.setdefault(binding.account_id, []).append(binding)
         taken = 0
         for account_id, found in by_account.items():
